@@ -1,0 +1,3 @@
+from opo_theory.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""The one batch type every objective consumes (sequence RL and pairwise preference data).
+
+Shapes: B responses, T token positions. Per-token tensors are ``[B, T]``; per-response ``[B]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class PolicyBatch:
+    """Per-token log-probs of the current policy and its anchors, plus rewards and grouping.
+
+    logp      [B,T] log pi_theta(o_t | q, o_<t); carries the graph (gradients flow through it).
+    logp_old  [B,T] log pi_k, the frozen anchor of this outer iteration (pi_old; OPO's pi_ref).
+    mask      [B,T] 1 for response tokens that count, 0 for padding/prompt.
+    rewards   [B]   scalar rewards R_i (optional when ``advantages`` is given).
+    advantages[B]   precomputed advantages; when None, each objective computes its own from rewards.
+    group     [B]   long, prompt-group index of each response (0..n_groups-1).
+    logp_ref  [B,T] optional reference policy for KL-penalized objectives.
+    chosen, rejected [P] long indices into B forming preference pairs (pairwise objectives).
+    entropy   [B,T] optional per-token entropy of pi_theta (diagnostics only).
+    """
+
+    logp: Tensor
+    logp_old: Tensor
+    mask: Tensor
+    group: Tensor
+    rewards: Tensor | None = None
+    advantages: Tensor | None = None
+    logp_ref: Tensor | None = None
+    chosen: Tensor | None = None
+    rejected: Tensor | None = None
+    entropy: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        validate_batch(self)
+
+    @property
+    def n_responses(self) -> int:
+        return self.logp.shape[0]
+
+    @property
+    def n_groups(self) -> int:
+        return int(self.group.max().item()) + 1
+
+    @property
+    def lengths(self) -> Tensor:
+        """[B] number of counted tokens per response."""
+        return self.mask.sum(-1)
+
+    def select(self, index: Tensor) -> PolicyBatch:
+        """Sub-batch of responses ``index`` (pairs are dropped; groups keep their ids)."""
+        take = lambda x: None if x is None else x[index]
+        return replace(
+            self, logp=self.logp[index], logp_old=self.logp_old[index], mask=self.mask[index],
+            group=self.group[index], rewards=take(self.rewards), advantages=take(self.advantages),
+            logp_ref=take(self.logp_ref), entropy=take(self.entropy), chosen=None, rejected=None,
+        )
+
+    def with_(self, **changes) -> PolicyBatch:
+        return replace(self, **changes)
+
+
+def _check_finite(name: str, x: Tensor, mask: Tensor | None = None) -> None:
+    values = x if mask is None else x[mask.bool()]
+    if not torch.isfinite(values).all():
+        bad = values[~torch.isfinite(values)][:3].tolist()
+        raise ValueError(f"{name} must be finite where the mask is 1; found {bad}")
+
+
+def validate_batch(b: PolicyBatch) -> None:
+    """Raise ValueError naming the offending field when shapes, masks or values are invalid."""
+    if b.logp.dim() != 2:
+        raise ValueError(f"logp must have shape [B, T], got {tuple(b.logp.shape)}")
+    shape = tuple(b.logp.shape)
+    n = shape[0]
+    if n == 0:
+        raise ValueError("batch must hold at least one response, got B = 0")
+    for name in ("logp_old", "mask", "logp_ref", "entropy"):
+        x = getattr(b, name)
+        if x is not None and tuple(x.shape) != shape:
+            raise ValueError(f"{name} must have the shape of logp {shape}, got {tuple(x.shape)}")
+    for name in ("group", "rewards", "advantages"):
+        x = getattr(b, name)
+        if x is not None and tuple(x.shape) != (n,):
+            raise ValueError(f"{name} must have shape [B] = ({n},), got {tuple(x.shape)}")
+    if b.rewards is None and b.advantages is None:
+        raise ValueError("batch needs rewards or advantages; both are None")
+    if b.group.dtype not in (torch.int32, torch.int64) or (b.group < 0).any():
+        raise ValueError(f"group must be non-negative integer ids, got dtype {b.group.dtype}")
+    lengths = b.mask.sum(-1)
+    if (lengths <= 0).any():
+        empty = torch.nonzero(lengths <= 0).flatten()[:5].tolist()
+        raise ValueError(f"every response needs at least one unmasked token; empty masks at rows {empty}")
+    for name in ("logp", "logp_old", "logp_ref"):
+        x = getattr(b, name)
+        if x is not None:
+            _check_finite(name, x.detach(), b.mask)
+    for name in ("rewards", "advantages"):
+        x = getattr(b, name)
+        if x is not None:
+            _check_finite(name, x.detach())
+    if (b.chosen is None) != (b.rejected is None):
+        raise ValueError("chosen and rejected must be given together")
+    if b.chosen is not None:
+        if b.chosen.shape != b.rejected.shape or b.chosen.dim() != 1 or b.chosen.numel() == 0:
+            raise ValueError(
+                f"chosen/rejected must be non-empty 1-D index tensors of equal length, got "
+                f"{tuple(b.chosen.shape)} and {tuple(b.rejected.shape)}")
+        for name in ("chosen", "rejected"):
+            idx = getattr(b, name)
+            if (idx < 0).any() or (idx >= n).any():
+                raise ValueError(f"{name} indices must lie in [0, {n}), got {idx.tolist()[:5]}")

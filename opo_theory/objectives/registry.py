@@ -1,0 +1,74 @@
+"""Objective registry: one signature for every loss, ``fn(batch, config) -> (loss, metrics)``.
+
+``metrics`` maps namespaced keys (see ``opo_theory.diagnostics``) to detached scalar tensors, except
+for the two optional *parts* keys ``loss/drive`` and ``loss/reg`` which keep their graph so the
+diagnostics can split the gradient (``loss == loss/drive + loss/reg``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor
+
+from opo_theory.objectives.batch import PolicyBatch
+
+LossFn = Callable[[PolicyBatch, Any], tuple[Tensor, dict[str, Tensor]]]
+DRIVE_KEY, REG_KEY = "loss/drive", "loss/reg"
+
+
+@dataclass(frozen=True)
+class ObjectiveSpec:
+    """A registered objective: its name, config dataclass, loss function and kind.
+
+    kind: "sequence" (group RL over responses), "token" (per-token clipped PG family),
+    or "pairwise" (needs chosen/rejected), "supervised" (SFT).
+    """
+
+    name: str
+    config_cls: type
+    fn: LossFn
+    kind: str
+    summary: str
+
+    def make_config(self, **overrides) -> Any:
+        """Config with ``overrides``; unknown keys raise ValueError listing the allowed ones."""
+        fields = {f.name for f in dataclasses.fields(self.config_cls)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise ValueError(
+                f"unknown config key(s) {unknown} for objective {self.name!r}; allowed: {sorted(fields)}")
+        return self.config_cls(**overrides)
+
+    def __call__(self, batch: PolicyBatch, config: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
+        return self.fn(batch, self.make_config() if config is None else config)
+
+
+_REGISTRY: dict[str, ObjectiveSpec] = {}
+
+
+def register(name: str, config_cls: type, kind: str, summary: str) -> Callable[[LossFn], LossFn]:
+    """Decorator adding ``fn`` to the registry under ``name``."""
+
+    def deco(fn: LossFn) -> LossFn:
+        if name in _REGISTRY:
+            raise ValueError(f"objective {name!r} is already registered")
+        _REGISTRY[name] = ObjectiveSpec(name, config_cls, fn, kind, summary)
+        return fn
+
+    return deco
+
+
+def available() -> list[str]:
+    """Names of all registered objectives, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> ObjectiveSpec:
+    """The objective registered as ``name`` (ValueError listing the allowed names otherwise)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown objective {name!r}; allowed: {', '.join(available())}")
+    return _REGISTRY[name]
