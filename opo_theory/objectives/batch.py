@@ -24,6 +24,10 @@ class PolicyBatch:
     logp_ref  [B,T] optional reference policy for KL-penalized objectives.
     chosen, rejected [P] long indices into B forming preference pairs (pairwise objectives).
     entropy   [B,T] optional per-token entropy of pi_theta (diagnostics only).
+    sample_weight [B] optional non-negative weights: the batch stands for the distribution
+              sum_i w_i delta_{y_i} (exact enumeration of a policy uses w_i = pi_k(y_i)); every
+              mean over responses, group centring included, is then w-weighted. None = uniform
+              (Monte-Carlo samples).
     """
 
     logp: Tensor
@@ -36,6 +40,7 @@ class PolicyBatch:
     chosen: Tensor | None = None
     rejected: Tensor | None = None
     entropy: Tensor | None = None
+    sample_weight: Tensor | None = None
 
     def __post_init__(self) -> None:
         validate_batch(self)
@@ -59,7 +64,8 @@ class PolicyBatch:
         return replace(
             self, logp=self.logp[index], logp_old=self.logp_old[index], mask=self.mask[index],
             group=self.group[index], rewards=take(self.rewards), advantages=take(self.advantages),
-            logp_ref=take(self.logp_ref), entropy=take(self.entropy), chosen=None, rejected=None,
+            logp_ref=take(self.logp_ref), entropy=take(self.entropy),
+            sample_weight=take(self.sample_weight), chosen=None, rejected=None,
         )
 
     def with_(self, **changes) -> PolicyBatch:
@@ -85,7 +91,7 @@ def validate_batch(b: PolicyBatch) -> None:
         x = getattr(b, name)
         if x is not None and tuple(x.shape) != shape:
             raise ValueError(f"{name} must have the shape of logp {shape}, got {tuple(x.shape)}")
-    for name in ("group", "rewards", "advantages"):
+    for name in ("group", "rewards", "advantages", "sample_weight"):
         x = getattr(b, name)
         if x is not None and tuple(x.shape) != (n,):
             raise ValueError(f"{name} must have shape [B] = ({n},), got {tuple(x.shape)}")
@@ -105,6 +111,10 @@ def validate_batch(b: PolicyBatch) -> None:
         x = getattr(b, name)
         if x is not None:
             _check_finite(name, x.detach())
+    if b.sample_weight is not None and (
+            not torch.isfinite(b.sample_weight).all() or (b.sample_weight < 0).any()
+            or b.sample_weight.sum() <= 0):
+        raise ValueError("sample_weight must be finite, >= 0 and not all zero")
     if (b.chosen is None) != (b.rejected is None):
         raise ValueError("chosen and rejected must be given together")
     if b.chosen is not None:
