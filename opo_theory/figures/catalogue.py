@@ -1,0 +1,46 @@
+"""The artifact catalogue: every ``paper_repro/<name>.py`` script is one figure or table.
+
+A script defines ``main(rerun: bool = False) -> list[pathlib.Path]`` and a module docstring whose
+first line describes the artifact. ``rerun`` recomputes LM runs instead of reading committed logs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+from opo_theory.io import REPO_ROOT
+
+SCRIPTS_DIR = REPO_ROOT / "paper_repro"
+
+
+def artifact_names() -> list[str]:
+    """Names of all artifacts (script stems), in order."""
+    if not SCRIPTS_DIR.is_dir():
+        raise ValueError(f"paper_repro/ not found at {SCRIPTS_DIR}; install the package editable "
+                         "from a clone (make setup)")
+    return sorted(p.stem for p in SCRIPTS_DIR.glob("*.py") if not p.stem.startswith("_"))
+
+
+def load_artifact(name: str) -> ModuleType:
+    """Import the script for ``name`` (ValueError listing the allowed names otherwise)."""
+    names = artifact_names()
+    if name not in names:
+        raise ValueError(f"unknown figure {name!r}; allowed: {', '.join(names)}")
+    path = SCRIPTS_DIR / f"{name}.py"
+    spec = importlib.util.spec_from_file_location("paper_repro_" + name.replace("-", "_"), path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def describe(name: str) -> str:
+    """First docstring line of the artifact's script."""
+    doc = (load_artifact(name).__doc__ or "").strip()
+    return doc.splitlines()[0] if doc else ""
+
+
+def build(name: str, rerun: bool = False) -> list[Path]:
+    """Run the artifact's script; returns the files it wrote."""
+    return list(load_artifact(name).main(rerun=rerun))

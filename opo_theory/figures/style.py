@@ -1,0 +1,61 @@
+"""One look for every figure, and the one way figures are written (PNG + PDF + JSON, atomically)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from opo_theory.io import REPO_ROOT, provenance, write_bytes_atomic, write_json_atomic  # noqa: E402
+
+FIGURES_DIR = REPO_ROOT / "figures"
+
+# One colour per objective, shared by every figure so a method looks the same everywhere.
+OBJECTIVE_COLORS = {
+    "opo": "#d62728", "opo-exact": "#ff9896", "gopo": "#9467bd", "gopo-bounded": "#c5b0d5",
+    "grpo": "#1f77b4", "dr-grpo": "#17becf", "dapo": "#2ca02c", "gspo": "#ff7f0e",
+    "ppo-kl": "#8c564b", "dpo": "#e377c2", "ipo": "#7f7f7f", "chipo": "#bcbd22", "sft": "#000000",
+}
+
+STYLE = {
+    "figure.dpi": 110, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 10,
+    "axes.labelsize": 9, "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3,
+    "axes.spines.top": False, "axes.spines.right": False, "lines.linewidth": 1.6,
+    "savefig.bbox": "tight", "pdf.fonttype": 42,
+}
+
+
+def color(name: str) -> str:
+    """Colour of an objective (grey for names outside the palette)."""
+    return OBJECTIVE_COLORS.get(name, "#555555")
+
+
+def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3.2, **kw):
+    """A figure in the shared style with ``nrows x ncols`` panels."""
+    plt.rcParams.update(STYLE)
+    return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kw)
+
+
+def save_figure(fig, name: str, data: dict[str, Any], config: dict[str, Any],
+                out_dir: Path = FIGURES_DIR) -> list[Path]:
+    """Write ``<name>.png``, ``.pdf`` and ``.json`` (plotted numbers, config, provenance)."""
+    paths = []
+    for ext in ("png", "pdf"):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext)
+        paths.append(write_bytes_atomic(out_dir / f"{name}.{ext}", buf.getvalue()))
+    plt.close(fig)
+    paths.append(save_data(name, data, config, out_dir))
+    return paths
+
+
+def save_data(name: str, data: dict[str, Any], config: dict[str, Any],
+              out_dir: Path = FIGURES_DIR) -> Path:
+    """Write ``<name>.json`` with the numbers, the config that produced them and provenance."""
+    record = {"name": name, "config": config, "data": data, "provenance": provenance()}
+    return write_json_atomic(out_dir / f"{name}.json", record)

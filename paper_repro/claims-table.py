@@ -1,0 +1,31 @@
+"""Claims table: the verdict of every checked claim of the paper (markdown + JSON)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from opo_theory.claims import check_all
+from opo_theory.figures.style import FIGURES_DIR, save_data
+from opo_theory.io import write_text_atomic
+
+NAME = "claims-table"
+
+
+def markdown_table(results) -> str:
+    """One row per claim: id, source, verdict, detail."""
+    rows = ["| id | source | verdict | detail |", "|---|---|---|---|"]
+    for r in results:
+        detail = r.detail.replace("|", "\\|").replace("\n", " ")
+        rows.append(f"| `{r.id}` | {r.source} | **{r.verdict}** | {detail} |")
+    return "\n".join(rows) + "\n"
+
+
+def main(rerun: bool = False):
+    results = check_all()
+    md = write_text_atomic(FIGURES_DIR / f"{NAME}.md", markdown_table(results))
+    data = [dataclasses.asdict(r) for r in results]
+    return [md, save_data(NAME, {"claims": data}, {"n_claims": len(data)})]
+
+
+if __name__ == "__main__":
+    main()
