@@ -1,0 +1,167 @@
+"""The clipped policy-gradient family (baselines.md): grpo, dr-grpo, dapo, gspo, ppo-kl.
+
+Token loss l = -min(r A, clip(r, 1-eps_low, 1+eps_high) A), r = pi/pi_old per token; optional
+verl dual clip (A < 0: l = min(l, -c A)). Aggregation is a separate, named choice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from opo_theory.objectives.advantages import advantages
+from opo_theory.objectives.batch import PolicyBatch
+from opo_theory.objectives.config import check_positive
+from opo_theory.objectives.reduce import AGGREGATIONS, aggregate, mean_over_responses, seq_logratio
+from opo_theory.objectives.registry import DRIVE_KEY, REG_KEY, register
+from opo_theory.validation import require_choice, require_nonnegative
+
+KL_ESTIMATORS = ("k1", "k2", "k3", "k3+")
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """eps_low/eps_high clip range; advantage zscore|centered; dual_clip c (None = off).
+
+    aggregation: one of AGGREGATIONS; norm_len: the constant of seq-mean-token-sum-norm
+    (None = the batch's T); normalizer: replaces the aggregation denominator (micro-batching).
+    """
+
+    eps_low: float = 0.2
+    eps_high: float = 0.2
+    advantage: str = "zscore"
+    adv_eps: float = 1e-6
+    aggregation: str = "seq-mean-token-mean"
+    dual_clip: float | None = None
+    norm_len: float | None = None
+    normalizer: float | None = None
+
+    def __post_init__(self) -> None:
+        require_nonnegative("eps_low", self.eps_low)
+        require_nonnegative("eps_high", self.eps_high)
+        require_choice("aggregation", self.aggregation, AGGREGATIONS)
+        require_choice("advantage", self.advantage, ("zscore", "centered"))
+        if self.dual_clip is not None and self.dual_clip <= 1:
+            raise ValueError(f"dual_clip must be > 1 (verl uses 3), got {self.dual_clip!r}")
+
+
+@dataclass(frozen=True)
+class DrGRPOConfig(ClipConfig):
+    advantage: str = "centered"
+    aggregation: str = "seq-mean-token-sum-norm"
+
+
+@dataclass(frozen=True)
+class DAPOConfig(ClipConfig):
+    eps_high: float = 0.28
+    aggregation: str = "token-mean"
+
+
+@dataclass(frozen=True)
+class GSPOConfig(ClipConfig):
+    """GSPO's own paper: eps 3e-4 / 4e-4 on the geometric-mean sequence ratio."""
+
+    eps_low: float = 3e-4
+    eps_high: float = 4e-4
+
+
+@dataclass(frozen=True)
+class PPOKLConfig(ClipConfig):
+    """beta: KL coefficient; kl: k1|k2|k3|k3+ (k3 value with k2 gradient); kl_clamp: ±clamp of x (verl 10)."""
+
+    beta: float = 0.04
+    kl: str = "k3"
+    kl_clamp: float | None = 10.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_positive("beta", self.beta)
+        require_choice("kl estimator", self.kl, KL_ESTIMATORS)
+
+
+def clipped_surrogate(ratio: Tensor, adv: Tensor, cfg: ClipConfig) -> tuple[Tensor, dict[str, Tensor]]:
+    """-min(r A, clip(r) A) elementwise (A broadcast), with dual clip, and clip fractions by A's sign."""
+    clipped = ratio.clamp(1 - cfg.eps_low, 1 + cfg.eps_high)
+    loss = torch.maximum(-ratio * adv, -clipped * adv)
+    if cfg.dual_clip is not None:
+        loss = torch.where(adv < 0, torch.minimum(loss, -cfg.dual_clip * adv), loss)
+    low = (adv < 0) & (ratio < 1 - cfg.eps_low)     # clip active: gradient zeroed on the low side
+    high = (adv > 0) & (ratio > 1 + cfg.eps_high)
+    return loss, {"low": low, "high": high}
+
+
+def _clip_metrics(flags: dict[str, Tensor], mask: Tensor) -> dict[str, Tensor]:
+    m = mask.bool()
+    n = m.sum().clamp_min(1)
+    return {"clip/low_frac": ((flags["low"] & m).sum() / n).float(),
+            "clip/high_frac": ((flags["high"] & m).sum() / n).float()}
+
+
+def token_pg(batch: PolicyBatch, cfg: ClipConfig) -> tuple[Tensor, dict[str, Tensor]]:
+    """Token-level clipped PG loss aggregated by cfg.aggregation, with its clip fractions."""
+    adv = advantages(batch, cfg.advantage, cfg.adv_eps).detach()
+    ratio = torch.exp(batch.logp - batch.logp_old)
+    tok, flags = clipped_surrogate(ratio, adv[:, None].expand_as(ratio), cfg)
+    loss = aggregate(tok, batch, cfg.aggregation, cfg.norm_len, cfg.normalizer)
+    return loss, {"loss/total": loss.detach(), **_clip_metrics(flags, batch.mask)}
+
+
+@register("grpo", ClipConfig, "token", "GRPO: clipped token PG, z-scored group A, seq-mean-token-mean")
+def grpo_loss(batch: PolicyBatch, cfg: ClipConfig):
+    """l = -min(r A, clip(r, 1±0.2) A), A = (R - mean_G R)/(std_G R + eps), seq-mean-token-mean."""
+    return token_pg(batch, cfg)
+
+
+@register("dr-grpo", DrGRPOConfig, "token", "Dr. GRPO: centred A, seq-mean-token-sum-norm")
+def dr_grpo_loss(batch: PolicyBatch, cfg: DrGRPOConfig):
+    """GRPO without std in A, aggregated as sum over tokens / constant length."""
+    return token_pg(batch, cfg)
+
+
+@register("dapo", DAPOConfig, "token", "DAPO: clip-higher (0.2/0.28), token-mean")
+def dapo_loss(batch: PolicyBatch, cfg: DAPOConfig):
+    """GRPO's token loss with eps_high = 0.28 and token-mean over the whole batch."""
+    return token_pg(batch, cfg)
+
+
+@register("gspo", GSPOConfig, "sequence", "GSPO: clipped geometric-mean sequence ratio")
+def gspo_loss(batch: PolicyBatch, cfg: GSPOConfig):
+    """s_i = exp(mean_t log r), l_i = -min(s A, clip(s, 1-3e-4, 1+4e-4) A), mean over responses."""
+    adv = advantages(batch, cfg.advantage, cfg.adv_eps).detach()
+    s = torch.exp(seq_logratio(batch, "mean"))
+    per_seq, flags = clipped_surrogate(s, adv, cfg)
+    loss = mean_over_responses(per_seq, batch, cfg.normalizer)
+    ones = torch.ones_like(s)
+    return loss, {"loss/total": loss.detach(),
+                  **_clip_metrics({k: v[:, None] for k, v in flags.items()}, ones[:, None])}
+
+
+def kl_penalty(x: Tensor, kind: str) -> Tensor:
+    """Per-token KL estimator of x = log pi_ref - log pi: k1 = -x, k2 = x²/2, k3 = e^x - x - 1, k3+."""
+    k2 = 0.5 * x * x
+    if kind == "k1":
+        return -x
+    if kind == "k2":
+        return k2
+    k3 = torch.expm1(x) - x
+    return k3 if kind == "k3" else k2 + (k3 - k2).detach()
+
+
+@register("ppo-kl", PPOKLConfig, "token", "PPO clip + beta KL(pi||pi_ref) per token (k1/k2/k3/k3+)")
+def ppo_kl_loss(batch: PolicyBatch, cfg: PPOKLConfig):
+    """l = -min(r A, clip(r) A) + beta k(log pi_ref - log pi), both aggregated the same way."""
+    if batch.logp_ref is None:
+        raise ValueError("ppo-kl needs batch.logp_ref (log-probs of the reference policy), got None")
+    pg, metrics = token_pg(batch, cfg)
+    x = batch.logp_ref - batch.logp
+    if cfg.kl_clamp is not None:
+        x = x.clamp(-cfg.kl_clamp, cfg.kl_clamp)
+    kl = aggregate(cfg.beta * kl_penalty(x, cfg.kl), batch, cfg.aggregation, cfg.norm_len,
+                   cfg.normalizer)
+    loss = pg + kl
+    metrics.update({DRIVE_KEY: pg, REG_KEY: kl, "loss/total": loss.detach()})
+    return loss, metrics
+
+

@@ -1,0 +1,145 @@
+"""The OPO family: opo (eq 19 surrogate), opo-exact (eq 15), gopo, gopo-bounded (spec §3, baselines).
+
+Penalty convention: (mu/2) E[v²] = mu x (½ Pearson chi²). Loss = drive + reg with
+drive = -E[g v] and reg = (mu/2) E[v²], v = Delta (surrogate) or e^Delta - 1 (exact).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from opo_theory.objectives.advantages import advantages
+from opo_theory.objectives.batch import PolicyBatch
+from opo_theory.objectives.config import check_positive, check_unit_interval
+from opo_theory.objectives.reduce import mean_over_responses, response_weights, seq_logratio
+from opo_theory.objectives.registry import DRIVE_KEY, REG_KEY, register
+from opo_theory.objectives.sampling import drive
+from opo_theory.validation import require_choice
+
+EXACT_DELTA_CLAMP = 20.0  # e^40 stays finite in float32: documented overflow guard of the exact forms
+
+
+@dataclass(frozen=True)
+class OPOConfig:
+    """alpha, mu: paper v5 values. geometry: paper|code|gopo|wgopo. seq_logratio: sum|mean.
+
+    pi_factor (paper geometry): none|sum|mean — include sg(pi_k)^-(1-alpha) from the sequence
+    log-prob ('sum' can overflow and is clamped at exp(80); 'mean' is length-normalized).
+    delta_clamp: optional ±clamp of the sequence log-ratio (None = off; the released code uses 5).
+    normalizer: replaces sum_i w_i in the response mean (micro-batching; None = this batch).
+    """
+
+    alpha: Any = 0.4
+    mu: Any = 1.0
+    geometry: str = "paper"
+    center: str = "group"
+    seq_logratio: str = "sum"
+    delta_clamp: float | None = None
+    pi_factor: str = "none"
+    beta_r: float = 0.15
+    tau: float = 0.5
+    normalizer: float | None = None
+
+    def __post_init__(self) -> None:
+        check_positive("mu", self.mu)
+        check_unit_interval("alpha", self.alpha, low_open=self.geometry == "code")
+        require_choice("center", self.center, ("group", "batch"))
+        check_positive("beta_r", self.beta_r)
+        check_positive("tau", self.tau)
+        if self.delta_clamp is not None:
+            check_positive("delta_clamp", self.delta_clamp)
+
+
+@dataclass(frozen=True)
+class GOPOConfig(OPOConfig):
+    """GOPO: centred A as the drive (no escort), exact ratio, released clamp ±5 on a mean log-ratio."""
+
+    mu: Any = 0.5
+    geometry: str = "gopo"
+    seq_logratio: str = "mean"
+    delta_clamp: float | None = 5.0
+
+
+def opo_drive(batch: PolicyBatch, cfg: OPOConfig) -> Tensor:
+    """g = w~ - E[w~] (eq 8), detached: the drive is a fixed target within an outer iteration."""
+    adv = advantages(batch, "centered")
+    return drive(cfg.geometry, adv, batch, cfg.alpha, cfg.center, pi_factor=cfg.pi_factor,
+                 beta_r=cfg.beta_r, tau=cfg.tau).detach()
+
+
+def fluctuation(batch: PolicyBatch, cfg: OPOConfig, exact: bool) -> Tensor:
+    """v_i: Delta_i (surrogate) or e^Delta_i - 1 (exact, Delta clamped at ±20 unless a tighter clamp is set)."""
+    clamp = cfg.delta_clamp
+    if exact:
+        clamp = EXACT_DELTA_CLAMP if clamp is None else min(clamp, EXACT_DELTA_CLAMP)
+    delta = seq_logratio(batch, cfg.seq_logratio, clamp)
+    return torch.expm1(delta) if exact else delta
+
+
+def _work_dissipation(g: Tensor, v: Tensor, batch: PolicyBatch, cfg: OPOConfig):
+    """Eq 15/19 per batch: loss = -E[g v] + (mu/2) E[v²], returned with its parts."""
+    drive_term = mean_over_responses(-g * v, batch, cfg.normalizer)
+    reg_term = mean_over_responses(cfg.mu / 2 * v * v, batch, cfg.normalizer)
+    loss = drive_term + reg_term
+    return loss, {DRIVE_KEY: drive_term, REG_KEY: reg_term, "loss/total": loss.detach(),
+                  "drive/abs_mean": mean_over_responses(g.abs(), batch).detach()}
+
+
+@register("opo", OPOConfig, "sequence", "OPO log-ratio surrogate (eq 19): -E[g Delta] + mu/2 E[Delta²]")
+def opo_loss(batch: PolicyBatch, cfg: OPOConfig):
+    """Eq 19: L = -E[g Delta] + (mu/2) E[Delta²] over responses, g the centred escort drive."""
+    return _work_dissipation(opo_drive(batch, cfg), fluctuation(batch, cfg, False), batch, cfg)
+
+
+@register("opo-exact", OPOConfig, "sequence", "OPO in ratio coordinates (eq 15): v = e^Delta - 1")
+def opo_exact_loss(batch: PolicyBatch, cfg: OPOConfig):
+    """Eq 15: L = -E[g v] + (mu/2) E[v²] with the exact v = e^Delta - 1."""
+    return _work_dissipation(opo_drive(batch, cfg), fluctuation(batch, cfg, True), batch, cfg)
+
+
+@register("gopo", GOPOConfig, "sequence", "GOPO: -(1/G) sum [A rho - mu/2 (rho - 1)²], centred A")
+def gopo_loss(batch: PolicyBatch, cfg: GOPOConfig):
+    """GOPO: L = -E[(A - E A)(rho - 1)] + (mu/2) E[(rho - 1)²] (same gradient as with A rho)."""
+    return _work_dissipation(opo_drive(batch, cfg), fluctuation(batch, cfg, True), batch, cfg)
+
+
+def bounded_target(g: Tensor, batch: PolicyBatch, mu, iters: int = 100) -> tuple[Tensor, Tensor]:
+    """GOPO bounded projection: v* = max(-1, (g - lambda*)/mu), E_G[v*] = 0 per group (bisection).
+
+    lambda* lies in [E_G g, max_G g + mu]; returns (v* [B], lambda* per response [B]).
+    """
+    g64 = g.detach().double()
+    mu64 = mu.double() if isinstance(mu, Tensor) else torch.tensor(float(mu), dtype=torch.float64)
+    w = response_weights(batch).double()
+    grp = batch.group
+    n = int(grp.max().item()) + 1
+    wsum = torch.zeros(n, dtype=torch.float64, device=g.device).index_add(0, grp, w)
+    gmean = torch.zeros_like(wsum).index_add(0, grp, w * g64) / wsum
+    mu_b = mu64.expand_as(g64)
+    mu_g = torch.zeros_like(wsum).scatter_reduce(0, grp, mu_b, "amax", include_self=False)
+    lo = gmean
+    hi = torch.full_like(wsum, -torch.inf).scatter_reduce(0, grp, g64, "amax") + mu_g
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        v = torch.clamp((g64 - mid[grp]) / mu_b, min=-1.0)
+        positive = torch.zeros_like(wsum).index_add(0, grp, w * v) > 0
+        lo, hi = torch.where(positive, mid, lo), torch.where(positive, hi, mid)
+    lam = ((lo + hi) / 2)[grp]
+    v_star = torch.clamp((g64 - lam) / mu_b, min=-1.0)
+    return v_star.to(g.dtype), lam.to(g.dtype)
+
+
+@register("gopo-bounded", GOPOConfig, "sequence",
+          "GOPO bounded: (mu/2) E[(rho - rho_target)²], rho_target = 1 + max(-1, (A - lambda*)/mu)")
+def gopo_bounded_loss(batch: PolicyBatch, cfg: GOPOConfig):
+    """(mu/2) E[(v - v*)²] - (mu/2) E[v*²] = -mu E[v* v] + (mu/2) E[v²]; equals gopo when lambda* = 0."""
+    g = opo_drive(batch, cfg)
+    v_star, lam = bounded_target(g, batch, cfg.mu)
+    loss, metrics = _work_dissipation(cfg.mu * v_star, fluctuation(batch, cfg, True), batch, cfg)
+    metrics["gopo/lambda_mean"] = mean_over_responses(lam, batch).detach()
+    metrics["gopo/frac_zeroed"] = mean_over_responses((v_star <= -1).to(g.dtype), batch).detach()
+    return loss, metrics

@@ -1,0 +1,85 @@
+"""Weighted reductions over responses, groups and tokens, and the four aggregation modes.
+
+Every mean over responses uses the batch's normalized response weights w_i (uniform when
+``sample_weight`` is None), so an exact enumeration (w_i = pi_k(y_i)) gives exact expectations.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from opo_theory.objectives.batch import PolicyBatch
+from opo_theory.validation import require_choice
+
+AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
+SEQ_LOGRATIO = ("sum", "mean")
+
+
+def response_weights(batch: PolicyBatch) -> Tensor:
+    """[B] raw (unnormalized) response weights: sample_weight or ones."""
+    if batch.sample_weight is None:
+        return torch.ones(batch.n_responses, dtype=batch.logp.dtype, device=batch.logp.device)
+    return batch.sample_weight.to(batch.logp.dtype)
+
+
+def group_mean(x: Tensor, group: Tensor, weight: Tensor) -> Tensor:
+    """[B] w-weighted mean of x over each response's group, broadcast back to responses."""
+    n = int(group.max().item()) + 1
+    num = torch.zeros(n, dtype=x.dtype, device=x.device).index_add(0, group, weight * x)
+    den = torch.zeros(n, dtype=x.dtype, device=x.device).index_add(0, group, weight)
+    return (num / den.clamp_min(torch.finfo(x.dtype).tiny))[group]
+
+
+def center(x: Tensor, batch: PolicyBatch, mode: str = "group") -> Tensor:
+    """Remark 3.7: x - E[x], the orthogonal projection onto H_0, per group or over the batch."""
+    require_choice("center", mode, ("group", "batch"))
+    w = response_weights(batch)
+    if mode == "batch":
+        return x - (w * x).sum() / w.sum()
+    return x - group_mean(x, batch.group, w)
+
+
+def group_std(x: Tensor, batch: PolicyBatch) -> Tensor:
+    """[B] w-weighted (population) standard deviation of x within each response's group."""
+    w = response_weights(batch)
+    dev = x - group_mean(x, batch.group, w)
+    return group_mean(dev * dev, batch.group, w).sqrt()
+
+
+def seq_logratio(batch: PolicyBatch, mode: str = "sum", clamp: float | None = None,
+                 against: Tensor | None = None) -> Tensor:
+    """[B] sequence log-ratio Delta_i = sum_t (log pi - log pi_k) (or its per-token mean); optional ±clamp."""
+    require_choice("seq_logratio", mode, SEQ_LOGRATIO)
+    base = batch.logp_old if against is None else against
+    diff = ((batch.logp - base) * batch.mask).sum(-1)
+    if mode == "mean":
+        diff = diff / batch.lengths
+    return diff if clamp is None else diff.clamp(-clamp, clamp)
+
+
+def mean_over_responses(x: Tensor, batch: PolicyBatch, normalizer: float | None = None) -> Tensor:
+    """sum_i w_i x_i / sum_i w_i; ``normalizer`` replaces sum_i w_i (micro-batching: pass the total)."""
+    w = response_weights(batch)
+    return (w * x).sum() / (w.sum() if normalizer is None else normalizer)
+
+
+def aggregate(token_loss: Tensor, batch: PolicyBatch, mode: str, norm_len: float | None = None,
+              normalizer: float | None = None) -> Tensor:
+    """Reduce [B,T] token losses (verl's modes; response weights w_i multiply each response).
+
+    token-mean: sum_i w_i sum_t l / sum_i w_i L_i; seq-mean-token-mean: E_w[sum_t l / L_i];
+    seq-mean-token-sum: E_w[sum_t l]; seq-mean-token-sum-norm: E_w[sum_t l] / norm_len (T by default).
+    ``normalizer`` replaces the denominator (sum_i w_i L_i or sum_i w_i) for micro-batching.
+    """
+    require_choice("aggregation", mode, AGGREGATIONS)
+    w = response_weights(batch)
+    per_seq = (token_loss * batch.mask).sum(-1)
+    if mode == "token-mean":
+        den = (w * batch.lengths).sum() if normalizer is None else normalizer
+        return (w * per_seq).sum() / den
+    if mode == "seq-mean-token-mean":
+        per_seq = per_seq / batch.lengths
+    elif mode == "seq-mean-token-sum-norm":
+        per_seq = per_seq / (batch.logp.shape[1] if norm_len is None else norm_len)
+    return mean_over_responses(per_seq, batch, normalizer)

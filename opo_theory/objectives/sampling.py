@@ -1,0 +1,84 @@
+"""Sampling geometries: the four published definitions of OPO's driving field (spec §2).
+
+Each returns the uncentred weights w [B]; ``drive`` centres them (eq 8: g = w - E[w]).
+alpha directions differ and are kept as published:
+  paper  (v5, eq 7)   w = exp((1-alpha) A) [* pi_k^-(1-alpha)]; alpha -> 1 uniform (conservative),
+                      alpha -> 0 aggressive.
+  code   (released)   w = q^alpha p^(1-alpha) renormalized per group, q = softmax_G(A/beta_r),
+                      p = softmax_G(Delta/tau); alpha -> 1 aggressive (OPPOSITE of the paper),
+                      drive scaled by 1/alpha.
+  gopo                w = A (no escort).
+  wgopo               w = (1-alpha) A + alpha A e^A.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from opo_theory.objectives.batch import PolicyBatch
+from opo_theory.objectives.reduce import center, response_weights, seq_logratio
+from opo_theory.validation import require_choice
+
+GEOMETRIES = ("paper", "code", "gopo", "wgopo")
+PI_FACTORS = ("none", "sum", "mean")
+LOG_WEIGHT_CLAMP = 80.0   # exp(80) ~ 5.5e34 < float32 max: documented overflow guard for 'paper'
+
+
+def _group_softmax(x: Tensor, group: Tensor) -> Tensor:
+    """softmax of x within each group (stable: the group max is subtracted)."""
+    n = int(group.max().item()) + 1
+    gmax = torch.full((n,), -torch.inf, dtype=x.dtype, device=x.device).scatter_reduce(
+        0, group, x, "amax")
+    e = torch.exp(x - gmax[group])
+    return e / torch.zeros(n, dtype=x.dtype, device=x.device).index_add(0, group, e)[group]
+
+
+def paper_weights(adv: Tensor, batch: PolicyBatch, alpha, pi_factor: str = "none") -> Tensor:
+    """Eq 7: w = exp((1-alpha) A) * sg(pi_k)^-(1-alpha); pi_k as the sequence log-prob 'sum' or per-token 'mean'."""
+    require_choice("pi_factor", pi_factor, PI_FACTORS)
+    log_w = (1 - alpha) * adv
+    if pi_factor != "none":
+        logp_old = (batch.logp_old * batch.mask).sum(-1).detach()
+        if pi_factor == "mean":
+            logp_old = logp_old / batch.lengths
+        log_w = log_w - (1 - alpha) * logp_old
+    return torch.exp(log_w.clamp(max=LOG_WEIGHT_CLAMP))
+
+
+def code_weights(adv: Tensor, batch: PolicyBatch, alpha, beta_r: float, tau: float,
+                 delta_clamp: float = 5.0) -> Tensor:
+    """Released code: q^alpha p^(1-alpha) per group, q = softmax(A/beta_r), p = softmax(sg(Delta)/tau)."""
+    q = _group_softmax(adv / beta_r, batch.group)
+    delta = seq_logratio(batch, "mean", delta_clamp).detach()
+    p = _group_softmax(delta / tau, batch.group)
+    w = q.clamp_min(1e-30) ** alpha * p.clamp_min(1e-30) ** (1 - alpha)
+    n = int(batch.group.max().item()) + 1
+    total = torch.zeros(n, dtype=w.dtype, device=w.device).index_add(0, batch.group, w)
+    return w / total[batch.group]
+
+
+def weights(geometry: str, adv: Tensor, batch: PolicyBatch, alpha, *, pi_factor: str = "none",
+            beta_r: float = 0.15, tau: float = 0.5) -> Tensor:
+    """Uncentred driving weights w [B] of a named sampling geometry."""
+    require_choice("sampling geometry", geometry, GEOMETRIES)
+    if geometry == "paper":
+        return paper_weights(adv, batch, alpha, pi_factor)
+    if geometry == "code":
+        return code_weights(adv, batch, alpha, beta_r, tau)
+    if geometry == "gopo":
+        return adv
+    return (1 - alpha) * adv + alpha * adv * torch.exp(adv.clamp(max=LOG_WEIGHT_CLAMP))
+
+
+def drive(geometry: str, adv: Tensor, batch: PolicyBatch, alpha, center_mode: str = "group",
+          **kw) -> Tensor:
+    """Eq 8: g = w - E[w] (projection onto H_0); the 'code' geometry is also scaled by 1/alpha."""
+    g = center(weights(geometry, adv, batch, alpha, **kw), batch, center_mode)
+    return g / alpha if geometry == "code" else g
+
+
+def effective_sample_size(w: Tensor, batch: PolicyBatch) -> Tensor:
+    """ESS fraction (sum w)² / (n sum w²) of the escort weights (1 = uniform)."""
+    rw = response_weights(batch)
+    return (rw * w).sum() ** 2 / ((rw * w * w).sum() * rw.sum()).clamp_min(1e-30)

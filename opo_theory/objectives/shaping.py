@@ -1,0 +1,37 @@
+"""DAPO's batch and reward utilities: dynamic-sampling filter and soft overlong punishment."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from opo_theory.objectives.batch import PolicyBatch
+from opo_theory.validation import require_positive
+
+
+def informative_groups(rewards: Tensor, group: Tensor, atol: float = 0.0) -> Tensor:
+    """[B] bool: response belongs to a group whose rewards are not all equal (DAPO dynamic sampling)."""
+    n = int(group.max().item()) + 1
+    hi = torch.full((n,), -torch.inf, dtype=rewards.dtype).scatter_reduce(0, group, rewards, "amax")
+    lo = torch.full((n,), torch.inf, dtype=rewards.dtype).scatter_reduce(0, group, rewards, "amin")
+    return ((hi - lo) > atol)[group]
+
+
+def dynamic_sampling_filter(batch: PolicyBatch) -> PolicyBatch | None:
+    """Drop groups whose rewards are all equal (zero advantage); None when nothing is left."""
+    if batch.rewards is None:
+        raise ValueError("dynamic sampling needs batch.rewards, got None")
+    keep = informative_groups(batch.rewards, batch.group)
+    if not keep.any():
+        return None
+    return batch.select(torch.nonzero(keep).flatten())
+
+
+def overlong_penalty(lengths: Tensor, max_len: int, buffer: int) -> Tensor:
+    """Soft overlong punishment: min(-(L - (L_max - L_buf))/L_buf, 0) for L > L_max - L_buf, else 0."""
+    require_positive("max_len", max_len)
+    require_positive("buffer", buffer)
+    if buffer > max_len:
+        raise ValueError(f"buffer must be <= max_len ({max_len}), got {buffer}")
+    excess = lengths.to(torch.float32) - (max_len - buffer)
+    return torch.clamp(-excess / buffer, max=0.0)
