@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import sympy as sp
 
-from opo_theory.geometry.coordinates import DELTA, Z, binary_delta_of_logit, derivative, logit_derivative
+from opo_theory.geometry.coordinates import (
+    DELTA,
+    Z,
+    binary_delta_of_logit,
+    derivative,
+    logit_derivative,
+)
 from opo_theory.geometry.objectives import dpo, opo_exact, opo_surrogate
 
 G, MU, ETA, BETA, M = sp.symbols("g mu eta beta m", positive=True)

@@ -33,5 +33,5 @@ def overlong_penalty(lengths: Tensor, max_len: int, buffer: int) -> Tensor:
     require_positive("buffer", buffer)
     if buffer > max_len:
         raise ValueError(f"buffer must be <= max_len ({max_len}), got {buffer}")
-    excess = lengths.to(torch.float32) - (max_len - buffer)
+    excess = lengths.to(torch.get_default_dtype()) - (max_len - buffer)
     return torch.clamp(-excess / buffer, max=0.0)
