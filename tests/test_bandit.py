@@ -1,0 +1,129 @@
+"""Bandit dynamics: exact vs sampled gradients, convergence to v*, contraction, saturation by hand."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from opo_theory.bandit.dynamics import exact_gradient, function_space_inner, opo_target
+from opo_theory.bandit.enumerate import sampled_batch
+from opo_theory.bandit.experiments import binary_toy_gradients
+from opo_theory.bandit.problems import KArmedBandit
+from opo_theory.cli import main
+from opo_theory.objectives import get
+
+
+def test_exact_gradient_is_the_mean_of_sampled_gradients():
+    torch.manual_seed(0)
+    k, n = 5, 20000
+    means = torch.rand(1, k, dtype=torch.float64)
+    z = torch.randn(1, k, dtype=torch.float64)
+    exact = exact_gradient(means, z, "grpo", {"advantage": "centered"})
+    # sampled: advantages fixed to the arm means (no re-centring), so E[sampled] = exact per sample
+    gen = torch.Generator().manual_seed(1)
+    arms = torch.multinomial(z.softmax(-1), n, replacement=True, generator=gen)
+    adv_exact = means - (z.softmax(-1) * means).sum()
+    zz = z.clone().requires_grad_(True)
+    logp = zz.log_softmax(-1)
+    per_sample = []
+    for chunk in arms.split(1, dim=1):
+        batch = sampled_batch(logp, logp.detach(), chunk, torch.gather(means, 1, chunk),
+                              advantages=torch.gather(adv_exact, 1, chunk).reshape(-1))
+        loss, _ = get("grpo")(batch)
+        per_sample.append(torch.autograd.grad(loss, zz, retain_graph=True)[0])
+        if len(per_sample) == 4000:
+            break
+    g = torch.cat(per_sample)
+    mc, se = g.mean(0), g.std(0) / math.sqrt(len(g))
+    assert ((mc - exact[0]).abs() <= 4 * se + 1e-12).all(), (mc, exact, se)
+
+
+def test_function_space_inner_loop_converges_to_closed_form_v_star():
+    means = KArmedBandit.make(3, 6, seed=2).means.double()
+    logp_old = torch.randn(3, 6, dtype=torch.float64).log_softmax(-1)
+    hyper = {"alpha": 0.4, "mu": 1.5}
+    errors = function_space_inner(logp_old, means, hyper, eta=0.5, steps=60)
+    assert errors[0].min() > 1e-3 and (errors[-1] < 1e-12).all()
+    v_star = opo_target(logp_old, means, "opo-exact", hyper)
+    pi_k = logp_old.exp()
+    assert torch.allclose((pi_k * v_star).sum(-1), torch.zeros(3, dtype=torch.float64), atol=1e-12)
+
+
+def test_function_space_contraction_factor_is_one_minus_eta_mu():
+    means = KArmedBandit.make(4, 8, seed=3).means.double()
+    logp_old = torch.randn(4, 8, dtype=torch.float64).log_softmax(-1)
+    mu = torch.tensor([0.5, 1.0, 2.0, 3.5], dtype=torch.float64)
+    eta = 0.3
+    errors = function_space_inner(logp_old, means, {"alpha": 0.6, "mu": mu}, eta, steps=6)
+    ratios = errors[1:] / errors[:-1]
+    assert torch.allclose(ratios, (1 - eta * mu).abs().expand_as(ratios), atol=1e-6)
+
+
+P = (0.5, 0.9, 0.99)
+
+
+def toy(name, hyper):
+    z = torch.tensor([math.log(p / (1 - p)) for p in P], dtype=torch.float64)
+    return binary_toy_gradients(name, hyper, z)
+
+
+def test_saturation_sft_by_hand():
+    # L = -log sigma(z): |dL/dz| = 1 - p; |dL/dDelta_1| = 1; |dL/dv_1| = e^-Delta_1 = 1/(2p)
+    g = toy("sft", {})
+    assert torch.allclose(g["logit"], torch.tensor([0.5, 0.1, 0.01], dtype=torch.float64))
+    assert torch.allclose(g["delta"], torch.ones(3, dtype=torch.float64))
+    assert torch.allclose(g["v"], torch.tensor([1.0, 1 / 1.8, 1 / 1.98], dtype=torch.float64))
+
+
+def test_saturation_dpo_by_hand():
+    # h = Delta_1 - Delta_2 = z; |dL/dz| = |dL/dDelta_1| = beta sigma(-beta z); beta = 1: 1 - p
+    g = toy("dpo", {"beta": 1.0})
+    assert torch.allclose(g["logit"], torch.tensor([0.5, 0.1, 0.01], dtype=torch.float64))
+    assert torch.allclose(g["delta"], torch.tensor([0.5, 0.1, 0.01], dtype=torch.float64))
+
+
+def test_saturation_opo_by_hand():
+    # rewards (1, 0) -> A = (.5, -.5); w = e^(0.6 A); g = w - mean(w) = (+s, -s), s = sinh(0.3) = 0.30452
+    # L = ½[(-s D1 + D1²/2) + (s D2 + D2²/2)], D1 = log 2p, D2 = log 2(1-p)
+    # |dL/dD1| = |D1 - s|/2 = 0.15226, 0.14163, 0.18929 at p = .5, .9, .99
+    # dL/dz = ½[(D1 - s)(1-p) - (s + D2) p] = -0.15226, 0.601378, 1.787605
+    g = toy("opo", {"alpha": 0.4, "mu": 1.0})
+    assert torch.allclose(g["delta"], torch.tensor([0.152262, 0.141634, 0.189291], dtype=torch.float64), atol=1e-5)
+    assert torch.allclose(g["logit_signed"], torch.tensor([-0.152262, 0.601378, 1.787605], dtype=torch.float64), atol=1e-5)
+    # the surviving logit gradient is the regularizer's restoring force, not the drive
+    assert g["logit_reg"][-1] > 10 * abs(g["logit_drive"][-1])
+
+
+@pytest.mark.parametrize("experiment, settings", [
+    ("saturation", ["points=30"]),
+    ("dynamics", ["steps=10", "seeds=2"]),
+    ("grid", ["seeds=4", "arms=6", "outer=3", "inner=2", "n_boot=10"]),
+    ("approx", ["seeds=2", "arms=6", "etas=0.3,3.0", "inner_steps=1,4"]),
+    ("positivity", ["instances=50"]),
+    ("kl-vs-chi2", []),
+])
+def test_cli_json(experiment, settings, capsys):
+    args = ["bandit", experiment, "--json"] + [x for s in settings for x in ("--set", s)]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "config" in out and out["seconds"] >= 0
+
+
+def test_grid_recovers_contraction_and_alpha_mu_roles():
+    from opo_theory.bandit.experiments import grid
+    r = grid(seeds=8, arms=10, outer=10, inner=3, n_boot=30)
+    assert r["function_rate_max_dev"] < 1e-9
+    ind = r["independence"]
+    assert ind["param_rate"]["mu_share"] > 0.9 and ind["final_reward"]["alpha_share"] > ind["final_reward"]["mu_share"]
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="k \\(number of arms\\) must be an integer in \\[2, 100000\\], got 1"):
+        KArmedBandit.make(1, 1)
+    with pytest.raises(ValueError, match="unknown reward 'poisson'"):
+        KArmedBandit.make(1, 3, reward="poisson")
+    assert main(["bandit", "grid", "--set", "nope=1"]) == 2
+    from opo_theory.bandit.experiments import saturation
+    with pytest.raises(ValueError, match="p_max must lie in"):
+        saturation(p_max=1.5)
