@@ -1,0 +1,48 @@
+"""`opo-theory train` and `opo-theory compare`."""
+
+from __future__ import annotations
+
+from opo_theory.lm.compare import compare, markdown
+from opo_theory.lm.config import PRESETS, make_config
+from opo_theory.lm.trainer import Trainer
+
+
+def register(sub) -> None:
+    t = sub.add_parser("train", help="SFT warm-up (cached) then RL with one registered objective")
+    t.add_argument("--objective", required=True)
+    t.add_argument("--preset", default="cpu-tiny", help=f"one of {', '.join(PRESETS)}")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--out", required=True)
+    t.add_argument("--steps", type=int)
+    t.add_argument("--resume", action="store_true")
+    t.add_argument("--quiet", action="store_true")
+    t.add_argument("--set", dest="settings", action="append", metavar="KEY=VALUE",
+                   help="override a config field; objective.KEY=VALUE sets an objective hyperparameter")
+    t.set_defaults(func=run_train)
+    c = sub.add_parser("compare", help="several objectives x seeds from the same SFT policy")
+    c.add_argument("--objectives", default="opo,grpo,dapo,gspo,dr-grpo")
+    c.add_argument("--seeds", type=int, default=3)
+    c.add_argument("--preset", default="cpu-tiny")
+    c.add_argument("--out", required=True)
+    c.add_argument("--steps", type=int)
+    c.add_argument("--resume", action="store_true")
+    c.add_argument("--quiet", action="store_true")
+    c.add_argument("--set", dest="settings", action="append", metavar="KEY=VALUE")
+    c.set_defaults(func=run_compare)
+
+
+def run_train(args) -> int:
+    cfg = make_config(args.objective, args.preset, args.seed, args.settings, args.steps)
+    path = Trainer(cfg, args.out, resume=args.resume, quiet=args.quiet).run()
+    print(f"wrote {path}")
+    return 0
+
+
+def run_compare(args) -> int:
+    if args.seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+    objectives = [o for o in args.objectives.split(",") if o]
+    table = compare(objectives, args.seeds, args.preset, args.out, args.settings, args.steps,
+                    args.resume, args.quiet)
+    print(markdown(table))
+    return 0

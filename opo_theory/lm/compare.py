@@ -1,0 +1,81 @@
+"""`compare`: several objectives x seeds from the same SFT policy; summary.json / summary.md."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+from opo_theory.io import write_json_atomic, write_text_atomic
+from opo_theory.lm.config import make_config
+from opo_theory.lm.trainer import Trainer
+
+SUMMARY_KEYS = {  # summary name -> (metric key, how many final steps to average; 0 = last evaluation)
+    "final_reward": ("reward/mean", 10), "final_accuracy": ("accuracy", 10),
+    "val_accuracy": ("val/accuracy", 0), "ood_accuracy": ("val/ood_accuracy", 0),
+    "grad_norm_last20": ("grad/norm", 20), "entropy_last20": ("entropy/mean", 20),
+    "delta_m3_last20": ("delta/m3", 20), "response_efficiency_last20": ("grad/response_efficiency", 20),
+}
+
+
+def read_metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def run_summary(rows: list[dict]) -> dict[str, float]:
+    """Each SUMMARY_KEYS statistic of one run."""
+    out = {}
+    for name, (key, last) in SUMMARY_KEYS.items():
+        vals = [r[key] for r in rows if key in r and r[key] is not None and math.isfinite(r[key])]
+        vals = vals[-1:] if last == 0 else vals[-last:]
+        out[name] = float(np.mean(vals)) if vals else math.nan
+    return out
+
+
+def mean_ci95(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95% t-interval over seeds (nan for a single seed)."""
+    x = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    if len(x) == 0:
+        return math.nan, math.nan
+    if len(x) < 2:
+        return float(x.mean()), math.nan
+    return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+
+
+def summarize(out: Path, objectives: list[str], seeds: int) -> dict:
+    table = {}
+    for name in objectives:
+        per_seed = [run_summary(read_metrics(out / name / f"seed{s}" / "metrics.jsonl")) for s in range(seeds)]
+        table[name] = {k: dict(zip(("mean", "ci95"), mean_ci95([p[k] for p in per_seed]), strict=True))
+                       | {"seeds": [p[k] for p in per_seed]} for k in SUMMARY_KEYS}
+    return table
+
+
+def markdown(table: dict) -> str:
+    cols = list(SUMMARY_KEYS)
+    lines = ["| objective | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for name, row in table.items():
+        cells = [f"{row[c]['mean']:.3g} ± {row[c]['ci95']:.2g}" for c in cols]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n\nmean ± half-width of the 95% t-interval over seeds.\n"
+
+
+def compare(objectives: list[str], seeds: int, preset: str, out: str | Path, settings=None,
+            steps: int | None = None, resume: bool = False, quiet: bool = False) -> dict:
+    """Train every objective for seeds 0..seeds-1 under out/<objective>/seed<k>, then summarize."""
+    out = Path(out)
+    configs = {(o, s): make_config(o, preset, s, settings, steps) for o in objectives for s in range(seeds)}
+    for (name, seed), cfg in configs.items():       # every config validated before any work starts
+        run_dir = out / name / f"seed{seed}"
+        done = (run_dir / "metrics.jsonl").exists() and len(read_metrics(run_dir / "metrics.jsonl")) >= cfg.steps
+        if done and resume:
+            continue
+        Trainer(cfg, run_dir, resume=resume, quiet=quiet).run()
+    table = summarize(out, objectives, seeds)
+    write_json_atomic(out / "summary.json", {"preset": preset, "seeds": seeds, "objectives": objectives,
+                                             "settings": settings or [], "table": table})
+    write_text_atomic(out / "summary.md", markdown(table))
+    return table

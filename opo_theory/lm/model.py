@@ -1,0 +1,103 @@
+"""A compact decoder-only transformer with a KV cache (pre-norm blocks, tied embeddings)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class GPTConfig:
+    vocab_size: int
+    n_layer: int = 3
+    n_head: int = 4
+    n_embd: int = 96
+    block_size: int = 48
+
+    def __post_init__(self) -> None:
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+
+
+class KVCache:
+    """Preallocated keys/values per layer: [B, H, block_size, D]; ``length`` tokens are filled."""
+
+    def __init__(self, cfg: GPTConfig, batch: int, device, dtype) -> None:
+        shape = (batch, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
+        self.length = 0
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.qkv = nn.Linear(cfg.n_embd, 3 * cfg.n_embd)
+        self.proj = nn.Linear(cfg.n_embd, cfg.n_embd)
+
+    def forward(self, x: Tensor, cache: KVCache | None, layer: int) -> Tensor:
+        b, t, c = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.n_head, c // self.n_head).permute(2, 0, 3, 1, 4)
+        if cache is not None:
+            start = cache.length
+            cache.k[layer][:, :, start:start + t] = k
+            cache.v[layer][:, :, start:start + t] = v
+            k, v = cache.k[layer][:, :, :start + t], cache.v[layer][:, :, :start + t]
+            causal = t > 1          # prefill is causal; a one-token decode step sees everything cached
+        else:
+            causal = True
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        return self.proj(y.transpose(1, 2).reshape(b, t, c))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.ln1, self.ln2 = nn.LayerNorm(cfg.n_embd), nn.LayerNorm(cfg.n_embd)
+        self.attn = Attention(cfg)
+        self.mlp = nn.Sequential(nn.Linear(cfg.n_embd, 4 * cfg.n_embd), nn.GELU(),
+                                 nn.Linear(4 * cfg.n_embd, cfg.n_embd))
+
+    def forward(self, x: Tensor, cache: KVCache | None, layer: int) -> Tensor:
+        x = x + self.attn(self.ln1(x), cache, layer)
+        return x + self.mlp(self.ln2(x))
+
+
+class GPT(nn.Module):
+    """logits = GPT(idx [B, T]); with a KVCache, positions continue from ``cache.length``."""
+
+    def __init__(self, cfg: GPTConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.pos = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx: Tensor, cache: KVCache | None = None) -> Tensor:
+        t = idx.shape[1]
+        start = 0 if cache is None else cache.length
+        if start + t > self.cfg.block_size:
+            raise ValueError(f"sequence length {start + t} exceeds block_size {self.cfg.block_size}")
+        x = self.tok(idx) + self.pos(torch.arange(start, start + t, device=idx.device))
+        for i, block in enumerate(self.blocks):
+            x = block(x, cache, i)
+        if cache is not None:
+            cache.length += t
+        return self.ln_f(x) @ self.tok.weight.T

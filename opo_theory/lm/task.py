@@ -1,0 +1,67 @@
+"""Procedurally generated arithmetic with exact rewards: levels L1..L5, deterministic splits.
+
+L1 one-digit sums; L2 two-digit add/sub; L3 three-digit add/sub and 2x1-digit products;
+L4 two-step expressions with parentheses; L5 products of sums/differences with 2-digit terms.
+A problem belongs to the validation split when crc32(prompt) % 5 == 0, else to train.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from opo_theory.validation import require_choice
+
+LEVELS = (1, 2, 3, 4, 5)
+SPLITS = ("train", "val")
+ANSWER = re.compile(r"-?\d+")
+
+
+@dataclass(frozen=True)
+class Problem:
+    prompt: str      # e.g. "12+34="
+    answer: str      # e.g. "46"
+
+
+def _expression(level: int, rng: np.random.Generator) -> str:
+    r = lambda lo, hi: int(rng.integers(lo, hi + 1))
+    op = lambda: "+-"[int(rng.integers(0, 2))]
+    if level == 1:
+        return f"{r(0, 9)}+{r(0, 9)}"
+    if level == 2:
+        return f"{r(0, 99)}{op()}{r(0, 99)}"
+    if level == 3:
+        return f"{r(0, 999)}{op()}{r(0, 999)}" if rng.random() < 0.6 else f"{r(0, 99)}*{r(0, 9)}"
+    if level == 4:
+        return f"({r(0, 99)}{op()}{r(0, 99)})*{r(0, 9)}" if rng.random() < 0.5 else f"{r(0, 99)}*{r(0, 9)}{op()}{r(0, 99)}"
+    return f"({r(0, 99)}{op()}{r(0, 9)})*({r(0, 9)}{op()}{r(0, 99)})"
+
+
+def problems(level: int, split: str, n: int, seed: int) -> list[Problem]:
+    """``n`` distinct problems of ``level`` in ``split``, deterministic in (level, split, seed)."""
+    require_choice("level", level, LEVELS)
+    require_choice("split", split, SPLITS)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    rng = np.random.default_rng([seed, level, SPLITS.index(split)])
+    out, seen = [], set()
+    for _ in range(200 * n):
+        expr = _expression(level, rng)
+        if expr in seen or ((zlib.crc32(expr.encode()) % 5 == 0) != (split == "val")):
+            continue
+        seen.add(expr)
+        out.append(Problem(expr + "=", str(eval(expr))))  # noqa: S307 - generated digits/operators only
+        if len(out) == n:
+            return out
+    raise ValueError(f"level {level} has fewer than {n} distinct {split} problems")
+
+
+def reward(completion: str, answer: str, shaping: float = 0.0) -> tuple[float, bool]:
+    """(reward, correct): 1 for an exact integer match; else ``shaping`` if well formed, 0 if not."""
+    text = completion.strip()
+    if text == answer:
+        return 1.0, True
+    return (shaping if ANSWER.fullmatch(text) else 0.0), False

@@ -1,0 +1,203 @@
+"""The RL loop: rollouts, rewards, frozen anchor, registry objective, AdamW, clipping, diagnostics,
+atomic checkpoints and exact resume. The trainer defines no loss of its own."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import math
+import sys
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+
+from opo_theory.diagnostics import OPO_FAMILY, batch_metrics, gradient_metrics, response_efficiency
+from opo_theory.io import provenance, write_bytes_atomic, write_json_atomic, write_text_atomic
+from opo_theory.lm.config import TrainConfig
+from opo_theory.lm.sampling import generate, response_logprobs, response_mask
+from opo_theory.lm.sft import accuracy, prompt_width, task_pools, warm_start
+from opo_theory.lm.task import reward
+from opo_theory.lm.tokenizer import decode, encode, left_pad
+from opo_theory.objectives import PolicyBatch, get
+from opo_theory.objectives.advantages import advantages
+
+
+class RunDirError(ValueError):
+    pass
+
+
+def check_run_dir(out: Path, cfg: TrainConfig, resume: bool) -> bool:
+    """True when ``out`` holds this run's checkpoint to resume; errors for a different run."""
+    cfg_path = out / "config.json"
+    if not cfg_path.exists():
+        return False
+    stored = json.loads(cfg_path.read_text())["config"]
+    stored = {k: v for k, v in stored.items() if k not in ("steps", "device")}
+    if stored != json.loads(json.dumps(cfg.identity())):
+        diff = sorted(k for k in stored if stored.get(k) != cfg.identity().get(k))
+        raise RunDirError(f"output dir {out} holds a different run (differs in {diff}); choose another --out")
+    if not resume:
+        raise RunDirError(f"output dir {out} already holds this run; pass --resume to continue it")
+    return (out / "checkpoint.pt").exists()
+
+
+def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None, with_entropy=True):
+    """PolicyBatch for the rollouts (pairs: best vs worst response of each informative group)."""
+    logp, ent = response_logprobs(model, prompts, tokens, with_entropy)
+    mask = response_mask(tokens).to(logp.device)
+    g = cfg.group_size
+    groups = torch.arange(len(tokens), device=logp.device) // g
+    extra = {}
+    if get(cfg.objective).kind == "pairwise":
+        r = rewards.view(-1, g)
+        base = torch.arange(r.shape[0], device=logp.device) * g
+        keep = r.max(1).values > r.min(1).values
+        extra = {"chosen": (base + r.argmax(1))[keep], "rejected": (base + r.argmin(1))[keep]}
+        if not keep.any():
+            return None
+    if ref_model is not None:
+        with torch.no_grad():
+            extra["logp_ref"] = response_logprobs(ref_model, prompts, tokens)[0]
+    groups = groups - groups.min()
+    return PolicyBatch(logp=logp, logp_old=logp_old, mask=mask, group=groups, rewards=rewards,
+                       entropy=None if ent is None else ent.detach(), **extra)
+
+
+class Trainer:
+    """One RL run: ``run()`` trains ``cfg.steps`` steps, writing metrics.jsonl/config.json/checkpoint.pt."""
+
+    def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool = False) -> None:
+        self.cfg, self.out, self.quiet = cfg, Path(out), quiet
+        if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {cfg.device!r} requested but CUDA is not available; use --set device=cpu")
+        resumable = check_run_dir(self.out, cfg, resume)
+        self.pools = task_pools(cfg)
+        self.width = prompt_width(*self.pools.values())
+        self.model, self.sft_info = warm_start(cfg, self.pools, quiet)
+        self.ref = copy.deepcopy(self.model).eval() if cfg.objective == "ppo-kl" else None
+        self.spec = get(cfg.objective)
+        self.obj_cfg = self.spec.make_config(**cfg.objective_config)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        self.step = 0
+        if resumable:
+            self._load()
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.out / "config.json", {"config": cfg.to_json(), "sft": self.sft_info,
+                                                         "provenance": provenance()})
+            write_text_atomic(self.out / "metrics.jsonl", "")
+
+    # ------------------------------------------------------------------ checkpoints
+    def _save(self) -> None:
+        buf = io.BytesIO()
+        torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
+                    "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state()}, buf)
+        write_bytes_atomic(self.out / "checkpoint.pt", buf.getvalue())
+
+    def _load(self) -> None:
+        blob = torch.load(self.out / "checkpoint.pt", map_location="cpu", weights_only=False)
+        self.model.load_state_dict(blob["model"])
+        self.opt.load_state_dict(blob["opt"])
+        self.step = blob["step"]
+        self.gen.set_state(blob["gen"])
+        torch.set_rng_state(blob["torch_rng"])
+        lines = (self.out / "metrics.jsonl").read_text().splitlines()
+        kept = [ln for ln in lines if ln and json.loads(ln)["step"] < self.step]
+        write_text_atomic(self.out / "metrics.jsonl", "".join(ln + "\n" for ln in kept))
+
+    # ------------------------------------------------------------------ one step
+    def _autocast(self):
+        if self.cfg.bf16 and self.cfg.device.startswith("cuda"):
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
+
+    def rl_step(self) -> dict:
+        cfg, model, dev = self.cfg, self.model, self.cfg.device
+        t0 = time.perf_counter()
+        pool = self.pools["train"]
+        idx = torch.randint(len(pool), (cfg.prompts_per_step,), generator=self.gen)
+        items = [pool[i] for i in idx.tolist()]
+        prompts = left_pad([encode(p.prompt) for p in items], self.width).repeat_interleave(cfg.group_size, 0).to(dev)
+        with self._autocast():
+            tokens = generate(model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, self.gen)
+        t_gen = time.perf_counter() - t0
+        scored = [reward(decode(t), items[i // cfg.group_size].answer, cfg.shaping)
+                  for i, t in enumerate(tokens.tolist())]
+        rewards = torch.tensor([s[0] for s in scored], device=dev)
+        correct = torch.tensor([s[1] for s in scored], dtype=torch.float32)
+        with torch.no_grad(), self._autocast():
+            logp_old = response_logprobs(model, prompts, tokens)[0]
+        metrics: dict = {}
+        per_mb = cfg.prompts_per_step // cfg.minibatches * cfg.group_size
+        updated = False
+        for _ in range(cfg.ppo_epochs):
+            for start in range(0, len(tokens), per_mb):
+                sl = slice(start, start + per_mb)
+                with self._autocast():
+                    batch = rollout_batch(model, prompts[sl], tokens[sl], logp_old[sl], rewards[sl], cfg, self.ref)
+                if batch is None:
+                    continue
+                loss, parts = self.spec(batch, self.obj_cfg)
+                approx = None
+                if cfg.approx_grad and cfg.objective in ("opo", "opo-exact"):
+                    approx = get("opo-exact" if cfg.objective == "opo" else "opo")(batch, self.obj_cfg)[0]
+                self.opt.zero_grad(set_to_none=True)
+                metrics = gradient_metrics(loss, parts, model.parameters(), approx=approx)
+                metrics.update({k: float(v) for k, v in parts.items() if k.startswith(("clip/", "loss/total", "pair/", "gopo/"))})
+                if math.isfinite(metrics["grad/norm"]):
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    self.opt.step()
+                    updated = True
+                metrics["entropy/mean"] = float((batch.entropy * batch.mask).sum() / batch.mask.sum())
+        t_train = time.perf_counter() - t0 - t_gen
+        # trust region actually taken: the updated policy against the frozen anchor
+        with torch.no_grad(), self._autocast():
+            post = rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, self.ref, with_entropy=False)
+        if post is not None:
+            bm = batch_metrics(post.with_(logp=post.logp.float()), cfg.objective,
+                               self.obj_cfg if cfg.objective in OPO_FAMILY else None)
+            metrics.update({k: v for k, v in bm.items() if not k.startswith(("reward/", "entropy/"))})
+        adv = advantages(PolicyBatch(logp=logp_old, logp_old=logp_old, mask=response_mask(tokens),
+                                     group=torch.arange(len(tokens)) // cfg.group_size, rewards=rewards), "centered")
+        n_tokens = float(response_mask(tokens).sum())
+        metrics.update({
+            "reward/mean": float(rewards.mean()), "accuracy": float(correct.mean()),
+            "reward/frac_zero_std": float((rewards.view(-1, cfg.group_size).std(1) == 0).float().mean()),
+            "completions/mean_length": n_tokens / len(tokens), "updated": float(updated),
+            "time/generate_s": t_gen, "time/train_s": t_train, "time/step_s": time.perf_counter() - t0,
+            "throughput/tokens_per_s": n_tokens / (time.perf_counter() - t0),
+        })
+        if "grad/norm" in metrics:
+            metrics["grad/response_efficiency"] = response_efficiency(metrics["grad/norm"], adv)
+        return metrics
+
+    # ------------------------------------------------------------------ loop
+    def evaluate(self) -> dict:
+        return {"val/accuracy": accuracy(self.model, self.pools["val"], self.width, self.cfg.max_new),
+                "val/ood_accuracy": accuracy(self.model, self.pools["ood"], self.width, self.cfg.max_new)}
+
+    def run(self) -> Path:
+        cfg = self.cfg
+        show = not self.quiet
+        start = time.perf_counter()
+        with open(self.out / "metrics.jsonl", "a") as log:
+            while self.step < cfg.steps:
+                m = {"step": self.step, **self.rl_step()}
+                if self.step % cfg.val_every == 0 or self.step == cfg.steps - 1:
+                    m.update(self.evaluate())
+                log.write(json.dumps(m) + "\n")
+                log.flush()
+                self.step += 1
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                    self._save()
+                if show and (self.step % 10 == 0 or self.step == cfg.steps):
+                    end = "\r" if sys.stderr.isatty() and self.step < cfg.steps else "\n"
+                    print(f"[{cfg.objective} seed {cfg.seed}] step {self.step}/{cfg.steps} reward "
+                          f"{m['reward/mean']:.3f} acc {m['accuracy']:.3f} grad {m.get('grad/norm', float('nan')):.3f} "
+                          f"({time.perf_counter() - start:.0f} s)", end=end, file=sys.stderr, flush=True)
+        return self.out / "metrics.jsonl"

@@ -1,0 +1,139 @@
+"""LM trainer: SFT learns, KV cache equals recompute, every objective updates, rewards, resume, errors."""
+
+import json
+
+import pytest
+import torch
+
+from opo_theory.cli import main
+from opo_theory.lm.config import make_config
+from opo_theory.lm.model import GPT, GPTConfig
+from opo_theory.lm.sampling import generate, response_mask
+from opo_theory.lm.sft import model_config, sft_batch, sft_loss
+from opo_theory.lm.task import problems, reward
+from opo_theory.lm.tokenizer import EOS, PAD, VOCAB, decode, encode, left_pad
+from opo_theory.lm.trainer import Trainer
+from opo_theory.objectives import available
+
+MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
+         "train_level=2", "ood_level=3", "val_every=2", "sft_batch=32", "shaping=0.5", "checkpoint_every=2"]
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    cache = tmp_path_factory.mktemp("sft")
+    return MICRO + [f"sft_cache={cache}"]
+
+
+def test_reward_hand_cases():
+    assert reward("46", "46") == (1.0, True)
+    assert reward("45", "46") == (0.0, False)
+    assert reward("45", "46", shaping=0.1) == (0.1, False)
+    assert reward("4+6", "46", shaping=0.1) == (0.0, False)      # malformed
+    assert reward("", "46", shaping=0.1) == (0.0, False)         # empty
+    assert reward("-7", "-7") == (1.0, True)
+
+
+def test_task_is_deterministic_and_splits_are_disjoint():
+    a, b = problems(3, "train", 50, seed=1), problems(3, "train", 50, seed=1)
+    assert a == b
+    val = {p.prompt for p in problems(3, "val", 50, seed=1)}
+    assert not val & {p.prompt for p in a}
+    assert all(str(eval(p.prompt[:-1])) == p.answer for p in problems(4, "val", 30, seed=2))
+    with pytest.raises(ValueError, match="unknown level 7"):
+        problems(7, "train", 1, 0)
+
+
+def test_tokenizer_round_trip_and_padding():
+    ids = encode("12+3=")
+    assert decode(ids + [EOS] + encode("99")) == "12+3="
+    assert left_pad([[5], [6, 7]]).tolist() == [[PAD, 5], [6, 7]]
+    with pytest.raises(ValueError, match="character 'x' is not in the vocabulary"):
+        encode("1x")
+    assert response_mask(torch.tensor([[3, EOS, PAD], [4, 5, 6]])).tolist() == [[1, 1, 0], [1, 1, 1]]
+
+
+def test_sft_drives_the_loss_down_on_a_fixed_batch():
+    torch.manual_seed(0)
+    pool = problems(2, "train", 64, seed=0)
+    model = GPT(GPTConfig(len(VOCAB), 1, 2, 32, 24))
+    inputs, targets = sft_batch(pool, torch.arange(64), 8)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = sft_loss(model, inputs, targets).item()
+    for _ in range(60):
+        loss = sft_loss(model, inputs, targets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.6 * first
+
+
+def test_kv_cache_greedy_equals_recompute():
+    torch.manual_seed(1)
+    model = GPT(GPTConfig(len(VOCAB), 2, 2, 32, 40)).eval()
+    prompts = left_pad([encode("12+34="), encode("7-8="), encode("(1+2)*3=")])
+    a = generate(model, prompts, 12, temperature=0.0, use_cache=True)
+    b = generate(model, prompts, 12, temperature=0.0, use_cache=False)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("objective", available())
+def test_one_rl_step_changes_the_parameters(objective, micro, tmp_path):
+    trainer = Trainer(make_config(objective, "cpu-tiny", 0, micro, steps=1), tmp_path, quiet=True)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.run()
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
+    assert {"reward/mean", "accuracy", "grad/norm", "delta/m3", "val/ood_accuracy"} <= set(row)
+
+
+def _strip_times(rows):
+    return [{k: v for k, v in r.items() if not k.startswith(("time/", "throughput/"))} for r in rows]
+
+
+def test_resume_reproduces_the_uninterrupted_run(micro, tmp_path, monkeypatch):
+    full = make_config("opo", "cpu-tiny", 3, micro, steps=4)
+    Trainer(full, tmp_path / "full", quiet=True).run()
+    killed = Trainer(full, tmp_path / "cut", quiet=True)
+    real_step, calls = killed.rl_step, []
+
+    def dies_at_step_three():
+        calls.append(1)
+        if len(calls) == 4:          # killed mid-way through step 3 (checkpoint at step 2)
+            raise KeyboardInterrupt
+        return real_step()
+
+    monkeypatch.setattr(killed, "rl_step", dies_at_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        killed.run()
+    with pytest.raises(ValueError, match="already holds this run; pass --resume"):
+        Trainer(full, tmp_path / "cut", quiet=True)
+    Trainer(full, tmp_path / "cut", resume=True, quiet=True).run()
+    read = lambda p: [json.loads(x) for x in (p / "metrics.jsonl").read_text().splitlines()]
+    assert _strip_times(read(tmp_path / "full")) == _strip_times(read(tmp_path / "cut"))
+
+
+def test_bad_input_fails_before_work(micro, tmp_path, capsys):
+    assert main(["train", "--objective", "nope", "--out", str(tmp_path)]) == 2
+    assert main(["train", "--objective", "opo", "--preset", "huge", "--out", str(tmp_path)]) == 2
+    assert main(["train", "--objective", "opo", "--out", str(tmp_path), "--set", "lr=abc"]) == 2
+    assert main(["train", "--objective", "opo", "--out", str(tmp_path), "--set", "objective.mu=0"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown objective 'nope'" in err and "unknown preset 'huge'" in err
+    assert "bad value 'abc' for lr" in err and "mu must be a finite number > 0" in err
+    Trainer(make_config("opo", "cpu-tiny", 0, micro, steps=1), tmp_path / "a", quiet=True).run()
+    with pytest.raises(ValueError, match="holds a different run"):
+        Trainer(make_config("grpo", "cpu-tiny", 0, micro, steps=1), tmp_path / "a", quiet=True)
+
+
+def test_gpu_small_preset_has_at_least_10m_parameters():
+    cfg = make_config("opo", "gpu-small", 0, ["device=cpu"])
+    assert sum(p.numel() for p in GPT(model_config(cfg, 16)).parameters()) >= 10_000_000
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_gpu_small_runs_two_steps(tmp_path):
+    cfg = make_config("opo", "gpu-small", 0, ["sft_max_steps=20", f"sft_cache={tmp_path / 'sft'}"], steps=2)
+    Trainer(cfg, tmp_path / "run", quiet=True).run()
+    assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
