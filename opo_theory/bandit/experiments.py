@@ -188,7 +188,7 @@ def grid(alphas=(0.3, 0.6, 0.9), mus=(0.5, 1.0, 2.0), seeds: int = 32, arms: int
 
 # ---------------------------------------------------------------- approx (spec §7 check 3)
 
-def approx(arms: int = 50, seeds: int = 8, etas=(0.3, 1.0, 3.0, 10.0, 30.0), inner_steps=(1, 4, 16),
+def approx(arms: int = 50, seeds: int = 8, etas=(0.1, 0.3, 1.0, 3.0, 10.0), inner_steps=(1, 4, 16),
            alpha: float = 0.4, mu: float = 1.0, seed: int = 0) -> dict:
     """Exact (eq 15) vs surrogate (eq 19) as the trust region grows: E[Delta³], loss gap, gradient
     cosine and Lemma A.1's bound after ``inner`` surrogate steps of size eta from the anchor."""

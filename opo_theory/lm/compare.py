@@ -25,14 +25,16 @@ def read_metrics(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line]
 
 
+def tail_mean(rows: list[dict], key: str, last: int) -> float:
+    """Mean of the last ``last`` finite values of ``key`` in one run (0 = the last value only)."""
+    vals = [r[key] for r in rows if key in r and r[key] is not None and math.isfinite(r[key])]
+    vals = vals[-1:] if last == 0 else vals[-last:]
+    return float(np.mean(vals)) if vals else math.nan
+
+
 def run_summary(rows: list[dict]) -> dict[str, float]:
     """Each SUMMARY_KEYS statistic of one run."""
-    out = {}
-    for name, (key, last) in SUMMARY_KEYS.items():
-        vals = [r[key] for r in rows if key in r and r[key] is not None and math.isfinite(r[key])]
-        vals = vals[-1:] if last == 0 else vals[-last:]
-        out[name] = float(np.mean(vals)) if vals else math.nan
-    return out
+    return {name: tail_mean(rows, key, last) for name, (key, last) in SUMMARY_KEYS.items()}
 
 
 def mean_ci95(values: list[float]) -> tuple[float, float]:

@@ -1,0 +1,28 @@
+"""Drive vs regularizer: the OPO gradient split over training, next to the baselines' norms."""
+
+from __future__ import annotations
+
+from opo_theory.figures.runs import compare_dir, load, plot_metric
+from opo_theory.figures.style import new_figure, save_figure
+
+NAME = "drive-vs-reg"
+
+
+def main(rerun: bool = False):
+    directory = compare_dir(rerun)
+    runs = load(directory)
+    fig, axes = new_figure(3, 1)
+    data = {}
+    data["opo_split"] = {k: plot_metric(axes[0, 0], {"opo " + k.split("_")[-1]: runs["opo"]}, k, "OPO grad norm part", smooth=5)
+                         for k in ("grad/norm_drive", "grad/norm_reg")}
+    data["cos"] = plot_metric(axes[0, 1], {"opo": runs["opo"]}, "grad/cos_drive_reg", "cos(drive grad, penalty grad)", smooth=5)
+    data["grad/norm"] = plot_metric(axes[0, 2], runs, "grad/norm", "total pre-clip grad norm", smooth=5)
+    axes[0, 2].set_yscale("log")
+    axes[0, 2].legend(fontsize=7)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("Gradient split (cpu-tiny LM, mean and 95% band over seeds)", fontsize=9)
+    return save_figure(fig, NAME, data, {"runs": str(directory)})
+
+
+if __name__ == "__main__":
+    main()

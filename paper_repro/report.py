@@ -1,0 +1,148 @@
+"""REPORT.md: every claim and every paper figure/table — the paper's statement, our measurement, the verdict.
+
+Every number is read from the figures/*.json files that the other artifacts wrote; run it last.
+"""
+
+from __future__ import annotations
+
+import json
+
+from opo_theory.figures.style import FIGURES_DIR
+from opo_theory.io import REPO_ROOT, git_revision, write_text_atomic
+
+NAME = "report"
+
+
+def load(name: str) -> dict:
+    path = FIGURES_DIR / f"{name}.json"
+    if not path.exists():
+        raise ValueError(f"{path} is missing; run `opo-theory figures` (the report is built last)")
+    return json.loads(path.read_text())["data"]
+
+
+def rank(values: dict[str, float], name: str) -> int:
+    """1-based rank of ``name`` by decreasing value."""
+    return sorted(values, key=lambda k: -values[k]).index(name) + 1
+
+
+def fmt(pair) -> str:
+    return f"{pair[0]:.3f} ± {pair[1]:.3f}"
+
+
+def claims_section() -> list[str]:
+    claims = load("claims-table")["claims"]
+    counts = {}
+    for c in claims:
+        counts[c["verdict"]] = counts.get(c["verdict"], 0) + 1
+    out = ["## Claims (spec §4)", "",
+           "Verdicts from `opo-theory claims` (" + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) + "). "
+           "`proved`: sympy; `verified`: numeric over >= 1000 seeded instances; `conditional`: holds only "
+           "under the stated extra assumption; `refuted`: counterexample given.", "",
+           "| id | source | paper states | verdict | what we found |", "|---|---|---|---|---|"]
+    for c in claims:
+        out.append(f"| `{c['id']}` | {c['source']} | {c['statement'].replace('|', '/')} | **{c['verdict']}** | "
+                   f"{c['detail'].replace('|', '/')} |")
+    return out + [""]
+
+
+def toy_section() -> list[str]:
+    sat, grid, approx = load("fig4-saturation"), load("grid-alpha-mu"), load("approx-delta3")
+    s = sat["summary"]
+    drop = sat["drop_p"]
+    fmt_drop = lambda n, c: "never (to p = 1 - 1e-9)" if drop[n][c] is None else f"p = {drop[n][c]:.4f}"
+    ind = grid["independence"]
+    cross = approx["first_above_0.1"]
+    worst_cos = min(r["grad_cos"] for r in approx["rows"] if r["grad_cos"] == r["grad_cos"])
+    below = [r for r in approx["rows"] if abs(r["E_delta3"]) <= 0.1]
+    worst_cos_below = min(r["grad_cos"] for r in below) if below else float("nan")
+    return [
+        "## Toy figures (exact, CPU)", "",
+        "### Fig 4 — toy saturation ([figure](figures/fig4-saturation.png))",
+        "Paper: OPO's gradient grows linearly in confidence while SFT/DPO/GRPO/DAPO/GSPO decay ('clipped "
+        "objectives cliff-drop by up to 9 orders of magnitude').",
+        f"Measured (|grad| below 1e-3 of its p = 0.5 value): in the logit, SFT at {fmt_drop('sft', 'logit')}, "
+        f"DPO(beta=1) at {fmt_drop('dpo(beta=1)', 'logit')}, GRPO at {fmt_drop('grpo', 'logit')}, DAPO at "
+        f"{fmt_drop('dapo', 'logit')}, GSPO at {fmt_drop('gspo', 'logit')} (clipped objectives drop to exactly 0), "
+        f"OPO {fmt_drop('opo', 'logit')}. In Delta: SFT {fmt_drop('sft', 'delta')} (its dL/dDelta is constant), "
+        f"OPO {fmt_drop('opo', 'delta')}.",
+        f"Verdict: the magnitude statement holds in the logit ({s['holds_in_logit']}) but not in the paper's own "
+        f"Delta coordinate ({s['holds_in_delta']}: SFT does not decay there). OPO's surviving logit gradient at "
+        f"p -> 1 is the chi² penalty pulling back toward the anchor (signed parts at p_max: drive "
+        f"{s['opo_logit_parts_at_p_max']['logit_drive']:.3f}, penalty {s['opo_logit_parts_at_p_max']['logit_reg']:.3f}), "
+        "driven by the low-probability response whose log-ratio diverges — a restoring force, not a stronger drive.", "",
+        "### alpha–mu independence ([figure](figures/grid-alpha-mu.png))",
+        "Paper (§7 check 2): convergence rate depends on mu only, final accuracy on alpha only.",
+        f"Measured on a 20-armed bandit, 32 seeds: the function-space rate equals |1 - eta mu| to "
+        f"{grid['function_rate_max_dev']:.1e}; in the logit the per-step rate is {grid['param_rate_first_outer'][0]} "
+        f"(rows alpha, columns mu) — still set by mu (variance share {ind['param_rate']['mu_share']:.4f}, 95% CI "
+        f"{ind['param_rate']['mu_ci95'][0]:.4f}–{ind['param_rate']['mu_ci95'][1]:.4f}) but much slower than |1 - eta mu| "
+        f"because the softmax Jacobian scales the step by pi. Final reward: alpha explains "
+        f"{ind['final_reward']['alpha_share']:.2f} (CI {ind['final_reward']['alpha_ci95'][0]:.2f}–"
+        f"{ind['final_reward']['alpha_ci95'][1]:.2f}) of its variance, mu {ind['final_reward']['mu_share']:.3f}.",
+        "Verdict: holds on this toy (the remaining variance is between bandits).", "",
+        "### Delta³ approximation error ([figure](figures/approx-delta3.png))",
+        "Paper (§7 check 3): report E[Delta³]; above 0.1, tighten the trust region or use the exact form.",
+        f"Measured on a 50-armed bandit: first setting with |E[Delta³]| > 0.1: {cross}. Among settings that stay "
+        f"below 0.1, the cosine between exact and surrogate gradients falls to {worst_cos_below:.2f} (worst overall "
+        f"{worst_cos:.2f}); Lemma A.1's bound held in all {approx['lemma_rows']} settings with delta < 1 "
+        f"(tightness up to {approx['lemma_max_tightness']:.2f}).",
+        "Verdict: E[Delta³] under pi_k is a weak alarm — rare outcomes with large |Delta| barely move it while "
+        "the surrogate's gradient direction already disagrees with the exact one; max|Delta| or the gradient "
+        "cosine are better triggers.", ""]
+
+
+def lm_section() -> list[str]:
+    t1, t2 = load("table1"), load("table2")
+    eff, split = load("fig7-saturation"), load("drive-vs-reg")
+    objs = list(t1)
+    grad = {o: t1[o]["grad_norm_last20"][0] for o in objs}
+    reward = {o: t1[o]["reward_last20"][0] for o in objs}
+    ent = {o: t2[o]["entropy_whole_run"][0] for o in objs}
+    ood = {o: t2[o]["ood_accuracy_final"][0] for o in objs}
+    effic = {o: (sum(eff["efficiency"][o]["mean"][-20:]) / len(eff["efficiency"][o]["mean"][-20:]))
+             for o in eff["efficiency"]}
+    reg = split["opo_split"]["grad/norm_reg"]["opo reg"]["mean"]
+    drv = split["opo_split"]["grad/norm_drive"]["opo drive"]["mean"]
+    table1 = (FIGURES_DIR / "table1.md").read_text()
+    table2 = (FIGURES_DIR / "table2.md").read_text()
+    return [
+        "## Model-scale figures (CPU-scale LM runs)", "",
+        "All LM numbers come from `opo-theory compare --preset cpu-tiny` (a ~0.34M-parameter char GPT on "
+        "procedurally generated arithmetic, train level 3, OOD level 4, 3 seeds, 100 RL steps, 2 PPO epochs x 2 "
+        "mini-batches), logs in `figures/runs/cpu-tiny/`. They are CPU-scale: no GPU was available to this "
+        "session, so nothing here is a reproduction of the paper's Qwen3-1.7B runs.", "",
+        "### Table 1 / Fig 5 / Fig 6 — reward and gradient norm ([fig5](figures/fig5-reward.png), [fig6](figures/fig6-gradnorm.png))",
+        table1,
+        f"Paper: OPO ends with the highest reward (0.756) and the largest grad norm (0.90). Ours: OPO ranks "
+        f"{rank(reward, 'opo')} of {len(objs)} by final reward and {rank(grad, 'opo')} of {len(objs)} by grad norm. "
+        "Check the CIs before reading a ranking: most overlap.", "",
+        "### Fig 7 — gradient response efficiency ([figure](figures/fig7-saturation.png))",
+        "Paper: ||grad|| / (½ AdvRange) is ~1.0–1.5 for OPO, ~0.2–0.3 for GRPO, ~0.1 for DAPO.",
+        "Ours (mean of the last 20 logged steps): " + ", ".join(f"{o} {v:.2f}" for o, v in effic.items()) + ".", "",
+        "### Fig 8 — entropy ([figure](figures/fig8-entropy.png)); Table 2 / Fig 9 — OOD ([fig9](figures/fig9-ood.png))",
+        table2,
+        f"Paper: OPO's entropy is highest; OPO and GSPO reach the best validation accuracy (48%). Ours: OPO ranks "
+        f"{rank(ent, 'opo')} of {len(objs)} by entropy and {rank(ood, 'opo')} of {len(objs)} by final OOD accuracy.", "",
+        "### Drive vs regularizer ([figure](figures/drive-vs-reg.png))",
+        f"OPO's gradient split (toolkit diagnostic): mean ||grad drive|| {sum(drv) / len(drv):.3f}, mean "
+        f"||grad penalty|| {sum(reg) / len(reg):.3f} over training. The penalty's gradient is exactly 0 on the "
+        "first update after each re-anchoring (Delta = 0 there), so with one update per rollout batch OPO's mu "
+        "never acts and OPO is a policy gradient with escort-weighted advantages; the runs here take 4 updates "
+        "per batch so that it does.", ""]
+
+
+def main(rerun: bool = False):
+    lines = ["# REPORT: what the OPO paper claims and what this toolkit measured", "",
+             f"Generated by `opo-theory figures` (paper_repro/report.py) at git revision `{git_revision()}`; "
+             "every number below is read from `figures/*.json`. Regenerate with `make run`.", ""]
+    lines += claims_section() + toy_section() + lm_section()
+    lines += ["## Not done here", "",
+              "- No GPU run: the `gpu-small` preset and the model-scale comparison (issue 7) need a device machine, "
+              "which this session did not have.",
+              "- Fig 1 ([figure](figures/fig1-geometry.png)) and Fig 3 (a flow chart) are illustrations; Fig 1 is "
+              "drawn from a computed 3-outcome example.", ""]
+    return [write_text_atomic(REPO_ROOT / "REPORT.md", "\n".join(lines))]
+
+
+if __name__ == "__main__":
+    main()
