@@ -8,11 +8,10 @@ Reference shapes (issue 5): 4-layer 128-wide char GPT, 8 prompts x 6 completions
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 
 import torch
+from timing import median_time
 
 from opo_theory.lm.config import make_config
 from opo_theory.lm.model import GPT, GPTConfig
@@ -23,15 +22,6 @@ from opo_theory.lm.trainer import Trainer
 MODEL = ["n_layer=4", "n_embd=128", "n_head=4"]
 
 
-def timed(fn, repeats: int) -> float:
-    """Median wall time of ``fn()`` over ``repeats`` runs (after one warm-up)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def rollout_throughput(repeats: int) -> None:
@@ -39,7 +29,7 @@ def rollout_throughput(repeats: int) -> None:
     model = GPT(GPTConfig(len(VOCAB), 4, 4, 128, 80)).eval()
     prompts = left_pad([encode("123+456=")] * 48)
     for cache in (True, False):
-        sec = timed(lambda c=cache: generate(model, prompts, 64, temperature=1.0, top_p=1.0,
+        sec = median_time(lambda c=cache: generate(model, prompts, 64, temperature=1.0, top_p=1.0,
                                              generator=torch.Generator().manual_seed(0), use_cache=c), repeats)
         print(f"rollout 48 x 64 new tokens, kv_cache={cache}: {48 * 64 / sec:,.0f} tokens/s ({sec * 1e3:.0f} ms)")
 
@@ -71,8 +61,8 @@ def rl_steps(repeats: int) -> None:
                                     "train_level=3", "temperature=1.0"]
                 cfg = make_config(objective, "cpu-tiny", 0, settings, steps=1)
                 trainer = Trainer(cfg, f"{tmp}/{objective}-{prompts}-{new}", quiet=True)
-                ours = timed(trainer.rl_step, repeats)
-                bare = timed(bare_step(trainer, prompts, group, new), repeats)
+                ours = median_time(trainer.rl_step, repeats)
+                bare = median_time(bare_step(trainer, prompts, group, new), repeats)
                 print(f"RL step {prompts}x{group}x{new} {objective:5s}: ours {ours * 1e3:6.1f} ms, "
                       f"bare model calls {bare * 1e3:6.1f} ms, ratio {ours / bare:.2f}")
 
@@ -89,7 +79,7 @@ def training_throughput(repeats: int) -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-    sec = timed(step, repeats)
+    sec = median_time(step, repeats)
     print(f"training (forward+backward+AdamW) 128 x 24 tokens: {128 * 24 / sec:,.0f} tokens/s")
 
 

@@ -1,4 +1,4 @@
-"""Drive vs regularizer: the OPO gradient split over training, next to the baselines' norms."""
+"""Drive vs regularizer: the OPO gradient split over training, next to every objective's total norm."""
 
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ def main(rerun: bool = False):
     directory = compare_dir(rerun)
     runs = load(directory)
     fig, axes = new_figure(3, 1)
-    data = {}
-    data["opo_split"] = {k: plot_metric(axes[0, 0], {"opo " + k.split("_")[-1]: runs["opo"]}, k, "OPO grad norm part", smooth=5)
-                         for k in ("grad/norm_drive", "grad/norm_reg")}
+    data = {"opo_split": {k: plot_metric(axes[0, 0], {f"opo {k.split('_')[-1]}": runs["opo"]}, k,
+                                         "OPO grad norm part", smooth=5)
+                          for k in ("grad/norm_drive", "grad/norm_reg")}}
+    axes[0, 0].lines[1].set_linestyle(":")
     data["cos"] = plot_metric(axes[0, 1], {"opo": runs["opo"]}, "grad/cos_drive_reg", "cos(drive grad, penalty grad)", smooth=5)
     data["grad/norm"] = plot_metric(axes[0, 2], runs, "grad/norm", "total pre-clip grad norm", smooth=5)
     axes[0, 2].set_yscale("log")
-    axes[0, 2].legend(fontsize=7)
-    axes[0, 0].legend(fontsize=7)
-    fig.suptitle("Gradient split (cpu-tiny LM, mean and 95% band over seeds)", fontsize=9)
+    for ax in axes[0, ::2]:
+        ax.legend(fontsize=7)
+    fig.suptitle("Gradient split into drive and chi² penalty (cpu-tiny LM, mean and 95% band over seeds)", fontsize=9)
     return save_figure(fig, NAME, data, {"runs": str(directory)})
 
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from opo_theory.figures.runs import compare_dir, load
-from opo_theory.figures.style import FIGURES_DIR, save_data
-from opo_theory.io import write_text_atomic
+from opo_theory.figures.style import save_table
 from opo_theory.lm.compare import mean_ci95, tail_mean
 
 NAME = "table2"
@@ -13,24 +12,21 @@ PAPER = {"grpo": (0.544, 0.44, 0.674, 0.115), "dapo": (0.548, 0.44, 0.213, 0.126
          "gopo": (0.555, 0.47, 1.029, 0.134)}
 COLUMNS = (("reward_whole_run", "reward/mean", 10**9), ("ood_accuracy_final", "val/ood_accuracy", 0),
            ("grad_norm_whole_run", "grad/norm", 10**9), ("entropy_whole_run", "entropy/mean", 10**9))
+NOTE = ("Ours: cpu-tiny char GPT, train L3, OOD = held-out L4, 3 seeds (mean ± 95% t-interval). Paper: Qwen3-1.7B, "
+        "~10% of MATH L3, OOD = 100 MATH L4 problems, one seed (standard error ~5 points).")
 
 
 def main(rerun: bool = False):
     directory = compare_dir(rerun)
-    table = {}
+    table, rows = {}, []
     for name, seed_rows in load(directory).items():
         table[name] = {col: mean_ci95([tail_mean(r, key, last) for r in seed_rows]) for col, key, last in COLUMNS}
         table[name]["paper"] = PAPER.get(name)
-    lines = ["| objective | reward (run mean) | OOD accuracy (final) | grad norm (run mean) | entropy (run mean) | paper (reward / val acc / grad / entropy) |",
-             "|---|---|---|---|---|---|"]
-    for name, r in table.items():
-        cells = " | ".join(f"{r[c][0]:.3f} ± {r[c][1]:.3f}" for c, _, _ in COLUMNS)
-        paper = " / ".join(map(str, r["paper"])) if r["paper"] else "—"
-        lines.append(f"| {name} | {cells} | {paper} |")
-    lines.append("\nOurs: cpu-tiny char GPT, train L3, OOD = held-out L4, 3 seeds (mean ± 95% t-interval). "
-                 "Paper: Qwen3-1.7B, ~10% of MATH L3, OOD = 100 MATH L4 problems, one seed (SE ~5 points).")
-    md = write_text_atomic(FIGURES_DIR / f"{NAME}.md", "\n".join(lines) + "\n")
-    return [md, save_data(NAME, table, {"runs": str(directory)})]
+        paper = " / ".join(map(str, PAPER[name])) if name in PAPER else "—"
+        rows.append([name] + [f"{table[name][c][0]:.3f} ± {table[name][c][1]:.3f}" for c, _, _ in COLUMNS] + [paper])
+    header = ["objective", "reward (run mean)", "OOD accuracy (final)", "grad norm (run mean)",
+              "entropy (run mean)", "paper (reward / val acc / grad / entropy)"]
+    return save_table(NAME, header, rows, NOTE, table, {"runs": str(directory)})
 
 
 if __name__ == "__main__":

@@ -65,3 +65,20 @@ def plot_metric(ax, runs: dict, key: str, ylabel: str, smooth: int = 1) -> dict:
     return data
 
 
+
+
+def line_figure(name: str, panels: list[tuple[str, str, int, bool]], title: str, rerun: bool):
+    """One panel per (metric key, y label, smoothing window, log y) from the compare runs; saved as ``name``."""
+    from opo_theory.figures.style import new_figure, save_figure
+
+    directory = compare_dir(rerun)
+    runs = load(directory)
+    fig, axes = new_figure(len(panels), 1)
+    data = {}
+    for ax, (key, ylabel, smooth, log_y) in zip(axes[0], panels, strict=True):
+        data[key] = plot_metric(ax, runs, key, ylabel, smooth)
+        if log_y:
+            ax.set_yscale("log")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"{title} (cpu-tiny LM, mean and 95% band over seeds)", fontsize=9)
+    return save_figure(fig, name, data, {"runs": str(directory)})

@@ -11,7 +11,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from opo_theory.io import REPO_ROOT, provenance, write_bytes_atomic, write_json_atomic  # noqa: E402
+from opo_theory.io import (  # noqa: E402
+    REPO_ROOT,
+    provenance,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 FIGURES_DIR = REPO_ROOT / "figures"
 
@@ -59,3 +65,12 @@ def save_data(name: str, data: dict[str, Any], config: dict[str, Any],
     """Write ``<name>.json`` with the numbers, the config that produced them and provenance."""
     record = {"name": name, "config": config, "data": data, "provenance": provenance()}
     return write_json_atomic(out_dir / f"{name}.json", record)
+
+
+def save_table(name: str, header: list[str], rows: list[list[str]], note: str, data: dict[str, Any],
+               config: dict[str, Any], out_dir: Path = FIGURES_DIR) -> list[Path]:
+    """Write ``<name>.md`` (a markdown table and a note) and ``<name>.json`` (the numbers)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    md = write_text_atomic(out_dir / f"{name}.md", "\n".join(lines) + f"\n\n{note}\n")
+    return [md, save_data(name, data, config, out_dir)]
