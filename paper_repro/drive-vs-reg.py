@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from opo_theory.figures.runs import compare_dir, load, plot_metric
 from opo_theory.figures.style import new_figure, save_figure
 
@@ -13,11 +15,11 @@ def main(rerun: bool = False):
     runs = load(directory)
     fig, axes = new_figure(3, 1)
     data = {"opo_split": {k: plot_metric(axes[0, 0], {f"opo {k.split('_')[-1]}": runs["opo"]}, k,
-                                         "OPO grad norm part", smooth=5)
+                                         "OPO grad norm part", smooth=5, clip=(0, np.inf))
                           for k in ("grad/norm_drive", "grad/norm_reg")}}
     axes[0, 0].lines[1].set_linestyle(":")
-    data["cos"] = plot_metric(axes[0, 1], {"opo": runs["opo"]}, "grad/cos_drive_reg", "cos(drive grad, penalty grad)", smooth=5)
-    data["grad/norm"] = plot_metric(axes[0, 2], runs, "grad/norm", "total pre-clip grad norm", smooth=5)
+    data["cos"] = plot_metric(axes[0, 1], {"opo": runs["opo"]}, "grad/cos_drive_reg", "cos(drive grad, penalty grad)", smooth=5, clip=(-1, 1))
+    data["grad/norm"] = plot_metric(axes[0, 2], runs, "grad/norm", "total pre-clip grad norm", smooth=5, clip=(1e-2, np.inf))
     axes[0, 2].set_yscale("log")
     for ax in axes[0, ::2]:
         ax.legend(fontsize=7)

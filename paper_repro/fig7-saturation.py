@@ -24,7 +24,7 @@ def main(rerun: bool = False):
                                  "corr": float(np.corrcoef(reward[:n], grad[:n])[0, 1]) if n > 2 else None}
     axes[0, 0].set(xlabel="mean reward (5-step average)", ylabel="grad norm (5-step average)", yscale="log",
                    title="(a) grad norm vs reward")
-    data["efficiency"] = plot_metric(axes[0, 1], runs, "grad/response_efficiency", "||grad|| / (½ AdvRange)", smooth=5)
+    data["efficiency"] = plot_metric(axes[0, 1], runs, "grad/response_efficiency", "||grad|| / (½ AdvRange)", smooth=5, clip=(1e-2, np.inf))
     axes[0, 1].set(yscale="log", title="(b) gradient response efficiency")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("Gradient saturation at model scale (cpu-tiny LM, mean over seeds)", fontsize=9)

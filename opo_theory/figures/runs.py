@@ -50,13 +50,16 @@ def curve(seed_rows: list[list[dict]], key: str, smooth: int = 1):
     return np.array(steps), mean, mean - half, mean + half
 
 
-def plot_metric(ax, runs: dict, key: str, ylabel: str, smooth: int = 1) -> dict:
-    """One line per objective with its 95% band; returns the plotted numbers."""
+def plot_metric(ax, runs: dict, key: str, ylabel: str, smooth: int = 1,
+                clip: tuple[float, float] | None = None) -> dict:
+    """One line per objective with its 95% band (band clipped to ``clip``); returns the plotted numbers."""
     data = {}
     for name, seed_rows in runs.items():
         steps, mean, lo, hi = curve(seed_rows, key, smooth)
         if len(steps) == 0:
             continue
+        if clip is not None:    # a t-band can leave the metric's range (negative norms, |cos| > 1)
+            lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
         ax.plot(steps, mean, color=color(name), label=name)
         ax.fill_between(steps, lo, hi, color=color(name), alpha=0.18, lw=0)
         data[name] = {"step": steps.tolist(), "mean": mean.tolist(), "low": lo.tolist(), "high": hi.tolist()}
@@ -76,7 +79,7 @@ def line_figure(name: str, panels: list[tuple[str, str, int, bool]], title: str,
     fig, axes = new_figure(len(panels), 1)
     data = {}
     for ax, (key, ylabel, smooth, log_y) in zip(axes[0], panels, strict=True):
-        data[key] = plot_metric(ax, runs, key, ylabel, smooth)
+        data[key] = plot_metric(ax, runs, key, ylabel, smooth, clip=(1e-2, np.inf) if log_y else None)
         if log_y:
             ax.set_yscale("log")
     axes[0, 0].legend(fontsize=7)
