@@ -14,7 +14,15 @@ from opo_theory.geometry import objectives as S
 from opo_theory.objectives.opo import bounded_target
 from opo_theory.objectives.shaping import dynamic_sampling_filter, overlong_penalty
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def float64_default():
+    """float64 for gradcheck, restored afterwards so no other test module sees it."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def make_batch(B=6, T=4, G=2, seed=0, scale=0.1, pairs=True, **kw):

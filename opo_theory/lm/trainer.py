@@ -128,7 +128,7 @@ class Trainer:
         t_gen = time.perf_counter() - t0
         scored = [reward(decode(t), items[i // cfg.group_size].answer, cfg.shaping)
                   for i, t in enumerate(tokens.tolist())]
-        rewards = torch.tensor([s[0] for s in scored], device=dev)
+        rewards = torch.tensor([s[0] for s in scored], dtype=torch.float32, device=dev)
         correct = torch.tensor([s[1] for s in scored], dtype=torch.float32)
         with torch.no_grad(), self._autocast():
             logp_old = response_logprobs(model, prompts, tokens)[0]

@@ -26,6 +26,7 @@ def response_weights(batch: PolicyBatch) -> Tensor:
 def group_mean(x: Tensor, group: Tensor, weight: Tensor) -> Tensor:
     """[B] w-weighted mean of x over each response's group, broadcast back to responses."""
     n = int(group.max().item()) + 1
+    weight = weight.to(x.dtype)      # rewards may be float64 while log-probs are float32
     num = torch.zeros(n, dtype=x.dtype, device=x.device).index_add(0, group, weight * x)
     den = torch.zeros(n, dtype=x.dtype, device=x.device).index_add(0, group, weight)
     return (num / den.clamp_min(torch.finfo(x.dtype).tiny))[group]
