@@ -16,7 +16,8 @@ from opo_theory.lm.trainer import Trainer
 from opo_theory.objectives import available
 
 MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
-         "train_level=2", "ood_level=3", "val_every=2", "sft_batch=32", "shaping=0.5", "checkpoint_every=2"]
+         "train_level=2", "ood_level=3", "val_every=2", "sft_batch=32", "shaping=0.5", "checkpoint_every=2",
+         "prompts_per_step=4"]
 
 
 @pytest.fixture(scope="module")

@@ -53,7 +53,7 @@ def save_figure(fig, name: str, data: dict[str, Any], config: dict[str, Any],
     paths = []
     for ext in ("png", "pdf"):
         buf = io.BytesIO()
-        fig.savefig(buf, format=ext)
+        fig.savefig(buf, format=ext, metadata={"CreationDate": None} if ext == "pdf" else None)
         paths.append(write_bytes_atomic(out_dir / f"{name}.{ext}", buf.getvalue()))
     plt.close(fig)
     paths.append(save_data(name, data, config, out_dir))

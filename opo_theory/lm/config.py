@@ -40,12 +40,12 @@ class TrainConfig:
     sft_cache: str = "runs/sft-cache"
     # RL
     steps: int = 100
-    prompts_per_step: int = 8
+    prompts_per_step: int = 32
     group_size: int = 6
     max_new: int = 8
     temperature: float = 1.0
     top_p: float = 1.0
-    lr: float = 3e-4
+    lr: float = 1e-4
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ppo_epochs: int = 2      # >1 update per rollout batch: at the anchor (Delta = 0) the chi² penalty
