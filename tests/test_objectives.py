@@ -15,7 +15,6 @@ from opo_theory.objectives.opo import bounded_target
 from opo_theory.objectives.shaping import dynamic_sampling_filter, overlong_penalty
 
 
-
 @pytest.fixture(autouse=True)
 def float64_default():
     """float64 for gradcheck, restored afterwards so no other test module sees it."""

@@ -51,7 +51,7 @@ class PolicyBatch:
 
     @property
     def n_groups(self) -> int:
-        return int(self.group.max().item()) + 1
+        return n_groups(self.group)
 
     @property
     def lengths(self) -> Tensor:
@@ -72,10 +72,15 @@ class PolicyBatch:
         return replace(self, **changes)
 
 
+def n_groups(group: Tensor) -> int:
+    """Number of group ids 0..max(group)."""
+    return int(group.max().item()) + 1
+
+
 def _check_finite(name: str, x: Tensor, mask: Tensor | None = None) -> None:
-    values = x if mask is None else x[mask.bool()]
-    if not torch.isfinite(values).all():
-        bad = values[~torch.isfinite(values)][:3].tolist()
+    ok = torch.isfinite(x) if mask is None else torch.isfinite(x) | ~mask.bool()
+    if not ok.all():
+        bad = x[~ok][:3].tolist()
         raise ValueError(f"{name} must be finite where the mask is 1; found {bad}")
 
 

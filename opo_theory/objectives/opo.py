@@ -15,7 +15,14 @@ from torch import Tensor
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.batch import PolicyBatch
 from opo_theory.objectives.config import check_positive, check_unit_interval
-from opo_theory.objectives.reduce import mean_over_responses, response_weights, seq_logratio
+from opo_theory.objectives.reduce import (
+    group_extreme,
+    group_sum,
+    mean_over_responses,
+    n_groups,
+    response_weights,
+    seq_logratio,
+)
 from opo_theory.objectives.registry import DRIVE_KEY, REG_KEY, register
 from opo_theory.objectives.sampling import drive
 from opo_theory.validation import require_choice
@@ -116,19 +123,18 @@ def bounded_target(g: Tensor, batch: PolicyBatch, mu, iters: int = 100) -> tuple
     mu64 = mu.double() if isinstance(mu, Tensor) else torch.tensor(float(mu), dtype=torch.float64)
     w = response_weights(batch).double()
     grp = batch.group
-    n = int(grp.max().item()) + 1
-    wsum = torch.zeros(n, dtype=torch.float64, device=g.device).index_add(0, grp, w)
-    gmean = torch.zeros_like(wsum).index_add(0, grp, w * g64) / wsum
+    n = n_groups(grp)
+    wsum = group_sum(w, grp, n)
+    gmean = group_sum(w * g64, grp, n) / wsum
     mu_b = mu64.expand_as(g64)
-    mu_g = torch.zeros_like(wsum).scatter_reduce(0, grp, mu_b, "amax", include_self=False)
     lo = gmean
-    hi = torch.full_like(wsum, -torch.inf).scatter_reduce(0, grp, g64, "amax") + mu_g
+    hi = group_extreme(g64, grp, "amax", n) + group_extreme(mu_b.contiguous(), grp, "amax", n)
     for _ in range(iters):
         mid = (lo + hi) / 2
-        v = torch.clamp((g64 - mid[grp]) / mu_b, min=-1.0)
-        positive = torch.zeros_like(wsum).index_add(0, grp, w * v) > 0
+        v = torch.clamp((g64 - mid.index_select(0, grp)) / mu_b, min=-1.0)
+        positive = group_sum(w * v, grp, n) > 0
         lo, hi = torch.where(positive, mid, lo), torch.where(positive, hi, mid)
-    lam = ((lo + hi) / 2)[grp]
+    lam = ((lo + hi) / 2).index_select(0, grp)
     v_star = torch.clamp((g64 - lam) / mu_b, min=-1.0)
     return v_star.to(g.dtype), lam.to(g.dtype)
 

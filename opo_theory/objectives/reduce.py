@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from opo_theory.objectives.batch import PolicyBatch
+from opo_theory.objectives.batch import PolicyBatch, n_groups
 from opo_theory.validation import require_choice
 
 AGGREGATIONS = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
@@ -23,13 +23,26 @@ def response_weights(batch: PolicyBatch) -> Tensor:
     return batch.sample_weight.to(batch.logp.dtype)
 
 
+def group_sum(x: Tensor, group: Tensor, n: int | None = None) -> Tensor:
+    """[n] sum of x [B] over the responses of each group."""
+    n = n_groups(group) if n is None else n
+    return torch.zeros(n, dtype=x.dtype, device=x.device).index_add(0, group, x)
+
+
+def group_extreme(x: Tensor, group: Tensor, reduce: str, n: int | None = None) -> Tensor:
+    """[n] max ('amax') or min ('amin') of x [B] over the responses of each group."""
+    require_choice("reduce", reduce, ("amax", "amin"))
+    n = n_groups(group) if n is None else n
+    fill = -torch.inf if reduce == "amax" else torch.inf
+    return torch.full((n,), fill, dtype=x.dtype, device=x.device).scatter_reduce(0, group, x, reduce)
+
+
 def group_mean(x: Tensor, group: Tensor, weight: Tensor) -> Tensor:
     """[B] w-weighted mean of x over each response's group, broadcast back to responses."""
-    n = int(group.max().item()) + 1
+    n = n_groups(group)
     weight = weight.to(x.dtype)      # rewards may be float64 while log-probs are float32
-    num = torch.zeros(n, dtype=x.dtype, device=x.device).index_add(0, group, weight * x)
-    den = torch.zeros(n, dtype=x.dtype, device=x.device).index_add(0, group, weight)
-    return (num / den.clamp_min(torch.finfo(x.dtype).tiny))[group]
+    num, den = group_sum(weight * x, group, n), group_sum(weight, group, n)
+    return (num / den.clamp_min(torch.finfo(x.dtype).tiny)).index_select(0, group)
 
 
 def center(x: Tensor, batch: PolicyBatch, mode: str = "group") -> Tensor:

@@ -17,7 +17,14 @@ import torch
 from torch import Tensor
 
 from opo_theory.objectives.batch import PolicyBatch
-from opo_theory.objectives.reduce import center, response_weights, seq_logratio
+from opo_theory.objectives.reduce import (
+    center,
+    group_extreme,
+    group_sum,
+    n_groups,
+    response_weights,
+    seq_logratio,
+)
 from opo_theory.validation import require_choice
 
 GEOMETRIES = ("paper", "code", "gopo", "wgopo")
@@ -27,11 +34,9 @@ LOG_WEIGHT_CLAMP = 80.0   # exp(80) ~ 5.5e34 < float32 max: documented overflow 
 
 def _group_softmax(x: Tensor, group: Tensor) -> Tensor:
     """softmax of x within each group (stable: the group max is subtracted)."""
-    n = int(group.max().item()) + 1
-    gmax = torch.full((n,), -torch.inf, dtype=x.dtype, device=x.device).scatter_reduce(
-        0, group, x, "amax")
-    e = torch.exp(x - gmax[group])
-    return e / torch.zeros(n, dtype=x.dtype, device=x.device).index_add(0, group, e)[group]
+    n = n_groups(group)
+    e = torch.exp(x - group_extreme(x, group, "amax", n).index_select(0, group))
+    return e / group_sum(e, group, n).index_select(0, group)
 
 
 def paper_weights(adv: Tensor, batch: PolicyBatch, alpha, pi_factor: str = "none") -> Tensor:
@@ -53,9 +58,7 @@ def code_weights(adv: Tensor, batch: PolicyBatch, alpha, beta_r: float, tau: flo
     delta = seq_logratio(batch, "mean", delta_clamp).detach()
     p = _group_softmax(delta / tau, batch.group)
     w = q.clamp_min(1e-30) ** alpha * p.clamp_min(1e-30) ** (1 - alpha)
-    n = int(batch.group.max().item()) + 1
-    total = torch.zeros(n, dtype=w.dtype, device=w.device).index_add(0, batch.group, w)
-    return w / total[batch.group]
+    return w / group_sum(w, batch.group).index_select(0, batch.group)
 
 
 def weights(geometry: str, adv: Tensor, batch: PolicyBatch, alpha, *, pi_factor: str = "none",

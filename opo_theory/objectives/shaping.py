@@ -6,15 +6,14 @@ import torch
 from torch import Tensor
 
 from opo_theory.objectives.batch import PolicyBatch
+from opo_theory.objectives.reduce import group_extreme
 from opo_theory.validation import require_positive
 
 
 def informative_groups(rewards: Tensor, group: Tensor, atol: float = 0.0) -> Tensor:
     """[B] bool: response belongs to a group whose rewards are not all equal (DAPO dynamic sampling)."""
-    n = int(group.max().item()) + 1
-    hi = torch.full((n,), -torch.inf, dtype=rewards.dtype).scatter_reduce(0, group, rewards, "amax")
-    lo = torch.full((n,), torch.inf, dtype=rewards.dtype).scatter_reduce(0, group, rewards, "amin")
-    return ((hi - lo) > atol)[group]
+    hi, lo = group_extreme(rewards, group, "amax"), group_extreme(rewards, group, "amin")
+    return ((hi - lo) > atol).index_select(0, group)
 
 
 def dynamic_sampling_filter(batch: PolicyBatch) -> PolicyBatch | None:
