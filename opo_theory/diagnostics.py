@@ -101,7 +101,7 @@ def _flat(grads: Iterable[Tensor | None], params: list[Tensor]) -> Tensor:
 
 
 def gradient_metrics(loss: Tensor, metrics: dict[str, Tensor], params: Iterable[Tensor], *,
-                     split: bool = True, approx: Tensor | None = None) -> dict[str, float]:
+                     split: bool = False, approx: Tensor | None = None) -> dict[str, float]:
     """Backward of ``loss`` (grads land in .grad) plus grad/norm, and optionally the drive/reg split
     (grad/norm_drive, grad/norm_reg, grad/cos_drive_reg: one extra backward) and approx/grad_cos
     (cosine between the gradients of ``loss`` and of ``approx``, e.g. the exact-ratio loss)."""

@@ -25,7 +25,9 @@ def test_split_adds_up_and_matches_separate_backwards():
     loss, metrics = O.get("opo")(batch)
     (g_drive,) = torch.autograd.grad(metrics["loss/drive"], w, retain_graph=True)
     (g_reg,) = torch.autograd.grad(metrics["loss/reg"], w, retain_graph=True)
-    out = gradient_metrics(loss, metrics, [w])
+    assert "grad/norm_drive" not in gradient_metrics(*O.get("opo")(linear_policy_batch(w=w)[0]), [w])  # opt-in
+    w.grad = None
+    out = gradient_metrics(loss, metrics, [w], split=True)
     assert torch.allclose(w.grad, g_drive + g_reg)
     assert math.isclose(out["grad/norm"], float((g_drive + g_reg).norm()), rel_tol=1e-9)
     assert math.isclose(out["grad/norm_drive"], float(g_drive.norm()), rel_tol=1e-9)
@@ -37,7 +39,7 @@ def test_split_adds_up_and_matches_separate_backwards():
 def test_no_split_for_objectives_without_parts_and_grad_accumulates_like_backward():
     batch, w = linear_policy_batch()
     loss, metrics = O.get("grpo")(batch)
-    out = gradient_metrics(loss, metrics, [w])
+    out = gradient_metrics(loss, metrics, [w], split=True)
     assert "grad/norm_drive" not in out and out["grad/norm"] > 0
     before = w.grad.clone()
     loss2, m2 = O.get("grpo")(linear_policy_batch(w=w)[0])

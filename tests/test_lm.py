@@ -7,12 +7,12 @@ import torch
 
 from opo_theory.cli import main
 from opo_theory.lm.config import make_config
-from opo_theory.lm.model import GPT, GPTConfig
-from opo_theory.lm.sampling import generate, response_mask
+from opo_theory.lm.model import GPT, GPTConfig, KVCache
+from opo_theory.lm.sampling import generate, response_logprobs, response_mask
 from opo_theory.lm.sft import model_config, sft_batch, sft_loss
 from opo_theory.lm.task import problems, reward
 from opo_theory.lm.tokenizer import EOS, PAD, VOCAB, decode, encode, left_pad
-from opo_theory.lm.trainer import Trainer
+from opo_theory.lm.trainer import Trainer, used_columns
 from opo_theory.objectives import available
 
 MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
@@ -52,6 +52,8 @@ def test_tokenizer_round_trip_and_padding():
     with pytest.raises(ValueError, match="character 'x' is not in the vocabulary"):
         encode("1x")
     assert response_mask(torch.tensor([[3, EOS, PAD], [4, 5, 6]])).tolist() == [[1, 1, 0], [1, 1, 1]]
+    assert used_columns(torch.tensor([[3, EOS, PAD, PAD], [EOS, PAD, PAD, PAD]])) == 2
+    assert used_columns(torch.full((2, 3), PAD)) == 1
 
 
 def test_sft_drives_the_loss_down_on_a_fixed_batch():
@@ -76,6 +78,46 @@ def test_kv_cache_greedy_equals_recompute():
     a = generate(model, prompts, 12, temperature=0.0, use_cache=True)
     b = generate(model, prompts, 12, temperature=0.0, use_cache=False)
     assert torch.equal(a, b)
+
+
+def test_chunked_decoding_through_the_cache_equals_one_full_forward():
+    torch.manual_seed(2)
+    model = GPT(GPTConfig(len(VOCAB), 2, 2, 32, 40)).eval()
+    seq = torch.randint(2, len(VOCAB), (3, 11))
+    cache = KVCache(model.cfg, 3, "cpu", torch.float32, capacity=11)
+    chunks = [model(seq[:, :5], cache), model(seq[:, 5:6], cache), model(seq[:, 6:], cache)]
+    assert torch.allclose(torch.cat(chunks, 1), model(seq), atol=1e-5)
+    with pytest.raises(ValueError, match="exceeds the cache capacity 11"):
+        model(seq[:, :1], cache)
+
+
+def test_shared_prompt_forward_equals_the_expanded_batch_in_value_and_gradient():
+    torch.manual_seed(3)
+    model = GPT(GPTConfig(len(VOCAB), 2, 2, 32, 40))
+    prompts = left_pad([encode("12+34="), encode("7-8="), encode("(1+2)*3=")])
+    tokens = generate(model, prompts, 6, 1.0, 1.0, torch.Generator().manual_seed(0), repeats=4)
+    full, ent_full = response_logprobs(model, prompts.repeat_interleave(4, 0), tokens, with_entropy=True)
+    shared, ent_shared = response_logprobs(model, prompts, tokens, with_entropy=True, repeats=4)
+    assert torch.allclose(full, shared, atol=1e-5) and torch.allclose(ent_full, ent_shared, atol=1e-5)
+    g_full = torch.autograd.grad(full.sum(), list(model.parameters()))
+    g_shared = torch.autograd.grad(shared.sum(), list(model.parameters()))
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(g_full, g_shared))
+    with pytest.raises(ValueError, match="3 prompts x 2 repeats != 12 responses"):
+        response_logprobs(model, prompts, tokens, repeats=2)
+
+
+def test_generation_with_repeats_prefills_once_and_matches_expanded_prompts():
+    torch.manual_seed(4)
+    model = GPT(GPTConfig(len(VOCAB), 2, 2, 32, 40)).eval()
+    prompts = left_pad([encode("12+34="), encode("7-8=")])
+    a = generate(model, prompts, 8, temperature=0.0, repeats=3)
+    b = generate(model, prompts.repeat_interleave(3, 0), 8, temperature=0.0)
+    assert a.shape == (6, 8) and torch.equal(a, b)
+    sampled = generate(model, prompts, 8, 1.0, 1.0, torch.Generator().manual_seed(0), repeats=3)
+    again = generate(model, prompts, 8, 1.0, 1.0, torch.Generator().manual_seed(0), repeats=3, use_cache=False)
+    assert torch.equal(sampled, again)
+    with pytest.raises(ValueError, match="repeats must be a positive integer, got 0"):
+        generate(model, prompts, 8, repeats=0)
 
 
 @pytest.mark.parametrize("objective", available())

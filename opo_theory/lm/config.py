@@ -52,7 +52,9 @@ class TrainConfig:
     minibatches: int = 2     # has zero gradient, so with one update OPO's mu would never act
     val_every: int = 25
     checkpoint_every: int = 25
-    approx_grad: bool = True
+    approx_grad: bool = True            # OPO: cosine of exact-vs-surrogate gradients, one extra backward
+    grad_split: bool = True             # drive/regularizer gradient split, one extra backward
+    trust_region_metrics: bool = True   # Delta/ratio/kl moments after the step's updates: one extra forward
     device: str = "cpu"
     bf16: bool = False
 

@@ -24,13 +24,31 @@ class GPTConfig:
 
 
 class KVCache:
-    """Preallocated keys/values per layer: [B, H, block_size, D]; ``length`` tokens are filled."""
+    """Preallocated keys/values per layer: [B, H, capacity <= block_size, D]; ``length`` tokens are filled."""
 
-    def __init__(self, cfg: GPTConfig, batch: int, device, dtype) -> None:
-        shape = (batch, cfg.n_head, cfg.block_size, cfg.n_embd // cfg.n_head)
+    def __init__(self, cfg: GPTConfig, batch: int, device, dtype, capacity: int | None = None) -> None:
+        capacity = cfg.block_size if capacity is None else min(capacity, cfg.block_size)
+        shape = (batch, cfg.n_head, capacity, cfg.n_embd // cfg.n_head)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.length = 0
+
+    def repeat_interleave(self, repeats: int) -> KVCache:
+        """The cache of a batch in which every row is repeated ``repeats`` times (row i -> rows i*r..i*r+r-1)."""
+        out = object.__new__(KVCache)
+        out.k = [k.repeat_interleave(repeats, 0) for k in self.k]
+        out.v = [v.repeat_interleave(repeats, 0) for v in self.v]
+        out.length = self.length
+        return out
+
+
+def causal_mask(t: int, start: int, device) -> dict:
+    """SDPA arguments for t queries at positions start..start+t-1 over keys 0..start+t-1 (causal)."""
+    if start == 0:
+        return {"is_causal": t > 1}
+    if t == 1:
+        return {}                     # one decoding step sees everything cached
+    return {"attn_mask": torch.ones(t, start + t, dtype=torch.bool, device=device).tril(start)}
 
 
 class Attention(nn.Module):
@@ -48,10 +66,9 @@ class Attention(nn.Module):
             cache.k[layer][:, :, start:start + t] = k
             cache.v[layer][:, :, start:start + t] = v
             k, v = cache.k[layer][:, :, :start + t], cache.v[layer][:, :, :start + t]
-            causal = t > 1          # prefill is causal; a one-token decode step sees everything cached
         else:
-            causal = True
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+            start = 0
+        y = F.scaled_dot_product_attention(q, k, v, **causal_mask(t, start, x.device))
         return self.proj(y.transpose(1, 2).reshape(b, t, c))
 
 
@@ -93,8 +110,9 @@ class GPT(nn.Module):
     def forward(self, idx: Tensor, cache: KVCache | None = None) -> Tensor:
         t = idx.shape[1]
         start = 0 if cache is None else cache.length
-        if start + t > self.cfg.block_size:
-            raise ValueError(f"sequence length {start + t} exceeds block_size {self.cfg.block_size}")
+        limit = self.cfg.block_size if cache is None else cache.k[0].shape[2]
+        if start + t > limit:
+            raise ValueError(f"sequence length {start + t} exceeds {'block_size' if cache is None else 'the cache capacity'} {limit}")
         x = self.tok(idx) + self.pos(torch.arange(start, start + t, device=idx.device))
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)

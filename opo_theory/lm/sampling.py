@@ -25,13 +25,23 @@ def sample_next(logits: Tensor, temperature: float, top_p: float, generator: tor
 
 @torch.no_grad()
 def generate(model: GPT, prompts: Tensor, max_new: int, temperature: float = 1.0, top_p: float = 1.0,
-             generator: torch.Generator | None = None, use_cache: bool = True) -> Tensor:
-    """[B, max_new] new tokens; after <eos> every position is <pad>."""
-    b = prompts.shape[0]
+             generator: torch.Generator | None = None, use_cache: bool = True, repeats: int = 1) -> Tensor:
+    """[B * repeats, max_new] new tokens, ``repeats`` samples per prompt (row i -> rows i*r..i*r+r-1);
+    after <eos> every position is <pad>. With the cache, each distinct prompt is prefilled once."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be a positive integer, got {repeats}")
+    b = prompts.shape[0] * repeats
     out = torch.full((b, max_new), PAD, dtype=torch.long, device=prompts.device)
     done = torch.zeros(b, dtype=torch.bool, device=prompts.device)
-    cache = KVCache(model.cfg, b, prompts.device, next(model.parameters()).dtype) if use_cache else None
-    logits = model(prompts, cache)[:, -1]
+    if use_cache:
+        cache = KVCache(model.cfg, prompts.shape[0], prompts.device, next(model.parameters()).dtype,
+                        capacity=prompts.shape[1] + max_new)
+        logits = model(prompts, cache)[:, -1].repeat_interleave(repeats, 0)
+        cache = cache.repeat_interleave(repeats)
+    else:
+        cache = None
+        prompts = prompts.repeat_interleave(repeats, 0)
+        logits = model(prompts)[:, -1]
     seq = prompts
     for t in range(max_new):
         tok = sample_next(logits, temperature, top_p, generator)
@@ -55,10 +65,29 @@ def response_mask(tokens: Tensor) -> Tensor:
     return ((tokens != PAD) & ~after).to(torch.float32)
 
 
-def response_logprobs(model: GPT, prompts: Tensor, tokens: Tensor, with_entropy: bool = False):
-    """Per-token log pi(response token) [B, N] (and entropy [B, N]) from one full forward pass."""
-    seq = torch.cat([prompts, tokens], 1)
-    logits = model(seq[:, :-1])[:, prompts.shape[1] - 1:]
+def response_logits(model: GPT, prompts: Tensor, tokens: Tensor, repeats: int = 1) -> Tensor:
+    """[P * repeats, N, V] logits predicting each response token, ``repeats`` responses per prompt [P, W].
+
+    Each distinct prompt goes through the model once; its keys/values (differentiable) are shared by
+    its ``repeats`` responses, which attend to them through the KV cache.
+    """
+    if repeats == 1:
+        return model(torch.cat([prompts, tokens[:, :-1]], 1))[:, prompts.shape[1] - 1:]
+    cache = KVCache(model.cfg, prompts.shape[0], prompts.device, next(model.parameters()).dtype,
+                    capacity=prompts.shape[1] + tokens.shape[1] - 1)
+    first = model(prompts, cache)[:, -1:].repeat_interleave(repeats, 0)
+    if tokens.shape[1] == 1:
+        return first
+    rest = model(tokens[:, :-1], cache.repeat_interleave(repeats))
+    return torch.cat([first, rest], 1)
+
+
+def response_logprobs(model: GPT, prompts: Tensor, tokens: Tensor, with_entropy: bool = False,
+                      repeats: int = 1):
+    """Per-token log pi(response token) [B, N] (and entropy [B, N]); prompts [B / repeats, W]."""
+    if prompts.shape[0] * repeats != tokens.shape[0]:
+        raise ValueError(f"{prompts.shape[0]} prompts x {repeats} repeats != {tokens.shape[0]} responses")
+    logits = response_logits(model, prompts, tokens, repeats)
     logp_all = F.log_softmax(logits.float(), -1)
     logp = logp_all.gather(-1, tokens[..., None]).squeeze(-1)
     if not with_entropy:

@@ -76,7 +76,7 @@ def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[GPT, dict]
         return model.to(cfg.device), blob["info"]
     torch.manual_seed(cfg.sft_seed)
     model.to(cfg.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0, fused=True)
     gen = torch.Generator().manual_seed(cfg.sft_seed)
     acc, step = 0.0, 0
     for step in range(1, cfg.sft_max_steps + 1):

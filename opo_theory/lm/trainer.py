@@ -45,8 +45,10 @@ def check_run_dir(out: Path, cfg: TrainConfig, resume: bool) -> bool:
 
 
 def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None, with_entropy=True):
-    """PolicyBatch for the rollouts (pairs: best vs worst response of each informative group)."""
-    logp, ent = response_logprobs(model, prompts, tokens, with_entropy)
+    """PolicyBatch for the rollouts, ``cfg.group_size`` per prompt (pairs: best vs worst response of each
+    informative group); ``logp_old=None`` means the model is the anchor: pi_old = sg(pi_theta)."""
+    logp, ent = response_logprobs(model, prompts, tokens, with_entropy, repeats=cfg.group_size)
+    logp_old = logp.detach() if logp_old is None else logp_old
     mask = response_mask(tokens).to(logp.device)
     g = cfg.group_size
     groups = torch.arange(len(tokens), device=logp.device) // g
@@ -60,10 +62,16 @@ def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None
             return None
     if ref_model is not None:
         with torch.no_grad():
-            extra["logp_ref"] = response_logprobs(ref_model, prompts, tokens)[0]
+            extra["logp_ref"] = response_logprobs(ref_model, prompts, tokens, repeats=cfg.group_size)[0]
     groups = groups - groups.min()
     return PolicyBatch(logp=logp, logp_old=logp_old, mask=mask, group=groups, rewards=rewards,
                        entropy=None if ent is None else ent.detach(), **extra)
+
+
+def used_columns(tokens) -> int:
+    """Width of the response block once trailing columns that are padding in every row are dropped (>= 1)."""
+    used = response_mask(tokens).any(0).nonzero()
+    return int(used.max()) + 1 if len(used) else 1
 
 
 class Trainer:
@@ -80,7 +88,8 @@ class Trainer:
         self.ref = copy.deepcopy(self.model).eval() if cfg.objective == "ppo-kl" else None
         self.spec = get(cfg.objective)
         self.obj_cfg = self.spec.make_config(**cfg.objective_config)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                                     fused=True)     # one kernel per step (CPU and CUDA)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.step = 0
@@ -116,30 +125,47 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
+    def _anchor_logprobs(self, prompts, tokens, skip: int):
+        """[B, N] pi_old log-probs of rows ``skip:`` (a multiple of the group size; rows before it are
+        left for the caller to fill); ``prompts`` holds one row per group."""
+        out = torch.empty(tokens.shape, dtype=torch.float32, device=tokens.device)
+        g = self.cfg.group_size
+        if skip < len(tokens):
+            with torch.no_grad(), self._autocast():
+                out[skip:] = response_logprobs(self.model, prompts[skip // g:], tokens[skip:], repeats=g)[0]
+        return out
+
     def rl_step(self) -> dict:
         cfg, model, dev = self.cfg, self.model, self.cfg.device
         t0 = time.perf_counter()
         pool = self.pools["train"]
         idx = torch.randint(len(pool), (cfg.prompts_per_step,), generator=self.gen)
         items = [pool[i] for i in idx.tolist()]
-        prompts = left_pad([encode(p.prompt) for p in items], self.width).repeat_interleave(cfg.group_size, 0).to(dev)
+        prompts = left_pad([encode(p.prompt) for p in items], self.width).to(dev)     # one row per group
         with self._autocast():
-            tokens = generate(model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, self.gen)
+            tokens = generate(model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, self.gen, repeats=cfg.group_size)
+        tokens = tokens[:, :used_columns(tokens)]
         t_gen = time.perf_counter() - t0
         scored = [reward(decode(t), items[i // cfg.group_size].answer, cfg.shaping)
                   for i, t in enumerate(tokens.tolist())]
         rewards = torch.tensor([s[0] for s in scored], dtype=torch.float32, device=dev)
         correct = torch.tensor([s[1] for s in scored], dtype=torch.float32)
-        with torch.no_grad(), self._autocast():
-            logp_old = response_logprobs(model, prompts, tokens)[0]
-        metrics: dict = {}
         per_mb = cfg.prompts_per_step // cfg.minibatches * cfg.group_size
+        logp_old = self._anchor_logprobs(prompts, tokens, per_mb)
+        anchor_pending = True     # the first mini-batch's anchor log-probs come from its first training forward
+        metrics: dict = {}
         updated = False
         for _ in range(cfg.ppo_epochs):
             for start in range(0, len(tokens), per_mb):
                 sl = slice(start, start + per_mb)
+                groups = prompts[start // cfg.group_size:(start + per_mb) // cfg.group_size]
                 with self._autocast():
-                    batch = rollout_batch(model, prompts[sl], tokens[sl], logp_old[sl], rewards[sl], cfg, self.ref)
+                    batch = rollout_batch(model, groups, tokens[sl], None if anchor_pending else logp_old[sl],
+                                          rewards[sl], cfg, self.ref)
+                if anchor_pending:
+                    logp_old[sl] = batch.logp_old if batch is not None else self._anchor_logprobs(
+                        groups, tokens[sl], 0)
+                    anchor_pending = False
                 if batch is None:
                     continue
                 loss, parts = self.spec(batch, self.obj_cfg)
@@ -147,7 +173,7 @@ class Trainer:
                 if cfg.approx_grad and cfg.objective in ("opo", "opo-exact"):
                     approx = get("opo-exact" if cfg.objective == "opo" else "opo")(batch, self.obj_cfg)[0]
                 self.opt.zero_grad(set_to_none=True)
-                metrics = gradient_metrics(loss, parts, model.parameters(), approx=approx)
+                metrics = gradient_metrics(loss, parts, model.parameters(), split=cfg.grad_split, approx=approx)
                 metrics.update({k: float(v) for k, v in parts.items() if k.startswith(("clip/", "loss/total", "pair/", "gopo/"))})
                 if math.isfinite(metrics["grad/norm"]):
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -155,9 +181,11 @@ class Trainer:
                     updated = True
                 metrics["entropy/mean"] = float((batch.entropy * batch.mask).sum() / batch.mask.sum())
         t_train = time.perf_counter() - t0 - t_gen
-        # trust region actually taken: the updated policy against the frozen anchor
-        with torch.no_grad(), self._autocast():
-            post = rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, self.ref, with_entropy=False)
+        # trust region actually taken: the updated policy against the frozen anchor (one extra forward)
+        post = None
+        if cfg.trust_region_metrics:
+            with torch.no_grad(), self._autocast():
+                post = rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, self.ref, with_entropy=False)
         if post is not None:
             bm = batch_metrics(post.with_(logp=post.logp.float()), cfg.objective,
                                self.obj_cfg if cfg.objective in OPO_FAMILY else None)
