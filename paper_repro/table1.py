@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from opo_theory.figures.runs import compare_dir, load
+from opo_theory.figures.runs import compare_dir, describe_setup, load
 from opo_theory.figures.style import save_table
 from opo_theory.lm.compare import mean_ci95, tail_mean
 
 NAME = "table1"
 PAPER = {"grpo": (0.686, 0.61), "gspo": (0.713, 0.50), "dapo": (0.67, 0.22), "opo": (0.756, 0.90)}
-NOTE = ("Ours: cpu-tiny char GPT on arithmetic (train L3), 3 seeds, mean ± 95% t-interval. Paper: Qwen3-1.7B on "
-        "MATH Level 3, one seed. Grad norms of differently scaled losses are not directly comparable.")
+NOTE = ("Ours: {setup}; mean ± 95% t-interval over seeds. Paper: Qwen3-1.7B on MATH Level 3, one seed. "
+        "Grad norms of differently scaled losses are not directly comparable.")
 
 
 def main(rerun: bool = False):
@@ -23,7 +23,7 @@ def main(rerun: bool = False):
         rows.append([name, f"{reward[0]:.3f} ± {reward[1]:.3f}", f"{grad[0]:.3f} ± {grad[1]:.3f}",
                      str(paper[0]), str(paper[1])])
     header = ["objective", "reward, last 20 (ours)", "grad norm, last 20 (ours)", "paper reward", "paper grad norm"]
-    return save_table(NAME, header, rows, NOTE, table, {"runs": str(directory)})
+    return save_table(NAME, header, rows, NOTE.format(setup=describe_setup(directory)), table, {"runs": str(directory)})
 
 
 if __name__ == "__main__":

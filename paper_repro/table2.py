@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opo_theory.figures.runs import compare_dir, load
+from opo_theory.figures.runs import compare_dir, describe_setup, load
 from opo_theory.figures.style import save_table
 from opo_theory.lm.compare import mean_ci95, tail_mean
 
@@ -12,8 +12,8 @@ PAPER = {"grpo": (0.544, 0.44, 0.674, 0.115), "dapo": (0.548, 0.44, 0.213, 0.126
          "gopo": (0.555, 0.47, 1.029, 0.134)}
 COLUMNS = (("reward_whole_run", "reward/mean", 10**9), ("ood_accuracy_final", "val/ood_accuracy", 0),
            ("grad_norm_whole_run", "grad/norm", 10**9), ("entropy_whole_run", "entropy/mean", 10**9))
-NOTE = ("Ours: cpu-tiny char GPT, train L3, OOD = held-out L4, 3 seeds (mean ± 95% t-interval). Paper: Qwen3-1.7B, "
-        "~10% of MATH L3, OOD = 100 MATH L4 problems, one seed (standard error ~5 points).")
+NOTE = ("Ours: {setup}; mean ± 95% t-interval over seeds. Paper: Qwen3-1.7B, ~10% of MATH L3, OOD = 100 MATH L4 "
+        "problems, one seed (standard error ~5 points).")
 
 
 def main(rerun: bool = False):
@@ -26,7 +26,7 @@ def main(rerun: bool = False):
         rows.append([name] + [f"{table[name][c][0]:.3f} ± {table[name][c][1]:.3f}" for c, _, _ in COLUMNS] + [paper])
     header = ["objective", "reward (run mean)", "OOD accuracy (final)", "grad norm (run mean)",
               "entropy (run mean)", "paper (reward / val acc / grad / entropy)"]
-    return save_table(NAME, header, rows, NOTE, table, {"runs": str(directory)})
+    return save_table(NAME, header, rows, NOTE.format(setup=describe_setup(directory)), table, {"runs": str(directory)})
 
 
 if __name__ == "__main__":

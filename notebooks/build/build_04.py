@@ -224,17 +224,17 @@ for objective in runs:
           f"{np.nanmedian(gn):16.3g}")
 """),
 ("md", r"""
-**What the committed logs showed when this notebook was written** (cpu-tiny preset, 3 seeds,
-100 steps, objectives opo, grpo, dapo, gspo, dr-grpo; 32 prompts per step, lr 1e-4; re-read the
-printed numbers if the logs have been regenerated): every objective improved on the SFT starting
-point by about the same amount — mean sampled training reward rose from 0.465–0.472 over the first
-10 steps to 0.581–0.600 over the last 10, and greedy validation accuracy (held-out level 3) from
-0.305–0.308 to 0.317–0.335, with every 95% interval of the final statistics overlapping. No
-objective solved any level-4 (OOD) problem. OPO's median gradient norm (1.09) was close to
-GRPO's and DAPO's (1.21, 1.23) and 3–4 times GSPO's and Dr. GRPO's (0.36, 0.27) — a property of
-each loss's scale, see the caveat below — and its mean $|E[\Delta^3]|$ was the smallest of the
-five (0.010 against 0.04–0.17). Entropy fell from about 0.30 to 0.24–0.25 for all five and did not
-separate them. At this scale the run does not
+**What the committed logs showed when this notebook was written** (cpu-tiny preset: train level 2,
+OOD level 3, 3 seeds, 100 steps of 64 prompts × 8 responses, objectives opo, grpo, dapo, gspo,
+dr-grpo; re-read the printed numbers if the logs have been regenerated): every objective improved on
+the SFT starting point by about the same amount — mean sampled training reward rose from 0.426–0.432
+over the first 10 steps to 0.496–0.522 over the last 10, and greedy validation accuracy (held-out
+level 2) from 0.505–0.527 to 0.562–0.593, with every 95% interval of the final statistics
+overlapping. Level-3 (OOD) accuracy stayed at about 0.01 for all five. OPO's median gradient norm
+(2.68) was close to GRPO's, DAPO's and GSPO's (2.46, 2.36, 2.14) and about 3 times Dr. GRPO's
+(0.79) — a property of each loss's scale, see the caveat below — and its mean $|E[\Delta^3]|$ was
+the smallest of the five (0.006, GSPO 0.008, the others 0.04–0.07). Entropy fell from about 0.36 to
+0.29–0.31 for all five and did not separate them. At this scale the run does not
 reproduce the paper's OPO advantage; it does not refute it either (tiny model, few seeds).
 """),
 ("md", r"""

@@ -33,6 +33,17 @@ def load(directory: Path) -> dict[str, list[list[dict]]]:
             for o in summary["objectives"]}
 
 
+def describe_setup(directory: Path) -> str:
+    """One line on what the logged runs are, read from their config.json (preset, model, task, schedule)."""
+    summary = json.loads((directory / "summary.json").read_text())
+    objective = summary["objectives"][0]
+    c = json.loads((directory / objective / "seed0" / "config.json").read_text())["config"]
+    return (f"`{c['preset']}` char GPT ({c['n_layer']} layers x {c['n_embd']} wide) on arithmetic, train level "
+            f"{c['train_level']}, OOD = held-out level {c['ood_level']}, {summary['seeds']} seeds, {c['steps']} RL "
+            f"steps of {c['prompts_per_step']} prompts x {c['group_size']} responses, {c['ppo_epochs']} PPO epochs x "
+            f"{c['minibatches']} mini-batches")
+
+
 def curve(seed_rows: list[list[dict]], key: str, smooth: int = 1):
     """(steps, mean, low, high) of ``key`` over seeds at the steps where every seed logged it."""
     by_step: dict[int, list[float]] = {}
@@ -68,6 +79,13 @@ def plot_metric(ax, runs: dict, key: str, ylabel: str, smooth: int = 1,
     return data
 
 
+def metric_range(key: str) -> tuple[float, float] | None:
+    """The range a metric cannot leave (fractions in [0, 1], norms and entropies >= 0), else None."""
+    if key in ("accuracy", "val/accuracy", "val/ood_accuracy") or key.startswith("clip/"):
+        return (0.0, 1.0)
+    if key.startswith(("grad/norm", "entropy/", "grad/response_efficiency")):
+        return (0.0, np.inf)
+    return None
 
 
 def line_figure(name: str, panels: list[tuple[str, str, int, bool]], title: str, rerun: bool):
@@ -79,7 +97,7 @@ def line_figure(name: str, panels: list[tuple[str, str, int, bool]], title: str,
     fig, axes = new_figure(len(panels), 1)
     data = {}
     for ax, (key, ylabel, smooth, log_y) in zip(axes[0], panels, strict=True):
-        data[key] = plot_metric(ax, runs, key, ylabel, smooth, clip=(1e-2, np.inf) if log_y else None)
+        data[key] = plot_metric(ax, runs, key, ylabel, smooth, clip=(1e-2, np.inf) if log_y else metric_range(key))
         if log_y:
             ax.set_yscale("log")
     axes[0, 0].legend(fontsize=7)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import sys
 from pathlib import Path
 
@@ -65,22 +66,27 @@ def task_pools(cfg: TrainConfig) -> dict[str, list[Problem]]:
             "ood": problems(cfg.ood_level, "val", cfg.val_size, cfg.sft_seed + 12345)}
 
 
+def sft_learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up over 100 steps, then cosine decay to 0 at sft_max_steps."""
+    return cfg.sft_lr * min(1.0, step / 100) * 0.5 * (1 + math.cos(math.pi * step / cfg.sft_max_steps))
+
+
 def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[GPT, dict]:
     """Load the cached SFT policy for this config, or train and cache it (atomically)."""
     width = prompt_width(*pools.values())
     path = Path(cfg.sft_cache) / f"sft-{cfg.sft_key()}.pt"
+    torch.manual_seed(cfg.sft_seed)          # the initial weights depend on sft_seed only
     model = GPT(model_config(cfg, width))
     if path.exists():
         blob = torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(blob["model"])
         return model.to(cfg.device), blob["info"]
-    torch.manual_seed(cfg.sft_seed)
     model.to(cfg.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0, fused=True)
     gen = torch.Generator().manual_seed(cfg.sft_seed)
     acc, step = 0.0, 0
     for step in range(1, cfg.sft_max_steps + 1):
-        lr = cfg.sft_lr * min(1.0, step / 100)
+        lr = sft_learning_rate(cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
         idx = torch.randint(len(pools["train"]), (cfg.sft_batch,), generator=gen)
