@@ -30,5 +30,10 @@ test-all: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
+bench: $(STAMP)
+	$(PY) benchmarks/bench_bandit_grid.py
+	$(PY) benchmarks/bench_diagnostics.py
+	$(PY) benchmarks/bench_lm.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -35,8 +35,6 @@ def make_batch(head, feats, tokens, logp_old, rewards):
                        group=torch.arange(len(rewards)) // GROUP, rewards=rewards)
 
 
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=5)
