@@ -1,5 +1,7 @@
 """Figure catalogue and the computed geometry behind Fig 1; the report is built last."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -40,3 +42,21 @@ def test_set_overrides_are_typed_and_checked():
         parse_overrides(["a=x"], {"a": 1}, "x")
     with pytest.raises(ValueError, match="--set expects key=value"):
         parse_overrides(["a"], {"a": 1}, "x")
+
+
+def test_committed_lm_logs_load_describe_their_setup_and_plot_within_range():
+    import matplotlib.pyplot as plt
+
+    from opo_theory.figures.runs import RUNS_DIR, describe_setup, load, metric_range, plot_metric
+
+    runs = load(RUNS_DIR)
+    assert set(runs) == {"opo", "grpo", "dapo", "gspo", "dr-grpo"}
+    assert all(len(seeds) == 3 and all(len(rows) == 100 for rows in seeds) for seeds in runs.values())
+    config = json.loads((RUNS_DIR / "opo" / "seed0" / "config.json").read_text())["config"]
+    assert f"train level {config['train_level']}, OOD = held-out level {config['ood_level']}" in describe_setup(RUNS_DIR)
+    assert metric_range("val/ood_accuracy") == (0.0, 1.0) and metric_range("grad/norm")[0] == 0.0
+    assert metric_range("delta/m3") is None
+    fig, ax = plt.subplots()
+    data = plot_metric(ax, runs, "val/ood_accuracy", "ood", clip=metric_range("val/ood_accuracy"))
+    plt.close(fig)
+    assert all(0.0 <= v <= 1.0 for d in data.values() for v in d["low"] + d["high"])
