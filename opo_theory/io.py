@@ -49,6 +49,12 @@ def _jsonable(x: Any) -> Any:
     raise TypeError(f"not JSON serializable: {type(x).__name__}")
 
 
+def repo_relative(path: Path) -> str:
+    """``path`` relative to the repository root when it lies inside it (for portable provenance), else as given."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
 def git_revision(root: Path = REPO_ROOT) -> str:
     """Current commit hash (with '-dirty' when the tree has changes), or 'unknown' outside git."""
     try:

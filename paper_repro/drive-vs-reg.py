@@ -6,6 +6,7 @@ import numpy as np
 
 from opo_theory.figures.runs import compare_dir, load, plot_metric
 from opo_theory.figures.style import new_figure, save_figure
+from opo_theory.io import repo_relative
 
 NAME = "drive-vs-reg"
 
@@ -24,7 +25,7 @@ def main(rerun: bool = False):
     for ax in axes[0, ::2]:
         ax.legend(fontsize=7)
     fig.suptitle("Gradient split into drive and chi² penalty (cpu-tiny LM, mean and 95% band over seeds)", fontsize=9)
-    return save_figure(fig, NAME, data, {"runs": str(directory)})
+    return save_figure(fig, NAME, data, {"runs": repo_relative(directory)})
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import numpy as np
 
 from opo_theory.figures.runs import compare_dir, curve, load, plot_metric
 from opo_theory.figures.style import color, new_figure, save_figure
+from opo_theory.io import repo_relative
 
 NAME = "fig7-saturation"
 
@@ -28,7 +29,7 @@ def main(rerun: bool = False):
     axes[0, 1].set(yscale="log", title="(b) gradient response efficiency")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle("Gradient saturation at model scale (cpu-tiny LM, mean over seeds)", fontsize=9)
-    return save_figure(fig, NAME, data, {"runs": str(directory)})
+    return save_figure(fig, NAME, data, {"runs": repo_relative(directory)})
 
 
 if __name__ == "__main__":

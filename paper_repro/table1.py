@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opo_theory.figures.runs import compare_dir, describe_setup, load
 from opo_theory.figures.style import save_table
+from opo_theory.io import repo_relative
 from opo_theory.lm.compare import mean_ci95, tail_mean
 
 NAME = "table1"
@@ -23,7 +24,7 @@ def main(rerun: bool = False):
         rows.append([name, f"{reward[0]:.3f} ± {reward[1]:.3f}", f"{grad[0]:.3f} ± {grad[1]:.3f}",
                      str(paper[0]), str(paper[1])])
     header = ["objective", "reward, last 20 (ours)", "grad norm, last 20 (ours)", "paper reward", "paper grad norm"]
-    return save_table(NAME, header, rows, NOTE.format(setup=describe_setup(directory)), table, {"runs": str(directory)})
+    return save_table(NAME, header, rows, NOTE.format(setup=describe_setup(directory)), table, {"runs": repo_relative(directory)})
 
 
 if __name__ == "__main__":

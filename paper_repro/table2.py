@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from opo_theory.figures.runs import compare_dir, describe_setup, load
 from opo_theory.figures.style import save_table
+from opo_theory.io import repo_relative
 from opo_theory.lm.compare import mean_ci95, tail_mean
 
 NAME = "table2"
@@ -26,7 +27,7 @@ def main(rerun: bool = False):
         rows.append([name] + [f"{table[name][c][0]:.3f} ± {table[name][c][1]:.3f}" for c, _, _ in COLUMNS] + [paper])
     header = ["objective", "reward (run mean)", "OOD accuracy (final)", "grad norm (run mean)",
               "entropy (run mean)", "paper (reward / val acc / grad / entropy)"]
-    return save_table(NAME, header, rows, NOTE.format(setup=describe_setup(directory)), table, {"runs": str(directory)})
+    return save_table(NAME, header, rows, NOTE.format(setup=describe_setup(directory)), table, {"runs": repo_relative(directory)})
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from opo_theory.figures.style import FIGURES_DIR, color
+from opo_theory.io import repo_relative
 from opo_theory.lm.compare import mean_ci95, read_metrics
 
 RUNS_DIR = FIGURES_DIR / "runs" / "cpu-tiny"
@@ -102,4 +103,4 @@ def line_figure(name: str, panels: list[tuple[str, str, int, bool]], title: str,
             ax.set_yscale("log")
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"{title} (cpu-tiny LM, mean and 95% band over seeds)", fontsize=9)
-    return save_figure(fig, name, data, {"runs": str(directory)})
+    return save_figure(fig, name, data, {"runs": repo_relative(directory)})
