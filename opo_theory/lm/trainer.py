@@ -135,21 +135,28 @@ class Trainer:
                 out[skip:] = response_logprobs(self.model, prompts[skip // g:], tokens[skip:], repeats=g)[0]
         return out
 
-    def rl_step(self) -> dict:
-        cfg, model, dev = self.cfg, self.model, self.cfg.device
-        t0 = time.perf_counter()
+    def _rollout(self):
+        """Sample the step's prompts (one row per group) and G responses each; score them."""
+        cfg = self.cfg
         pool = self.pools["train"]
         idx = torch.randint(len(pool), (cfg.prompts_per_step,), generator=self.gen)
         items = [pool[i] for i in idx.tolist()]
-        prompts = left_pad([encode(p.prompt) for p in items], self.width).to(dev)     # one row per group
+        prompts = left_pad([encode(p.prompt) for p in items], self.width).to(cfg.device)
         with self._autocast():
-            tokens = generate(model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, self.gen, repeats=cfg.group_size)
+            tokens = generate(self.model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, self.gen,
+                              repeats=cfg.group_size)
         tokens = tokens[:, :used_columns(tokens)]
-        t_gen = time.perf_counter() - t0
         scored = [reward(decode(t), items[i // cfg.group_size].answer, cfg.shaping)
                   for i, t in enumerate(tokens.tolist())]
-        rewards = torch.tensor([s[0] for s in scored], dtype=torch.float32, device=dev)
+        rewards = torch.tensor([s[0] for s in scored], dtype=torch.float32, device=cfg.device)
         correct = torch.tensor([s[1] for s in scored], dtype=torch.float32)
+        return prompts, tokens, rewards, correct
+
+    def _update(self, prompts, tokens, rewards):
+        """PPO epochs x mini-batches of registry-loss updates against the frozen anchor.
+
+        Returns (metrics of the last update, anchor log-probs [B, N], whether any update was applied)."""
+        cfg, model = self.cfg, self.model
         per_mb = cfg.prompts_per_step // cfg.minibatches * cfg.group_size
         logp_old = self._anchor_logprobs(prompts, tokens, per_mb)
         anchor_pending = True     # the first mini-batch's anchor log-probs come from its first training forward
@@ -180,19 +187,32 @@ class Trainer:
                     self.opt.step()
                     updated = True
                 metrics["entropy/mean"] = float((batch.entropy * batch.mask).sum() / batch.mask.sum())
+        return metrics, logp_old, updated
+
+    def _trust_region_metrics(self, prompts, tokens, logp_old, rewards) -> dict:
+        """Delta/ratio/KL moments of the updated policy against the frozen anchor (one extra forward)."""
+        cfg = self.cfg
+        with torch.no_grad(), self._autocast():
+            post = rollout_batch(self.model, prompts, tokens, logp_old, rewards, cfg, self.ref, with_entropy=False)
+        if post is None:
+            return {}
+        bm = batch_metrics(post.with_(logp=post.logp.float()), cfg.objective,
+                           self.obj_cfg if cfg.objective in OPO_FAMILY else None)
+        return {k: v for k, v in bm.items() if not k.startswith(("reward/", "entropy/"))}
+
+    def rl_step(self) -> dict:
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        prompts, tokens, rewards, correct = self._rollout()
+        t_gen = time.perf_counter() - t0
+        metrics, logp_old, updated = self._update(prompts, tokens, rewards)
         t_train = time.perf_counter() - t0 - t_gen
-        # trust region actually taken: the updated policy against the frozen anchor (one extra forward)
-        post = None
         if cfg.trust_region_metrics:
-            with torch.no_grad(), self._autocast():
-                post = rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, self.ref, with_entropy=False)
-        if post is not None:
-            bm = batch_metrics(post.with_(logp=post.logp.float()), cfg.objective,
-                               self.obj_cfg if cfg.objective in OPO_FAMILY else None)
-            metrics.update({k: v for k, v in bm.items() if not k.startswith(("reward/", "entropy/"))})
-        adv = advantages(PolicyBatch(logp=logp_old, logp_old=logp_old, mask=response_mask(tokens),
+            metrics.update(self._trust_region_metrics(prompts, tokens, logp_old, rewards))
+        mask = response_mask(tokens)
+        adv = advantages(PolicyBatch(logp=logp_old, logp_old=logp_old, mask=mask,
                                      group=torch.arange(len(tokens)) // cfg.group_size, rewards=rewards), "centered")
-        n_tokens = float(response_mask(tokens).sum())
+        n_tokens = float(mask.sum())
         metrics.update({
             "reward/mean": float(rewards.mean()), "accuracy": float(correct.mean()),
             "reward/frac_zero_std": float((rewards.view(-1, cfg.group_size).std(1) == 0).float().mean()),
