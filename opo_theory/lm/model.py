@@ -33,6 +33,10 @@ class KVCache:
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.n_layer)]
         self.length = 0
 
+    @property
+    def capacity(self) -> int:
+        return self.k[0].shape[2]
+
     def repeat_interleave(self, repeats: int) -> KVCache:
         """The cache of a batch in which every row is repeated ``repeats`` times (row i -> rows i*r..i*r+r-1)."""
         out = object.__new__(KVCache)
@@ -110,9 +114,9 @@ class GPT(nn.Module):
     def forward(self, idx: Tensor, cache: KVCache | None = None) -> Tensor:
         t = idx.shape[1]
         start = 0 if cache is None else cache.length
-        limit = self.cfg.block_size if cache is None else cache.k[0].shape[2]
+        limit, what = (self.cfg.block_size, "block_size") if cache is None else (cache.capacity, "the cache capacity")
         if start + t > limit:
-            raise ValueError(f"sequence length {start + t} exceeds {'block_size' if cache is None else 'the cache capacity'} {limit}")
+            raise ValueError(f"sequence length {start + t} exceeds {what} {limit}")
         x = self.tok(idx) + self.pos(torch.arange(start, start + t, device=idx.device))
         for i, block in enumerate(self.blocks):
             x = block(x, cache, i)
