@@ -11,6 +11,8 @@ def register(sub) -> None:
     t = sub.add_parser("train", help="SFT warm-up (cached) then RL with one registered objective")
     t.add_argument("--objective", required=True)
     t.add_argument("--preset", default="cpu-tiny", help=f"one of {', '.join(PRESETS)}")
+    t.add_argument("--model", help="'char-gpt' (default) or 'hf:<local dir>' (transformers causal LM + tokenizer "
+                                   "saved with save_pretrained; needs pip install -e .[hf])")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", required=True)
     t.add_argument("--steps", type=int)
@@ -23,6 +25,7 @@ def register(sub) -> None:
     c.add_argument("--objectives", default="opo,grpo,dapo,gspo,dr-grpo")
     c.add_argument("--seeds", type=int, default=3)
     c.add_argument("--preset", default="cpu-tiny")
+    c.add_argument("--model", help="'char-gpt' (default) or 'hf:<local dir>'")
     c.add_argument("--out", required=True)
     c.add_argument("--steps", type=int)
     c.add_argument("--resume", action="store_true")
@@ -32,7 +35,7 @@ def register(sub) -> None:
 
 
 def run_train(args) -> int:
-    cfg = make_config(args.objective, args.preset, args.seed, args.settings, args.steps)
+    cfg = make_config(args.objective, args.preset, args.seed, args.settings, args.steps, args.model)
     path = Trainer(cfg, args.out, resume=args.resume, quiet=args.quiet).run()
     print(f"wrote {path}")
     return 0
@@ -43,6 +46,6 @@ def run_compare(args) -> int:
         raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     objectives = [o for o in args.objectives.split(",") if o]
     table = compare(objectives, args.seeds, args.preset, args.out, args.settings, args.steps,
-                    args.resume, args.quiet)
+                    args.resume, args.quiet, args.model)
     print(markdown(table))
     return 0

@@ -66,10 +66,10 @@ def markdown(table: dict) -> str:
 
 
 def compare(objectives: list[str], seeds: int, preset: str, out: str | Path, settings=None,
-            steps: int | None = None, resume: bool = False, quiet: bool = False) -> dict:
+            steps: int | None = None, resume: bool = False, quiet: bool = False, model: str | None = None) -> dict:
     """Train every objective for seeds 0..seeds-1 under out/<objective>/seed<k>, then summarize."""
     out = Path(out)
-    configs = {(o, s): make_config(o, preset, s, settings, steps) for o in objectives for s in range(seeds)}
+    configs = {(o, s): make_config(o, preset, s, settings, steps, model) for o in objectives for s in range(seeds)}
     for (name, seed), cfg in configs.items():       # every config validated before any work starts
         run_dir = out / name / f"seed{seed}"
         done = (run_dir / "metrics.jsonl").exists() and len(read_metrics(run_dir / "metrics.jsonl")) >= cfg.steps
@@ -78,6 +78,7 @@ def compare(objectives: list[str], seeds: int, preset: str, out: str | Path, set
         Trainer(cfg, run_dir, resume=resume, quiet=quiet).run()
     table = summarize(out, objectives, seeds)
     write_json_atomic(out / "summary.json", {"preset": preset, "seeds": seeds, "objectives": objectives,
-                                             "settings": settings or [], "table": table})
+                                             "settings": settings or [], "model": next(iter(configs.values())).model if configs else None,
+                                             "table": table})
     write_text_atomic(out / "summary.md", markdown(table))
     return table

@@ -7,6 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from opo_theory.lm.backend import check_model_spec
 from opo_theory.objectives import available, get
 from opo_theory.settings import parse_overrides
 from opo_theory.validation import require_choice, require_in_range, require_positive
@@ -20,7 +21,8 @@ class TrainConfig:
     preset: str = "cpu-tiny"
     seed: int = 0
     objective_config: dict = field(default_factory=dict)
-    # model
+    # model: "char-gpt" (built here from n_layer/n_head/n_embd) or "hf:<local dir>" (save_pretrained)
+    model: str = "char-gpt"
     n_layer: int = 3
     n_head: int = 4
     n_embd: int = 96
@@ -61,6 +63,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         require_choice("objective", self.objective, available())
         require_choice("preset", self.preset, PRESETS)
+        check_model_spec(self.model)
         get(self.objective).make_config(**self.objective_config)     # validates its keys/values
         for name in ("steps", "prompts_per_step", "group_size", "max_new", "sft_batch", "val_size",
                      "ppo_epochs", "minibatches", "val_every", "checkpoint_every", "n_layer", "n_head", "n_embd"):
@@ -107,7 +110,7 @@ PRESETS = {
 
 
 def make_config(objective: str, preset: str, seed: int = 0, settings: list[str] | None = None,
-                steps: int | None = None) -> TrainConfig:
+                steps: int | None = None, model: str | None = None) -> TrainConfig:
     """Resolve preset + ``--set`` overrides (``objective.KEY=VALUE`` sets an objective hyperparameter)."""
     require_choice("preset", preset, PRESETS)
     require_choice("objective", objective, available())
@@ -115,11 +118,13 @@ def make_config(objective: str, preset: str, seed: int = 0, settings: list[str] 
     plain = [s for s in settings or [] if not s.startswith("objective.")]
     obj = [s[len("objective."):] for s in settings or [] if s.startswith("objective.")]
     defaults = {f.name: getattr(TrainConfig(), f.name) for f in dataclasses.fields(TrainConfig)
-                if f.name not in ("objective", "preset", "seed", "objective_config")}
+                if f.name not in ("objective", "preset", "seed", "objective_config", "model")}
     defaults.update(base)
     base.update(parse_overrides(plain, defaults, "train"))
     obj_defaults = get(objective).make_config().__dict__
     objective_config = parse_overrides(obj, obj_defaults, f"objective {objective}")
     if steps is not None:
         base["steps"] = steps
+    if model is not None:
+        base["model"] = model
     return TrainConfig(objective=objective, preset=preset, seed=seed, objective_config=objective_config, **base)
