@@ -11,7 +11,7 @@ from opo_theory.lm.model import GPT, GPTConfig, KVCache
 from opo_theory.lm.sampling import generate, response_logprobs, response_mask
 from opo_theory.lm.sft import model_config, sft_batch, sft_loss
 from opo_theory.lm.task import problems, reward
-from opo_theory.lm.tokenizer import EOS, PAD, VOCAB, decode, encode, left_pad
+from opo_theory.lm.tokenizer import CHAR_VOCAB, EOS, PAD, VOCAB, decode, encode, left_pad
 from opo_theory.lm.trainer import Trainer, used_columns
 from opo_theory.objectives import available
 
@@ -51,20 +51,20 @@ def test_tokenizer_round_trip_and_padding():
     assert left_pad([[5], [6, 7]]).tolist() == [[PAD, 5], [6, 7]]
     with pytest.raises(ValueError, match="character 'x' is not in the vocabulary"):
         encode("1x")
-    assert response_mask(torch.tensor([[3, EOS, PAD], [4, 5, 6]])).tolist() == [[1, 1, 0], [1, 1, 1]]
-    assert used_columns(torch.tensor([[3, EOS, PAD, PAD], [EOS, PAD, PAD, PAD]])) == 2
-    assert used_columns(torch.full((2, 3), PAD)) == 1
+    assert response_mask(torch.tensor([[3, EOS, PAD], [4, 5, 6]]), CHAR_VOCAB).tolist() == [[1, 1, 0], [1, 1, 1]]
+    assert used_columns(torch.tensor([[3, EOS, PAD, PAD], [EOS, PAD, PAD, PAD]]), CHAR_VOCAB) == 2
+    assert used_columns(torch.full((2, 3), PAD), CHAR_VOCAB) == 1
 
 
 def test_sft_drives_the_loss_down_on_a_fixed_batch():
     torch.manual_seed(0)
     pool = problems(2, "train", 64, seed=0)
     model = GPT(GPTConfig(len(VOCAB), 1, 2, 32, 24))
-    inputs, targets = sft_batch(pool, torch.arange(64), 8)
+    batch = sft_batch(pool, torch.arange(64), 8)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    first = sft_loss(model, inputs, targets).item()
+    first = sft_loss(model, *batch).item()
     for _ in range(60):
-        loss = sft_loss(model, inputs, targets)
+        loss = sft_loss(model, *batch)
         opt.zero_grad()
         loss.backward()
         opt.step()

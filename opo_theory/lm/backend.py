@@ -1,11 +1,34 @@
-"""Which policy model a run trains: the built-in char GPT or a local `transformers` causal LM."""
+"""Which policy model a run trains, behind one small interface the trainer, rollouts and SFT use.
+
+A policy is an ``nn.Module`` with a ``vocab`` (opo_theory.lm.tokenizer.Vocabulary) and four calls:
+``begin(prompts, capacity) -> (last logits [B, V], state)`` prefills left-padded prompts;
+``advance(tokens, state) -> logits [B, t, V]`` appends tokens through the KV cache (differentiable);
+``repeat(state, r)`` repeats every row of the state r times; ``full_logits(prompts, tokens)`` is one
+forward over both without a cache. Two backends implement it: the built-in char GPT
+(opo_theory.lm.model) and a local transformers causal LM (opo_theory.lm.hf, model spec 'hf:<dir>').
+"""
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Any, Protocol
+
+from torch import Tensor, nn
+
+from opo_theory.lm.tokenizer import Vocabulary
 
 CHAR_GPT = "char-gpt"
 HF_PREFIX = "hf:"
+
+
+class CausalPolicy(Protocol):
+    vocab: Vocabulary
+
+    def begin(self, prompts: Tensor, capacity: int) -> tuple[Tensor, Any]: ...
+    def advance(self, tokens: Tensor, state: Any) -> Tensor: ...
+    def repeat(self, state: Any, repeats: int) -> Any: ...
+    def full_logits(self, prompts: Tensor, tokens: Tensor) -> Tensor: ...
 
 
 def check_model_spec(spec: str) -> str:
@@ -20,3 +43,32 @@ def check_model_spec(spec: str) -> str:
         raise ValueError(f"model {spec!r}: {path} holds no config.json (expected a local directory written by "
                          "save_pretrained; nothing is downloaded)")
     return spec
+
+
+def hf_dir(spec: str) -> Path | None:
+    """The local directory of an 'hf:<dir>' spec, None for the char GPT."""
+    return Path(spec[len(HF_PREFIX):]) if spec.startswith(HF_PREFIX) else None
+
+
+def model_fingerprint(spec: str) -> str:
+    """What identifies the initial weights: the spec itself for the char GPT (its weights come from the
+    seed); for 'hf:<dir>' a hash of the config and tokenizer files plus every weight file's name and size."""
+    path = hf_dir(spec)
+    if path is None:
+        return spec
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.iterdir() if p.is_file()):
+        h.update(f.name.encode())
+        if f.suffix == ".json" or f.name.startswith("tokenizer"):
+            h.update(f.read_bytes())
+        else:
+            h.update(str(f.stat().st_size).encode())
+    return f"hf:{h.hexdigest()[:16]}"
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: matrices decay, vectors (biases, norms) do not; empty groups are left out."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]

@@ -7,7 +7,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from opo_theory.lm.backend import check_model_spec
+from opo_theory.lm.backend import CHAR_GPT, check_model_spec, model_fingerprint
 from opo_theory.objectives import available, get
 from opo_theory.settings import parse_overrides
 from opo_theory.validation import require_choice, require_in_range, require_positive
@@ -84,7 +84,10 @@ class TrainConfig:
         """Hash of everything the SFT warm-up depends on."""
         keys = ("n_layer", "n_head", "n_embd", "train_level", "pool_size", "sft_seed", "sft_max_steps",
                 "sft_batch", "sft_lr", "sft_target_accuracy", "sft_eval_every", "max_new")
-        blob = json.dumps({k: getattr(self, k) for k in keys}, sort_keys=True)
+        fields = {k: getattr(self, k) for k in keys}
+        if self.model != CHAR_GPT:          # char-GPT keys stay as they were before hf models existed
+            fields["model"] = model_fingerprint(self.model)
+        blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def identity(self) -> dict:

@@ -1,4 +1,5 @@
-"""A compact decoder-only transformer with a KV cache (pre-norm blocks, tied embeddings)."""
+"""A compact decoder-only transformer with a KV cache (pre-norm blocks, tied embeddings); it implements
+the policy interface of `opo_theory.lm.backend` (begin / advance / repeat / full_logits)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+
+from opo_theory.lm.tokenizer import CHAR_VOCAB, Vocabulary
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,9 @@ class Block(nn.Module):
 class GPT(nn.Module):
     """logits = GPT(idx [B, T]); with a KVCache, positions continue from ``cache.length``."""
 
-    def __init__(self, cfg: GPTConfig) -> None:
+    def __init__(self, cfg: GPTConfig, vocab: Vocabulary = CHAR_VOCAB) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.vocab = cfg, vocab
         self.tok = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         self.pos = nn.Embedding(cfg.block_size, cfg.n_embd)
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
@@ -123,3 +126,21 @@ class GPT(nn.Module):
         if cache is not None:
             cache.length += t
         return self.ln_f(x) @ self.tok.weight.T
+
+    # ---- policy interface (opo_theory.lm.backend.CausalPolicy); padding is an ordinary token here
+    def begin(self, prompts: Tensor, capacity: int) -> tuple[Tensor, KVCache]:
+        """Last-position logits [B, V] of ``prompts`` and a cache with room for ``capacity`` positions."""
+        cache = KVCache(self.cfg, prompts.shape[0], prompts.device, next(self.parameters()).dtype, capacity)
+        return self(prompts, cache)[:, -1], cache
+
+    def advance(self, tokens: Tensor, cache: KVCache) -> Tensor:
+        """Logits [B, t, V] of ``tokens`` appended after the cached positions (the cache advances)."""
+        return self(tokens, cache)
+
+    @staticmethod
+    def repeat(cache: KVCache, repeats: int) -> KVCache:
+        return cache.repeat_interleave(repeats)
+
+    def full_logits(self, prompts: Tensor, tokens: Tensor) -> Tensor:
+        """Logits [B, W + N, V] of prompts followed by ``tokens``, in one forward without a cache."""
+        return self(torch.cat([prompts, tokens], 1))

@@ -1,13 +1,15 @@
-"""Batched generation (KV cache or full recompute), temperature and top-p; response log-probs."""
+"""Batched generation (KV cache or full recompute), temperature and top-p; response log-probs.
+
+Everything here talks to the model through the policy interface of `opo_theory.lm.backend`
+(begin / advance / repeat / full_logits, and ``vocab`` for the <pad> and <eos> ids), so the char GPT
+and a transformers causal LM share one implementation.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-from opo_theory.lm.model import GPT, KVCache
-from opo_theory.lm.tokenizer import EOS, PAD
 
 
 def sample_next(logits: Tensor, temperature: float, top_p: float, generator: torch.Generator | None) -> Tensor:
@@ -24,65 +26,63 @@ def sample_next(logits: Tensor, temperature: float, top_p: float, generator: tor
 
 
 @torch.no_grad()
-def generate(model: GPT, prompts: Tensor, max_new: int, temperature: float = 1.0, top_p: float = 1.0,
+def generate(model, prompts: Tensor, max_new: int, temperature: float = 1.0, top_p: float = 1.0,
              generator: torch.Generator | None = None, use_cache: bool = True, repeats: int = 1) -> Tensor:
     """[B * repeats, max_new] new tokens, ``repeats`` samples per prompt (row i -> rows i*r..i*r+r-1);
     after <eos> every position is <pad>. With the cache, each distinct prompt is prefilled once."""
     if repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats}")
+    pad, eos = model.vocab.pad_id, model.vocab.eos_id
     b = prompts.shape[0] * repeats
-    out = torch.full((b, max_new), PAD, dtype=torch.long, device=prompts.device)
+    out = torch.full((b, max_new), pad, dtype=torch.long, device=prompts.device)
     done = torch.zeros(b, dtype=torch.bool, device=prompts.device)
     if use_cache:
-        cache = KVCache(model.cfg, prompts.shape[0], prompts.device, next(model.parameters()).dtype,
-                        capacity=prompts.shape[1] + max_new)
-        logits = model(prompts, cache)[:, -1].repeat_interleave(repeats, 0)
-        cache = cache.repeat_interleave(repeats)
+        logits, state = model.begin(prompts, prompts.shape[1] + max_new)
+        logits, state = logits.repeat_interleave(repeats, 0), model.repeat(state, repeats)
     else:
-        cache = None
         prompts = prompts.repeat_interleave(repeats, 0)
-        logits = model(prompts)[:, -1]
-    seq = prompts
+        logits = model.full_logits(prompts, out[:, :0])[:, -1]
     for t in range(max_new):
         tok = sample_next(logits, temperature, top_p, generator)
-        tok = torch.where(done, torch.full_like(tok, PAD), tok)
+        tok = torch.where(done, torch.full_like(tok, pad), tok)
         out[:, t] = tok
-        done |= tok == EOS
+        done |= tok == eos
         if t == max_new - 1 or bool(done.all()):
             break
         if use_cache:
-            logits = model(tok[:, None], cache)[:, -1]
+            logits = model.advance(tok[:, None], state)[:, -1]
         else:
-            seq = torch.cat([seq, tok[:, None]], 1)
-            logits = model(seq)[:, -1]
+            logits = model.full_logits(prompts, out[:, :t + 1])[:, -1]
     return out
 
 
-def response_mask(tokens: Tensor) -> Tensor:
-    """[B, N] 1 for generated tokens up to and including the first <eos> (padding after it is 0)."""
-    is_eos = tokens == EOS
-    after = (is_eos.cumsum(-1) - is_eos.long()) > 0
-    return ((tokens != PAD) & ~after).to(torch.float32)
+def response_mask(tokens: Tensor, vocab) -> Tensor:
+    """[B, N] 1 for generated tokens up to and including the first <eos>; 0 after it and for <pad>
+    (when <pad> is a token of its own; a vocabulary whose <pad> is <eos> counts that first <eos>)."""
+    is_eos = tokens == vocab.eos_id
+    keep = (is_eos.cumsum(-1) - is_eos.long()) == 0
+    if vocab.pad_id != vocab.eos_id:
+        keep &= tokens != vocab.pad_id
+    return keep.to(torch.float32)
 
 
-def response_logits(model: GPT, prompts: Tensor, tokens: Tensor, repeats: int = 1) -> Tensor:
+def response_logits(model, prompts: Tensor, tokens: Tensor, repeats: int = 1) -> Tensor:
     """[P * repeats, N, V] logits predicting each response token, ``repeats`` responses per prompt [P, W].
 
     Each distinct prompt goes through the model once; its keys/values (differentiable) are shared by
     its ``repeats`` responses, which attend to them through the KV cache.
     """
     if repeats == 1:
-        return model(torch.cat([prompts, tokens[:, :-1]], 1))[:, prompts.shape[1] - 1:]
-    cache = KVCache(model.cfg, prompts.shape[0], prompts.device, next(model.parameters()).dtype,
-                    capacity=prompts.shape[1] + tokens.shape[1] - 1)
-    first = model(prompts, cache)[:, -1:].repeat_interleave(repeats, 0)
+        return model.full_logits(prompts, tokens[:, :-1])[:, prompts.shape[1] - 1:]
+    first, state = model.begin(prompts, prompts.shape[1] + tokens.shape[1] - 1)
+    first = first[:, None].repeat_interleave(repeats, 0)
     if tokens.shape[1] == 1:
         return first
-    rest = model(tokens[:, :-1], cache.repeat_interleave(repeats))
+    rest = model.advance(tokens[:, :-1], model.repeat(state, repeats))
     return torch.cat([first, rest], 1)
 
 
-def response_logprobs(model: GPT, prompts: Tensor, tokens: Tensor, with_entropy: bool = False,
+def response_logprobs(model, prompts: Tensor, tokens: Tensor, with_entropy: bool = False,
                       repeats: int = 1):
     """Per-token log pi(response token) [B, N] (and entropy [B, N]); prompts [B / repeats, W]."""
     if prompts.shape[0] * repeats != tokens.shape[0]:

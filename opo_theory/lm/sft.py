@@ -11,51 +11,50 @@ import torch
 import torch.nn.functional as F
 
 from opo_theory.io import write_bytes_atomic
+from opo_theory.lm.backend import hf_dir
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.model import GPT, GPTConfig
-from opo_theory.lm.sampling import generate
+from opo_theory.lm.sampling import generate, response_logits
 from opo_theory.lm.task import Problem, problems
-from opo_theory.lm.tokenizer import EOS, VOCAB, decode, encode, left_pad
+from opo_theory.lm.tokenizer import CHAR_VOCAB, Vocabulary
 
 
 def model_config(cfg: TrainConfig, prompt_width: int) -> GPTConfig:
-    return GPTConfig(len(VOCAB), cfg.n_layer, cfg.n_head, cfg.n_embd, prompt_width + cfg.max_new + 1)
+    return GPTConfig(CHAR_VOCAB.size, cfg.n_layer, cfg.n_head, cfg.n_embd, prompt_width + cfg.max_new + 1)
 
 
-def prompt_width(*pools: list[Problem]) -> int:
-    return max(len(p.prompt) for pool in pools for p in pool)
+def prompt_width(vocab: Vocabulary, *pools: list[Problem]) -> int:
+    """Longest prompt of ``pools`` in tokens of ``vocab``."""
+    return max(len(vocab.encode_prompt(p.prompt)) for pool in pools for p in pool)
 
 
-def sft_batch(pool: list[Problem], idx: torch.Tensor, width: int):
-    """Inputs [B, W+A], targets with -100 outside the answer+<eos> positions."""
+def sft_batch(pool: list[Problem], idx: torch.Tensor, width: int, vocab: Vocabulary = CHAR_VOCAB):
+    """Prompts [B, W], answers+<eos> [B, A] (<pad> after), targets [B, A] with -100 on the padding."""
     items = [pool[i] for i in idx.tolist()]
-    prompts = left_pad([encode(p.prompt) for p in items], width)
-    answers = [encode(p.answer) + [EOS] for p in items]
-    a_len = max(map(len, answers))
-    ans = torch.full((len(items), a_len), -100, dtype=torch.long)
+    prompts = vocab.prompts([p.prompt for p in items], width)
+    answers = [vocab.encode_answer(p.answer) + [vocab.eos_id] for p in items]
+    targets = torch.full((len(items), max(map(len, answers))), -100, dtype=torch.long)
     for i, a in enumerate(answers):
-        ans[i, :len(a)] = torch.tensor(a)
-    seq = torch.cat([prompts, ans.clamp_min(0)], 1)
-    targets = torch.cat([torch.full_like(prompts, -100), ans], 1)
-    return seq[:, :-1], targets[:, 1:]
+        targets[i, :len(a)] = torch.tensor(a)
+    return prompts, targets.masked_fill(targets < 0, vocab.pad_id), targets
 
 
-def sft_loss(model: GPT, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over answer tokens (-log pi(y_t))."""
-    logits = model(inputs)
+def sft_loss(model, prompts: torch.Tensor, answers: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over answer tokens (-log pi(y_t)), teacher-forced."""
+    logits = response_logits(model, prompts, answers)
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-100)
 
 
 @torch.no_grad()
-def accuracy(model: GPT, pool: list[Problem], width: int, max_new: int, batch: int = 256) -> float:
+def accuracy(model, pool: list[Problem], width: int, max_new: int, batch: int = 256) -> float:
     """Greedy exact-match accuracy on ``pool``."""
     device = next(model.parameters()).device
     hits = 0
     for i in range(0, len(pool), batch):
         items = pool[i:i + batch]
-        prompts = left_pad([encode(p.prompt) for p in items], width).to(device)
+        prompts = model.vocab.prompts([p.prompt for p in items], width).to(device)
         out = generate(model, prompts, max_new, temperature=0.0)
-        hits += sum(decode(o) == p.answer for o, p in zip(out.tolist(), items, strict=True))
+        hits += sum(model.vocab.decode(o) == p.answer for o, p in zip(out.tolist(), items, strict=True))
     return hits / len(pool)
 
 
@@ -71,12 +70,26 @@ def sft_learning_rate(cfg: TrainConfig, step: int) -> float:
     return cfg.sft_lr * min(1.0, step / 100) * 0.5 * (1 + math.cos(math.pi * step / cfg.sft_max_steps))
 
 
-def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[GPT, dict]:
-    """Load the cached SFT policy for this config, or train and cache it (atomically)."""
-    width = prompt_width(*pools.values())
-    path = Path(cfg.sft_cache) / f"sft-{cfg.sft_key()}.pt"
+def initial_policy(cfg: TrainConfig, pools) -> torch.nn.Module:
+    """The policy before SFT: a char GPT initialised from sft_seed, or the local transformers model."""
+    path = hf_dir(cfg.model)
+    if path is not None:
+        from opo_theory.lm.hf import load_hf_policy
+        policy = load_hf_policy(path)
+        policy.check_context(prompt_width(policy.vocab, *pools.values()) + cfg.max_new)
+        return policy
     torch.manual_seed(cfg.sft_seed)          # the initial weights depend on sft_seed only
-    model = GPT(model_config(cfg, width))
+    return GPT(model_config(cfg, prompt_width(CHAR_VOCAB, *pools.values())))
+
+
+def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[torch.nn.Module, dict]:
+    """Load the cached SFT policy for this config, or train and cache it (atomically);
+    ``sft_max_steps = 0`` starts RL from the initial policy."""
+    model = initial_policy(cfg, pools)
+    width = prompt_width(model.vocab, *pools.values())
+    if cfg.sft_max_steps == 0:
+        return model.to(cfg.device), {"sft_steps": 0, "sft_val_accuracy": None, "sft_key": None}
+    path = Path(cfg.sft_cache) / f"sft-{cfg.sft_key()}.pt"
     if path.exists():
         blob = torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(blob["model"])
@@ -90,8 +103,8 @@ def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[GPT, dict]
         for group in opt.param_groups:
             group["lr"] = lr
         idx = torch.randint(len(pools["train"]), (cfg.sft_batch,), generator=gen)
-        inputs, targets = sft_batch(pools["train"], idx, width)
-        loss = sft_loss(model, inputs.to(cfg.device), targets.to(cfg.device))
+        batch = sft_batch(pools["train"], idx, width, model.vocab)
+        loss = sft_loss(model, *(x.to(cfg.device) for x in batch))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

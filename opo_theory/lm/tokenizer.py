@@ -1,6 +1,10 @@
-"""Character tokenizer for the arithmetic task: <pad>=0, <eos>=1, then digits and operators."""
+"""Character tokenizer for the arithmetic task: <pad>=0, <eos>=1, then digits and operators; and the
+Vocabulary record through which the trainer sees any tokenizer (this one or a transformers one)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -30,10 +34,31 @@ def decode(ids) -> str:
     return "".join(out)
 
 
-def left_pad(seqs: list[list[int]], width: int | None = None) -> torch.Tensor:
+def left_pad(seqs: list[list[int]], width: int | None = None, pad: int = PAD) -> torch.Tensor:
     """[B, width] long tensor, sequences right-aligned (prompts end where generation starts)."""
     width = max(map(len, seqs)) if width is None else width
-    out = torch.full((len(seqs), width), PAD, dtype=torch.long)
+    out = torch.full((len(seqs), width), pad, dtype=torch.long)
     for i, s in enumerate(seqs):
         out[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
     return out
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """How text becomes token ids and back for one model: prompts may carry the model's special
+    tokens (e.g. BOS), answers never do; ``decode`` stops at the first <eos> and drops padding."""
+
+    name: str
+    size: int
+    pad_id: int
+    eos_id: int
+    encode_prompt: Callable[[str], list[int]]
+    encode_answer: Callable[[str], list[int]]
+    decode: Callable[[Sequence[int]], str]
+
+    def prompts(self, texts: list[str], width: int | None = None) -> torch.Tensor:
+        """[B, width] left-padded prompt ids."""
+        return left_pad([self.encode_prompt(t) for t in texts], width, self.pad_id)
+
+
+CHAR_VOCAB = Vocabulary("char", len(VOCAB), PAD, EOS, encode, encode, decode)

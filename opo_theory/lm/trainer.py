@@ -16,11 +16,11 @@ import torch
 
 from opo_theory.diagnostics import OPO_FAMILY, batch_metrics, gradient_metrics, response_efficiency
 from opo_theory.io import provenance, write_bytes_atomic, write_json_atomic, write_text_atomic
+from opo_theory.lm.backend import param_groups
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.sampling import generate, response_logprobs, response_mask
 from opo_theory.lm.sft import accuracy, prompt_width, task_pools, warm_start
 from opo_theory.lm.task import reward
-from opo_theory.lm.tokenizer import decode, encode, left_pad
 from opo_theory.objectives import PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 
@@ -49,7 +49,7 @@ def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None
     informative group); ``logp_old=None`` means the model is the anchor: pi_old = sg(pi_theta)."""
     logp, ent = response_logprobs(model, prompts, tokens, with_entropy, repeats=cfg.group_size)
     logp_old = logp.detach() if logp_old is None else logp_old
-    mask = response_mask(tokens).to(logp.device)
+    mask = response_mask(tokens, model.vocab).to(logp.device)
     g = cfg.group_size
     groups = torch.arange(len(tokens), device=logp.device) // g
     extra = {}
@@ -68,9 +68,9 @@ def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None
                        entropy=None if ent is None else ent.detach(), **extra)
 
 
-def used_columns(tokens) -> int:
+def used_columns(tokens, vocab) -> int:
     """Width of the response block once trailing columns that are padding in every row are dropped (>= 1)."""
-    used = response_mask(tokens).any(0).nonzero()
+    used = response_mask(tokens, vocab).any(0).nonzero()
     return int(used.max()) + 1 if len(used) else 1
 
 
@@ -83,12 +83,13 @@ class Trainer:
             raise ValueError(f"device {cfg.device!r} requested but CUDA is not available; use --set device=cpu")
         resumable = check_run_dir(self.out, cfg, resume)
         self.pools = task_pools(cfg)
-        self.width = prompt_width(*self.pools.values())
         self.model, self.sft_info = warm_start(cfg, self.pools, quiet)
+        self.vocab = self.model.vocab
+        self.width = prompt_width(self.vocab, *self.pools.values())
         self.ref = copy.deepcopy(self.model).eval() if cfg.objective == "ppo-kl" else None
         self.spec = get(cfg.objective)
         self.obj_cfg = self.spec.make_config(**cfg.objective_config)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+        self.opt = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr,
                                      fused=True)     # one kernel per step (CPU and CUDA)
         self.gen = torch.Generator().manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
@@ -141,12 +142,12 @@ class Trainer:
         pool = self.pools["train"]
         idx = torch.randint(len(pool), (cfg.prompts_per_step,), generator=self.gen)
         items = [pool[i] for i in idx.tolist()]
-        prompts = left_pad([encode(p.prompt) for p in items], self.width).to(cfg.device)
+        prompts = self.vocab.prompts([p.prompt for p in items], self.width).to(cfg.device)
         with self._autocast():
             tokens = generate(self.model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, self.gen,
                               repeats=cfg.group_size)
-        tokens = tokens[:, :used_columns(tokens)]
-        scored = [reward(decode(t), items[i // cfg.group_size].answer, cfg.shaping)
+        tokens = tokens[:, :used_columns(tokens, self.vocab)]
+        scored = [reward(self.vocab.decode(t), items[i // cfg.group_size].answer, cfg.shaping)
                   for i, t in enumerate(tokens.tolist())]
         rewards = torch.tensor([s[0] for s in scored], dtype=torch.float32, device=cfg.device)
         correct = torch.tensor([s[1] for s in scored], dtype=torch.float32)
@@ -209,7 +210,7 @@ class Trainer:
         t_train = time.perf_counter() - t0 - t_gen
         if cfg.trust_region_metrics:
             metrics.update(self._trust_region_metrics(prompts, tokens, logp_old, rewards))
-        mask = response_mask(tokens)
+        mask = response_mask(tokens, self.vocab)
         adv = advantages(PolicyBatch(logp=logp_old, logp_old=logp_old, mask=mask,
                                      group=torch.arange(len(tokens)) // cfg.group_size, rewards=rewards), "centered")
         n_tokens = float(mask.sum())
