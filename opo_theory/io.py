@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import subprocess
@@ -32,21 +33,56 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
+def remove_stale_temporaries(directory: str | os.PathLike, name: str = "") -> list[Path]:
+    """Delete the temporary files ``write_bytes_atomic`` leaves behind when its process is killed mid-write
+    (``.<name>*.tmp`` in ``directory``; every such file when ``name`` is empty); returns what was removed.
+    Call it only where no other process is writing the same files."""
+    directory = Path(directory)
+    stale = sorted(directory.glob(f".{name}*.tmp")) if directory.is_dir() else []
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    """JSON with sorted keys and NaN/inf kept as the JSON extensions Python reads back."""
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_jsonable) + "\n")
+    """Strict JSON (RFC 8259: non-finite numbers written as null) with sorted keys, indented."""
+    return write_text_atomic(path, dumps_json(obj, indent=2, sort_keys=True) + "\n")
 
 
-def _jsonable(x: Any) -> Any:
-    if hasattr(x, "tolist"):
-        return x.tolist()
-    if hasattr(x, "item"):
-        return x.item()
-    raise TypeError(f"not JSON serializable: {type(x).__name__}")
+def to_strict_json(obj: Any) -> Any:
+    """``obj`` as plain JSON values: nan/inf become None, numpy/torch scalars and arrays become numbers
+    and lists, tuples become lists. Other objects with ``__float__`` (sympy numbers) become floats."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: to_strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_strict_json(v) for v in obj]
+    if hasattr(obj, "tolist"):              # numpy / torch arrays and scalars
+        return to_strict_json(obj.tolist())
+    if hasattr(obj, "item"):
+        return to_strict_json(obj.item())
+    if hasattr(obj, "__float__"):
+        return to_strict_json(float(obj))
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
+
+
+def dumps_json(obj: Any, **kwargs: Any) -> str:
+    """``json.dumps`` of ``to_strict_json(obj)``: never NaN/Infinity, so every JSON reader accepts it."""
+    return json.dumps(to_strict_json(obj), allow_nan=False, **kwargs)
+
+
+def json_line(obj: Any) -> str:
+    """One JSONL row (strict JSON, ending in a newline): ``log.write(json_line(row))``."""
+    return dumps_json(obj) + "\n"
 
 
 def repo_relative(path: Path) -> str:
