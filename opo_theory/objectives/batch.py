@@ -5,7 +5,7 @@ Shapes: B responses, T token positions. Per-token tensors are ``[B, T]``; per-re
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import Tensor
@@ -17,12 +17,16 @@ class PolicyBatch:
 
     logp      [B,T] log pi_theta(o_t | q, o_<t); carries the graph (gradients flow through it).
     logp_old  [B,T] log pi_k, the frozen anchor of this outer iteration (pi_old; OPO's pi_ref).
-    mask      [B,T] 1 for response tokens that count, 0 for padding/prompt.
+    mask      [B,T] 1 for response tokens that count, 0 for padding/prompt. Where it is 0 the
+              per-token tensors may hold anything (even NaN or -inf): objectives ignore them.
+              A row whose mask is all 0 is a response with no counted token (Delta = 0, no token
+              losses; its reward and weight still count); the batch as a whole needs at least one
+              counted token in a response of positive weight.
     rewards   [B]   scalar rewards R_i (optional when ``advantages`` is given).
     advantages[B]   precomputed advantages; when None, each objective computes its own from rewards.
     group     [B]   long, prompt-group index of each response (0..n_groups-1).
     logp_ref  [B,T] optional reference policy for KL-penalized objectives.
-    chosen, rejected [P] long indices into B forming preference pairs (pairwise objectives).
+    chosen, rejected [P] integer indices into B forming preference pairs (pairwise objectives).
     entropy   [B,T] optional per-token entropy of pi_theta (diagnostics only).
     sample_weight [B] optional non-negative weights: the batch stands for the distribution
               sum_i w_i delta_{y_i} (exact enumeration of a policy uses w_i = pi_k(y_i)); every
@@ -72,6 +76,37 @@ class PolicyBatch:
         return replace(self, **changes)
 
 
+HALF_DTYPES = (torch.float16, torch.bfloat16)
+_PER_TOKEN = ("logp", "logp_old", "logp_ref", "entropy")
+
+
+def compute_batch(batch: PolicyBatch) -> PolicyBatch:
+    """The batch every registered objective computes on (the registry applies it).
+
+    Half-precision (float16/bfloat16) float fields are upcast to float32, so losses and metrics of
+    half inputs are float32 (float16 cannot hold e^Delta or sums of 1e4 rewards); the gradient
+    still reaches ``logp`` in its own dtype. Per-token entries where the mask is 0 are set to 0, so
+    padding that holds NaN/inf cannot leak into a loss or a gradient. Unchanged values elsewhere:
+    no re-validation needed.
+    """
+    off = None
+    changes = {}
+    for f in fields(PolicyBatch):
+        x = getattr(batch, f.name)
+        if not isinstance(x, Tensor) or not x.is_floating_point() or f.name == "mask":
+            continue
+        if x.dtype in HALF_DTYPES:
+            x = x.float()
+        if f.name in _PER_TOKEN:
+            off = (batch.mask == 0) if off is None else off
+            x = x.masked_fill(off, 0.0)
+        changes[f.name] = x
+    out = object.__new__(PolicyBatch)          # the input was validated; skip __post_init__
+    for f in fields(PolicyBatch):
+        object.__setattr__(out, f.name, changes.get(f.name, getattr(batch, f.name)))
+    return out
+
+
 def n_groups(group: Tensor) -> int:
     """Number of group ids 0..max(group)."""
     return int(group.max().item()) + 1
@@ -102,12 +137,13 @@ def validate_batch(b: PolicyBatch) -> None:
             raise ValueError(f"{name} must have shape [B] = ({n},), got {tuple(x.shape)}")
     if b.rewards is None and b.advantages is None:
         raise ValueError("batch needs rewards or advantages; both are None")
-    if b.group.dtype not in (torch.int32, torch.int64) or (b.group < 0).any():
+    if b.group.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"group must be non-negative integer ids, got dtype {b.group.dtype}")
-    lengths = b.mask.sum(-1)
-    if (lengths <= 0).any():
-        empty = torch.nonzero(lengths <= 0).flatten()[:5].tolist()
-        raise ValueError(f"every response needs at least one unmasked token; empty masks at rows {empty}")
+    if (b.group < 0).any():
+        raise ValueError(f"group must be non-negative integer ids, got {b.group[b.group < 0][:3].tolist()}")
+    if b.mask.is_floating_point() and not (torch.isfinite(b.mask) & (b.mask >= 0)).all():
+        bad = b.mask[~(torch.isfinite(b.mask) & (b.mask >= 0))][:3].tolist()
+        raise ValueError(f"mask must be finite and >= 0 (1 = counted token, 0 = ignored), found {bad}")
     for name in ("logp", "logp_old", "logp_ref"):
         x = getattr(b, name)
         if x is not None:
@@ -119,7 +155,17 @@ def validate_batch(b: PolicyBatch) -> None:
     if b.sample_weight is not None and (
             not torch.isfinite(b.sample_weight).all() or (b.sample_weight < 0).any()
             or b.sample_weight.sum() <= 0):
-        raise ValueError("sample_weight must be finite, >= 0 and not all zero")
+        w = b.sample_weight
+        shown = w[~torch.isfinite(w) | (w < 0)][:3].tolist() or w[:5].tolist()
+        raise ValueError(f"sample_weight must be finite, >= 0 and not all zero, got {shown}")
+    lengths = b.mask.sum(-1)
+    if not (lengths > 0).any():
+        raise ValueError("batch needs at least one unmasked token; empty masks at rows "
+                         f"{list(range(min(n, 5)))}{' ...' if n > 5 else ''} (all {n})")
+    if b.sample_weight is not None and not ((b.sample_weight > 0) & (lengths > 0)).any():
+        rows = torch.nonzero(lengths > 0).flatten()[:5].tolist()
+        raise ValueError("batch needs an unmasked token in a response with sample_weight > 0; "
+                         f"the rows with tokens {rows} all have sample_weight 0")
     if (b.chosen is None) != (b.rejected is None):
         raise ValueError("chosen and rejected must be given together")
     if b.chosen is not None:
@@ -127,6 +173,9 @@ def validate_batch(b: PolicyBatch) -> None:
             raise ValueError(
                 f"chosen/rejected must be non-empty 1-D index tensors of equal length, got "
                 f"{tuple(b.chosen.shape)} and {tuple(b.rejected.shape)}")
+        if b.chosen.dtype not in (torch.int32, torch.int64) or b.rejected.dtype != b.chosen.dtype:
+            raise ValueError("chosen and rejected must be integer index tensors, got "
+                             f"{b.chosen.dtype} and {b.rejected.dtype}")
         for name in ("chosen", "rejected"):
             idx = getattr(b, name)
             if (idx < 0).any() or (idx >= n).any():

@@ -35,7 +35,7 @@ class OPOConfig:
     """alpha, mu: paper v5 values. geometry: paper|code|gopo|wgopo. seq_logratio: sum|mean.
 
     pi_factor (paper geometry): none|sum|mean — include sg(pi_k)^-(1-alpha) from the sequence
-    log-prob ('sum' can overflow and is clamped at exp(80); 'mean' is length-normalized).
+    log-prob ('sum' can overflow and is clamped at exp(50); 'mean' is length-normalized).
     delta_clamp: optional ±clamp of the sequence log-ratio (None = off; the released code uses 5).
     normalizer: replaces sum_i w_i in the response mean (micro-batching; None = this batch).
     """
@@ -124,7 +124,8 @@ def bounded_target(g: Tensor, batch: PolicyBatch, mu, iters: int = 100) -> tuple
     w = response_weights(batch).double()
     grp = batch.group
     n = n_groups(grp)
-    wsum = group_sum(w, grp, n)
+    # a group of total weight 0 has no constraint (its v* is multiplied by w = 0): avoid 0/0
+    wsum = group_sum(w, grp, n).clamp_min(torch.finfo(torch.float64).tiny)
     gmean = group_sum(w * g64, grp, n) / wsum
     mu_b = mu64.expand_as(g64)
     lo = gmean

@@ -14,7 +14,7 @@ from torch import Tensor
 
 from opo_theory.objectives.batch import PolicyBatch
 from opo_theory.objectives.config import check_positive
-from opo_theory.objectives.reduce import SEQ_LOGRATIO, aggregate, seq_logratio
+from opo_theory.objectives.reduce import SEQ_LOGRATIO, aggregate, response_weights, seq_logratio
 from opo_theory.objectives.registry import DRIVE_KEY, REG_KEY, register
 from opo_theory.validation import require_choice
 
@@ -101,7 +101,7 @@ class SFTConfig:
 
 @register("sft", SFTConfig, "supervised", "SFT: -log pi(y) on correct/chosen responses, token-mean")
 def sft_loss(batch: PolicyBatch, cfg: SFTConfig):
-    """-E[log pi(y_t)] token-mean over the selected responses (0 with zero gradient if none)."""
+    """-E[log pi(y_t)] token-mean over the selected responses (0 with zero gradient if none has a token)."""
     if cfg.select == "all":
         keep = torch.ones(batch.n_responses, dtype=torch.bool, device=batch.logp.device)
     elif cfg.select == "chosen":
@@ -113,9 +113,11 @@ def sft_loss(batch: PolicyBatch, cfg: SFTConfig):
         if batch.rewards is None:
             raise ValueError("sft with select='positive' needs batch.rewards, got None")
         keep = batch.rewards > 0
-    if not keep.any():
+    # responses without a counted token or with weight 0 add nothing to the token mean: drop them
+    has_mass = keep & (batch.lengths > 0) & (response_weights(batch) > 0)
+    if not has_mass.any():
         loss = (batch.logp * 0).sum()
-        return loss, {"loss/total": loss.detach(), "sft/frac_selected": loss.detach()}
-    kept = batch.select(torch.nonzero(keep).flatten())
+        return loss, {"loss/total": loss.detach(), "sft/frac_selected": keep.float().mean()}
+    kept = batch.select(torch.nonzero(has_mass).flatten())
     loss = aggregate(-kept.logp, kept, "token-mean")
     return loss, {"loss/total": loss.detach(), "sft/frac_selected": keep.float().mean()}

@@ -61,14 +61,25 @@ def group_std(x: Tensor, batch: PolicyBatch) -> Tensor:
     return group_mean(dev * dev, batch.group, w).sqrt()
 
 
+def safe_lengths(batch: PolicyBatch) -> Tensor:
+    """[B] lengths with 1 for fully masked rows: a mean over no token is taken as 0 (0 / 1)."""
+    lengths = batch.lengths
+    return torch.where(lengths > 0, lengths, torch.ones_like(lengths))
+
+
 def seq_logratio(batch: PolicyBatch, mode: str = "sum", clamp: float | None = None,
                  against: Tensor | None = None) -> Tensor:
-    """[B] sequence log-ratio Delta_i = sum_t (log pi - log pi_k) (or its per-token mean); optional ±clamp."""
+    """[B] sequence log-ratio Delta_i = sum_t (log pi - log pi_k) (or its per-token mean); optional ±clamp.
+
+    Masked entries are excluded (not multiplied by 0), so NaN/inf padding gives no NaN; a fully
+    masked row has Delta = 0.
+    """
     require_choice("seq_logratio", mode, SEQ_LOGRATIO)
     base = batch.logp_old if against is None else against
-    diff = ((batch.logp - base) * batch.mask).sum(-1)
+    diff = batch.logp - base
+    diff = torch.where(batch.mask != 0, diff * batch.mask, torch.zeros_like(diff)).sum(-1)
     if mode == "mean":
-        diff = diff / batch.lengths
+        diff = diff / safe_lengths(batch)
     return diff if clamp is None else diff.clamp(-clamp, clamp)
 
 
@@ -82,7 +93,8 @@ def aggregate(token_loss: Tensor, batch: PolicyBatch, mode: str, norm_len: float
               normalizer: float | None = None) -> Tensor:
     """Reduce [B,T] token losses (verl's modes; response weights w_i multiply each response).
 
-    token-mean: sum_i w_i sum_t l / sum_i w_i L_i; seq-mean-token-mean: E_w[sum_t l / L_i];
+    token-mean: sum_i w_i sum_t l / sum_i w_i L_i; seq-mean-token-mean: E_w[sum_t l / L_i] (a fully
+    masked row contributes 0, still counting in E_w);
     seq-mean-token-sum: E_w[sum_t l]; seq-mean-token-sum-norm: E_w[sum_t l] / norm_len (T by default).
     ``normalizer`` replaces the denominator (sum_i w_i L_i or sum_i w_i) for micro-batching.
     """
@@ -93,7 +105,7 @@ def aggregate(token_loss: Tensor, batch: PolicyBatch, mode: str, norm_len: float
         den = (w * batch.lengths).sum() if normalizer is None else normalizer
         return (w * per_seq).sum() / den
     if mode == "seq-mean-token-mean":
-        per_seq = per_seq / batch.lengths
+        per_seq = per_seq / safe_lengths(batch)
     elif mode == "seq-mean-token-sum-norm":
         per_seq = per_seq / (batch.logp.shape[1] if norm_len is None else norm_len)
     return mean_over_responses(per_seq, batch, normalizer)

@@ -1,5 +1,7 @@
 """Objective registry: one signature for every loss, ``fn(batch, config) -> (loss, metrics)``.
 
+Every registered function sees ``compute_batch(batch)``: half precision upcast to float32 (losses
+and metrics of half inputs are float32) and masked per-token entries zeroed.
 ``metrics`` maps namespaced keys (see ``opo_theory.diagnostics``) to detached scalar tensors, except
 for the two optional *parts* keys ``loss/drive`` and ``loss/reg`` which keep their graph so the
 diagnostics can split the gradient (``loss == loss/drive + loss/reg``).
@@ -8,13 +10,14 @@ diagnostics can split the gradient (``loss == loss/drive + loss/reg``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from torch import Tensor
 
-from opo_theory.objectives.batch import PolicyBatch
+from opo_theory.objectives.batch import PolicyBatch, compute_batch
 
 LossFn = Callable[[PolicyBatch, Any], tuple[Tensor, dict[str, Tensor]]]
 DRIVE_KEY, REG_KEY = "loss/drive", "loss/reg"
@@ -51,13 +54,18 @@ _REGISTRY: dict[str, ObjectiveSpec] = {}
 
 
 def register(name: str, config_cls: type, kind: str, summary: str) -> Callable[[LossFn], LossFn]:
-    """Decorator adding ``fn`` to the registry under ``name``."""
+    """Decorator adding ``fn`` to the registry under ``name``; fn then runs on ``compute_batch(batch)``."""
 
     def deco(fn: LossFn) -> LossFn:
         if name in _REGISTRY:
             raise ValueError(f"objective {name!r} is already registered")
-        _REGISTRY[name] = ObjectiveSpec(name, config_cls, fn, kind, summary)
-        return fn
+
+        @functools.wraps(fn)
+        def on_compute_batch(batch: PolicyBatch, config: Any) -> tuple[Tensor, dict[str, Tensor]]:
+            return fn(compute_batch(batch), config)
+
+        _REGISTRY[name] = ObjectiveSpec(name, config_cls, on_compute_batch, kind, summary)
+        return on_compute_batch
 
     return deco
 

@@ -9,27 +9,34 @@ alpha directions differ and are kept as published:
                       drive scaled by 1/alpha.
   gopo                w = A (no escort).
   wgopo               w = (1-alpha) A + alpha A e^A.
+Half-precision inputs reach these functions upcast to float32 (objectives.batch.compute_batch).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
-from opo_theory.objectives.batch import PolicyBatch
+from opo_theory.objectives.batch import HALF_DTYPES, PolicyBatch
 from opo_theory.objectives.reduce import (
     center,
     group_extreme,
     group_sum,
     n_groups,
     response_weights,
+    safe_lengths,
     seq_logratio,
 )
 from opo_theory.validation import require_choice
 
 GEOMETRIES = ("paper", "code", "gopo", "wgopo")
 PI_FACTORS = ("none", "sum", "mean")
-LOG_WEIGHT_CLAMP = 80.0   # exp(80) ~ 5.5e34 < float32 max: documented overflow guard for 'paper'
+# Documented overflow guard of the escort weights ('paper': log-weight clamped at 50; 'wgopo': A e^A
+# clamped at e^50). The drive multiplies v <= e^20 (opo.EXACT_DELTA_CLAMP) in a sum over responses:
+# e^(50 + 20) * 1e5 (responses x weight) ~ 2.5e35 stays below float32's 3.4e38 (e^80 did not).
+LOG_WEIGHT_CLAMP = 50.0
 
 
 def _group_softmax(x: Tensor, group: Tensor) -> Tensor:
@@ -40,13 +47,16 @@ def _group_softmax(x: Tensor, group: Tensor) -> Tensor:
 
 
 def paper_weights(adv: Tensor, batch: PolicyBatch, alpha, pi_factor: str = "none") -> Tensor:
-    """Eq 7: w = exp((1-alpha) A) * sg(pi_k)^-(1-alpha); pi_k as the sequence log-prob 'sum' or per-token 'mean'."""
+    """Eq 7: w = exp((1-alpha) A) * sg(pi_k)^-(1-alpha); pi_k as the sequence log-prob 'sum' or per-token 'mean'.
+
+    The log-weight is clamped at LOG_WEIGHT_CLAMP (overflow guard; A > 83 at alpha = 0.4).
+    """
     require_choice("pi_factor", pi_factor, PI_FACTORS)
     log_w = (1 - alpha) * adv
     if pi_factor != "none":
         logp_old = (batch.logp_old * batch.mask).sum(-1).detach()
         if pi_factor == "mean":
-            logp_old = logp_old / batch.lengths
+            logp_old = logp_old / safe_lengths(batch)
         log_w = log_w - (1 - alpha) * logp_old
     return torch.exp(log_w.clamp(max=LOG_WEIGHT_CLAMP))
 
@@ -65,13 +75,17 @@ def weights(geometry: str, adv: Tensor, batch: PolicyBatch, alpha, *, pi_factor:
             beta_r: float = 0.15, tau: float = 0.5) -> Tensor:
     """Uncentred driving weights w [B] of a named sampling geometry."""
     require_choice("sampling geometry", geometry, GEOMETRIES)
+    if adv.dtype in HALF_DTYPES:     # diagnostics pass raw batches: e^50 does not fit in float16
+        adv = adv.float()
     if geometry == "paper":
         return paper_weights(adv, batch, alpha, pi_factor)
     if geometry == "code":
         return code_weights(adv, batch, alpha, beta_r, tau)
     if geometry == "gopo":
         return adv
-    return (1 - alpha) * adv + alpha * adv * torch.exp(adv.clamp(max=LOG_WEIGHT_CLAMP))
+    # A e^A overflows for A > ~80 even with e^A clamped: cap the product (inf.clamp -> the cap)
+    a_exp_a = (adv * torch.exp(adv.clamp(max=LOG_WEIGHT_CLAMP))).clamp(max=math.exp(LOG_WEIGHT_CLAMP))
+    return (1 - alpha) * adv + alpha * a_exp_a
 
 
 def drive(geometry: str, adv: Tensor, batch: PolicyBatch, alpha, center_mode: str = "group",
@@ -82,6 +96,12 @@ def drive(geometry: str, adv: Tensor, batch: PolicyBatch, alpha, center_mode: st
 
 
 def effective_sample_size(w: Tensor, batch: PolicyBatch) -> Tensor:
-    """ESS fraction (sum w)² / (n sum w²) of the escort weights (1 = uniform)."""
+    """ESS fraction (sum w)² / (n sum w²) of the escort weights (1 = uniform).
+
+    ESS is scale-invariant: w is first divided by the power of two just above max|w| (exact in
+    floating point), so escort weights up to e^50 do not overflow w².
+    """
     rw = response_weights(batch)
+    w = w.float() if w.dtype in HALF_DTYPES else w
+    w = torch.ldexp(w, -torch.frexp(w.abs().max()).exponent)
     return (rw * w).sum() ** 2 / ((rw * w * w).sum() * rw.sum()).clamp_min(1e-30)
