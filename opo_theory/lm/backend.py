@@ -4,7 +4,7 @@ A policy is an ``nn.Module`` with a ``vocab`` (opo_theory.lm.tokenizer.Vocabular
 ``begin(prompts, capacity) -> (last logits [B, V], state)`` prefills left-padded prompts;
 ``advance(tokens, state) -> logits [B, t, V]`` appends tokens through the KV cache (differentiable);
 ``repeat(state, r)`` repeats every row of the state r times; ``full_logits(prompts, tokens)`` is one
-forward over both without a cache. Two backends implement it: the built-in char GPT
+forward over both without a cache; ``compile_forward()`` applies torch.compile in place. Two backends implement it: the built-in char GPT
 (opo_theory.lm.model) and a local transformers causal LM (opo_theory.lm.hf, model spec 'hf:<dir>').
 """
 
@@ -29,6 +29,7 @@ class CausalPolicy(Protocol):
     def advance(self, tokens: Tensor, state: Any) -> Tensor: ...
     def repeat(self, state: Any, repeats: int) -> Any: ...
     def full_logits(self, prompts: Tensor, tokens: Tensor) -> Tensor: ...
+    def compile_forward(self) -> None: ...
 
 
 def check_model_spec(spec: str) -> str:

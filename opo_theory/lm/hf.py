@@ -67,9 +67,10 @@ class HFPolicy(nn.Module):
         if limit is not None and length > limit:
             raise ValueError(f"prompt width + max_new = {length} tokens exceeds the model's {limit} positions")
 
-    def _logits(self, ids: Tensor, mask: Tensor, positions: Tensor, cache=None) -> tuple[Tensor, object]:
+    def _logits(self, ids: Tensor, mask: Tensor, positions: Tensor, cache=None, keep: int = 0) -> tuple[Tensor, object]:
+        """Logits of the last ``keep`` positions (0 = all) and the updated cache."""
         out = self.lm(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
-                      use_cache=cache is not None)
+                      use_cache=cache is not None, logits_to_keep=keep)
         return out.logits, out.past_key_values
 
     def _prompt_mask(self, prompts: Tensor) -> Tensor:
@@ -78,7 +79,7 @@ class HFPolicy(nn.Module):
     def begin(self, prompts: Tensor, capacity: int) -> tuple[Tensor, HFState]:
         mask = self._prompt_mask(prompts)
         logits, cache = self._logits(prompts, mask, (mask.cumsum(-1) - 1).clamp_min(0),
-                                     _transformers().DynamicCache())
+                                     _transformers().DynamicCache(), keep=1)
         return logits[:, -1], HFState(cache, mask)
 
     def advance(self, tokens: Tensor, state: HFState) -> Tensor:
@@ -92,6 +93,10 @@ class HFPolicy(nn.Module):
     def repeat(state: HFState, repeats: int) -> HFState:
         state.cache.batch_repeat_interleave(repeats)
         return HFState(state.cache, state.mask.repeat_interleave(repeats, 0))
+
+    def compile_forward(self) -> None:
+        """torch.compile the transformers model's forward in place (dynamic shapes; names unchanged)."""
+        self.lm.compile(dynamic=True)
 
     def full_logits(self, prompts: Tensor, tokens: Tensor) -> Tensor:
         mask = torch.cat([self._prompt_mask(prompts), torch.ones_like(tokens)], 1)

@@ -144,3 +144,7 @@ class GPT(nn.Module):
     def full_logits(self, prompts: Tensor, tokens: Tensor) -> Tensor:
         """Logits [B, W + N, V] of prompts followed by ``tokens``, in one forward without a cache."""
         return self(torch.cat([prompts, tokens], 1))
+
+    def compile_forward(self) -> None:
+        """torch.compile the forward in place (dynamic shapes; parameter names unchanged)."""
+        self.compile(dynamic=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from opo_theory.io import write_bytes_atomic
+from opo_theory.io import remove_stale_temporaries, write_bytes_atomic
 from opo_theory.lm.backend import hf_dir
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.model import GPT, GPTConfig
@@ -90,6 +90,7 @@ def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[torch.nn.M
     if cfg.sft_max_steps == 0:
         return model.to(cfg.device), {"sft_steps": 0, "sft_val_accuracy": None, "sft_key": None}
     path = Path(cfg.sft_cache) / f"sft-{cfg.sft_key()}.pt"
+    remove_stale_temporaries(path.parent, path.name)     # a warm-up killed while writing this cache entry
     if path.exists():
         blob = torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(blob["model"])

@@ -52,7 +52,8 @@ def model_config(arch: str, vocab_size: int, layers: int, width: int, heads: int
                            max_position_embeddings=positions, pad_token_id=pad_id, eos_token_id=eos_id,
                            bos_token_id=None, tie_word_embeddings=True)
     return GPT2Config(vocab_size=vocab_size, n_embd=width, n_layer=layers, n_head=heads, n_positions=positions,
-                      pad_token_id=pad_id, eos_token_id=eos_id, bos_token_id=eos_id, tie_word_embeddings=True)
+                      pad_token_id=pad_id, eos_token_id=eos_id, bos_token_id=eos_id, tie_word_embeddings=True,
+                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
 
 
 def build_tiny_model(out: str | Path, arch: str = "llama", layers: int = 2, width: int = 64, heads: int = 4,

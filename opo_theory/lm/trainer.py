@@ -8,19 +8,26 @@ import io
 import json
 import math
 import sys
-import time
 from contextlib import nullcontext
 from pathlib import Path
 
 import torch
 
 from opo_theory.diagnostics import OPO_FAMILY, batch_metrics, gradient_metrics, response_efficiency
-from opo_theory.io import provenance, write_bytes_atomic, write_json_atomic, write_text_atomic
+from opo_theory.io import (
+    json_line,
+    provenance,
+    remove_stale_temporaries,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
 from opo_theory.lm.backend import param_groups
-from opo_theory.lm.config import TrainConfig
+from opo_theory.lm.config import RUNTIME_FIELDS, TrainConfig
 from opo_theory.lm.sampling import generate, response_logprobs, response_mask
 from opo_theory.lm.sft import accuracy, prompt_width, task_pools, warm_start
 from opo_theory.lm.task import reward
+from opo_theory.lm.throughput import clock, peak_flops, rl_step_flops
 from opo_theory.objectives import PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 
@@ -35,13 +42,27 @@ def check_run_dir(out: Path, cfg: TrainConfig, resume: bool) -> bool:
     if not cfg_path.exists():
         return False
     stored = json.loads(cfg_path.read_text())["config"]
-    stored = {k: v for k, v in stored.items() if k not in ("steps", "device")}
+    stored = {k: v for k, v in stored.items() if k not in RUNTIME_FIELDS}
     if stored != json.loads(json.dumps(cfg.identity())):
         diff = sorted(k for k in stored if stored.get(k) != cfg.identity().get(k))
         raise RunDirError(f"output dir {out} holds a different run (differs in {diff}); choose another --out")
     if not resume:
         raise RunDirError(f"output dir {out} already holds this run; pass --resume to continue it")
+    remove_stale_temporaries(out)         # left by a process killed mid-write; the run dir is this run's alone
     return (out / "checkpoint.pt").exists()
+
+
+def complete_rows(path: Path) -> list[str]:
+    """The lines of a metrics.jsonl up to the first that is not a whole JSON row (a process killed while
+    appending can leave one half-written line at the end)."""
+    rows = []
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            break
+        rows.append(line)
+    return rows
 
 
 def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None, with_entropy=True):
@@ -84,14 +105,20 @@ class Trainer:
         resumable = check_run_dir(self.out, cfg, resume)
         self.pools = task_pools(cfg)
         self.model, self.sft_info = warm_start(cfg, self.pools, quiet)
+        self.model.eval()       # no dropout: rollouts, anchor and updates must see one and the same policy
         self.vocab = self.model.vocab
         self.width = prompt_width(self.vocab, *self.pools.values())
+        if cfg.compile:
+            self.model.compile_forward()
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self.peak_flops = peak_flops(cfg.device, cfg.peak_tflops)
         self.ref = copy.deepcopy(self.model).eval() if cfg.objective == "ppo-kl" else None
         self.spec = get(cfg.objective)
         self.obj_cfg = self.spec.make_config(**cfg.objective_config)
         self.opt = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr,
                                      fused=True)     # one kernel per step (CPU and CUDA)
-        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.gen = torch.Generator().manual_seed(cfg.seed)       # prompts; on the CPU also the sampling
+        self.sample_gen = self.gen if cfg.device == "cpu" else torch.Generator(cfg.device).manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.step = 0
         if resumable:
@@ -106,7 +133,8 @@ class Trainer:
     def _save(self) -> None:
         buf = io.BytesIO()
         torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
-                    "gen": self.gen.get_state(), "torch_rng": torch.get_rng_state()}, buf)
+                    "gen": self.gen.get_state(), "sample_gen": self.sample_gen.get_state(),
+                    "torch_rng": torch.get_rng_state()}, buf)
         write_bytes_atomic(self.out / "checkpoint.pt", buf.getvalue())
 
     def _load(self) -> None:
@@ -115,9 +143,9 @@ class Trainer:
         self.opt.load_state_dict(blob["opt"])
         self.step = blob["step"]
         self.gen.set_state(blob["gen"])
+        self.sample_gen.set_state(blob["sample_gen"])
         torch.set_rng_state(blob["torch_rng"])
-        lines = (self.out / "metrics.jsonl").read_text().splitlines()
-        kept = [ln for ln in lines if ln and json.loads(ln)["step"] < self.step]
+        kept = [ln for ln in complete_rows(self.out / "metrics.jsonl") if json.loads(ln)["step"] < self.step]
         write_text_atomic(self.out / "metrics.jsonl", "".join(ln + "\n" for ln in kept))
 
     # ------------------------------------------------------------------ one step
@@ -144,7 +172,7 @@ class Trainer:
         items = [pool[i] for i in idx.tolist()]
         prompts = self.vocab.prompts([p.prompt for p in items], self.width).to(cfg.device)
         with self._autocast():
-            tokens = generate(self.model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, self.gen,
+            tokens = generate(self.model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, self.sample_gen,
                               repeats=cfg.group_size)
         tokens = tokens[:, :used_columns(tokens, self.vocab)]
         scored = [reward(self.vocab.decode(t), items[i // cfg.group_size].answer, cfg.shaping)
@@ -203,24 +231,28 @@ class Trainer:
 
     def rl_step(self) -> dict:
         cfg = self.cfg
-        t0 = time.perf_counter()
+        t0 = clock(cfg.device)
         prompts, tokens, rewards, correct = self._rollout()
-        t_gen = time.perf_counter() - t0
+        t_gen = clock(cfg.device) - t0
         metrics, logp_old, updated = self._update(prompts, tokens, rewards)
-        t_train = time.perf_counter() - t0 - t_gen
+        t_train = clock(cfg.device) - t0 - t_gen
         if cfg.trust_region_metrics:
             metrics.update(self._trust_region_metrics(prompts, tokens, logp_old, rewards))
         mask = response_mask(tokens, self.vocab)
         adv = advantages(PolicyBatch(logp=logp_old, logp_old=logp_old, mask=mask,
                                      group=torch.arange(len(tokens)) // cfg.group_size, rewards=rewards), "centered")
         n_tokens = float(mask.sum())
+        t_step = clock(cfg.device) - t0
+        flops = rl_step_flops(self.n_params, prompts.numel() + tokens.numel(), cfg.ppo_epochs)
         metrics.update({
             "reward/mean": float(rewards.mean()), "accuracy": float(correct.mean()),
             "reward/frac_zero_std": float((rewards.view(-1, cfg.group_size).std(1) == 0).float().mean()),
             "completions/mean_length": n_tokens / len(tokens), "updated": float(updated),
-            "time/generate_s": t_gen, "time/train_s": t_train, "time/step_s": time.perf_counter() - t0,
-            "throughput/tokens_per_s": n_tokens / (time.perf_counter() - t0),
+            "time/generate_s": t_gen, "time/train_s": t_train, "time/step_s": t_step,
+            "throughput/tokens_per_s": n_tokens / t_step, "throughput/model_tflops": flops / t_step / 1e12,
         })
+        if self.peak_flops is not None:
+            metrics["throughput/mfu"] = flops / t_step / self.peak_flops
         if "grad/norm" in metrics:
             metrics["grad/response_efficiency"] = response_efficiency(metrics["grad/norm"], adv)
         return metrics
@@ -233,13 +265,13 @@ class Trainer:
     def run(self) -> Path:
         cfg = self.cfg
         show = not self.quiet
-        start = time.perf_counter()
+        start = clock(cfg.device)
         with open(self.out / "metrics.jsonl", "a") as log:
             while self.step < cfg.steps:
                 m = {"step": self.step, **self.rl_step()}
                 if self.step % cfg.val_every == 0 or self.step == cfg.steps - 1:
                     m.update(self.evaluate())
-                log.write(json.dumps(m) + "\n")
+                log.write(json_line(m))
                 log.flush()
                 self.step += 1
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
@@ -248,5 +280,5 @@ class Trainer:
                     end = "\r" if sys.stderr.isatty() and self.step < cfg.steps else "\n"
                     print(f"[{cfg.objective} seed {cfg.seed}] step {self.step}/{cfg.steps} reward "
                           f"{m['reward/mean']:.3f} acc {m['accuracy']:.3f} grad {m.get('grad/norm', float('nan')):.3f} "
-                          f"({time.perf_counter() - start:.0f} s)", end=end, file=sys.stderr, flush=True)
+                          f"({clock(cfg.device) - start:.0f} s)", end=end, file=sys.stderr, flush=True)
         return self.out / "metrics.jsonl"
