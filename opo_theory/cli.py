@@ -18,8 +18,20 @@ SUBCOMMANDS = (
 )
 
 
+class UsageError(ValueError):
+    """A command-line usage error (unknown option, missing or malformed argument)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line (``opo-theory: error: ...``, exit 2) instead of usage + error;
+    sub-parsers inherit it. ``--help`` still prints the full help (exit 0)."""
+
+    def error(self, message: str):
+        raise UsageError(message)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="opo-theory",
         description="Check claims about RLHF objectives (OPO and baselines), run toy dynamics, "
                     "train a compact LM, regenerate figures.",
@@ -32,11 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one sub-command; bad input (checked before any output is written) gives exit 2 and one line."""
     try:
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help printed its text
+            return exc.code if isinstance(exc.code, int) else 0
         return int(args.func(args) or 0)
     except ValueError as exc:  # bad input: one clear line, no traceback
-        print(f"opo-theory: error: {exc}", file=sys.stderr)
+        message = str(exc).replace("\r", "\\r").replace("\n", "\\n")
+        print(f"opo-theory: error: {message}", file=sys.stderr)
         return 2
 
 

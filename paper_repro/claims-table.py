@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from opo_theory.claims import check_all
-from opo_theory.figures.style import FIGURES_DIR, save_data
+from opo_theory.figures.style import out_dir, save_data
 from opo_theory.io import write_text_atomic
 
 NAME = "claims-table"
@@ -22,7 +22,7 @@ def markdown_table(results) -> str:
 
 def main(rerun: bool = False):
     results = check_all()
-    md = write_text_atomic(FIGURES_DIR / f"{NAME}.md", markdown_table(results))
+    md = write_text_atomic(out_dir() / f"{NAME}.md", markdown_table(results))
     data = [dataclasses.asdict(r) for r in results]
     return [md, save_data(NAME, {"claims": data}, {"n_claims": len(data)})]
 

@@ -6,17 +6,25 @@ Every number is read from the figures/*.json files that the other artifacts wrot
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from opo_theory.figures.runs import RUNS_DIR, describe_setup
 from opo_theory.figures.runs import load as load_compare
-from opo_theory.figures.style import FIGURES_DIR
+from opo_theory.figures.style import FIGURES_DIR, out_dir
 from opo_theory.io import REPO_ROOT, git_revision, write_text_atomic
 
 NAME = "report"
+REQUIRES = ("claims-table", "fig4-saturation", "grid-alpha-mu", "approx-delta3", "table1", "table2",
+            "fig7-saturation", "drive-vs-reg")
+
+
+def report_path() -> Path:
+    """REPORT.md at the repository root for the committed figures/, else inside the chosen output directory."""
+    return REPO_ROOT / "REPORT.md" if out_dir() == FIGURES_DIR else out_dir() / "REPORT.md"
 
 
 def load(name: str) -> dict:
-    path = FIGURES_DIR / f"{name}.json"
+    path = out_dir() / f"{name}.json"
     if not path.exists():
         raise ValueError(f"{path} is missing; run `opo-theory figures` (the report is built last)")
     return json.loads(path.read_text())["data"]
@@ -84,8 +92,9 @@ def toy_section() -> list[str]:
     cross = "none of the settings" if cross is None else f"eta = {cross['eta']}, {cross['inner']} inner steps"
     rates = ", ".join(f"{x:.4f}" for x in grid["param_rate_first_outer"][0])
     independent = ind_holds(grid["independence"])
-    worst_cos = min(r["grad_cos"] for r in approx["rows"] if r["grad_cos"] == r["grad_cos"])
-    below = [r for r in approx["rows"] if abs(r["E_delta3"]) <= 0.1]
+    rows = [r for r in approx["rows"] if r["grad_cos"] is not None and r["E_delta3"] is not None]  # null: undefined
+    worst_cos = min(r["grad_cos"] for r in rows)
+    below = [r for r in rows if abs(r["E_delta3"]) <= 0.1]
     worst_cos_below = min(r["grad_cos"] for r in below) if below else float("nan")
     return [
         "## Toy figures (exact, CPU)", "",
@@ -139,8 +148,8 @@ def lm_section() -> list[str]:
              for o in eff["efficiency"]}
     reg = split["opo_split"]["grad/norm_reg"]["opo reg"]["mean"]
     drv = split["opo_split"]["grad/norm_drive"]["opo drive"]["mean"]
-    table1 = (FIGURES_DIR / "table1.md").read_text()
-    table2 = (FIGURES_DIR / "table2.md").read_text()
+    table1 = (out_dir() / "table1.md").read_text()
+    table2 = (out_dir() / "table2.md").read_text()
     return [
         "## Model-scale figures (CPU-scale LM runs)", "",
         f"All LM numbers come from `opo-theory compare --preset cpu-tiny` ({describe_setup(RUNS_DIR)}), logs in "
@@ -183,7 +192,7 @@ def main(rerun: bool = False):
               "which this session did not have.",
               "- Fig 1 ([figure](figures/fig1-geometry.png)) and Fig 3 (a flow chart) are illustrations; Fig 1 is "
               "drawn from a computed 3-outcome example.", ""]
-    return [write_text_atomic(REPO_ROOT / "REPORT.md", "\n".join(lines))]
+    return [write_text_atomic(report_path(), "\n".join(lines))]
 
 
 if __name__ == "__main__":

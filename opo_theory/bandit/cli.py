@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 from opo_theory.bandit.experiments import EXPERIMENTS
-from opo_theory.io import write_json_atomic
+from opo_theory.io import dumps_json, write_json_atomic
 from opo_theory.settings import function_defaults, parse_overrides
+from opo_theory.validation import require_output_file
 
 
 def register(sub) -> None:
@@ -29,15 +29,17 @@ def run(args) -> int:
             print(f"{k} = {v!r}")
         return 0
     kwargs = parse_overrides(args.settings, defaults, f"bandit {args.experiment}")
+    if args.out is not None:     # checked before the experiment runs, so a bad path costs nothing
+        require_output_file("--out", args.out)
     start = time.perf_counter()
     result = fn(**kwargs)
     result["seconds"] = round(time.perf_counter() - start, 3)
     if args.out:
         write_json_atomic(args.out, result)
     if args.json:
-        print(json.dumps(result))
+        print(dumps_json(result))
     else:
         summary = {k: v for k, v in result.items() if k not in ("curves", "p", "rows", "table",
                                                                  "reward_curves", "param_rate_by_outer")}
-        print(json.dumps(summary, indent=1, default=str)[:6000])
+        print(dumps_json(summary, indent=1)[:6000])
     return 0

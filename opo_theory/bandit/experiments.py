@@ -13,7 +13,32 @@ from opo_theory.bandit.problems import KArmedBandit
 from opo_theory.diagnostics import approx_metrics, gradient_metrics
 from opo_theory.objectives import DRIVE_KEY, get, seq_logratio
 from opo_theory.objectives.opo import bounded_target, opo_drive
-from opo_theory.validation import require_positive
+from opo_theory.validation import (
+    require_choice,
+    require_in_range,
+    require_int,
+    require_items,
+    require_nonnegative,
+    require_positive,
+    require_size,
+)
+
+# Limits on sizes (memory/time): tensors of at most MAX_ELEMENTS entries, histories of MAX_HISTORY.
+MAX_ARMS, MAX_ROWS, MAX_STEPS, MAX_SEED = 100_000, 100_000, 100_000, 2**32 - 1
+MAX_ELEMENTS, MAX_HISTORY = 10**7, 10**8
+
+
+def _unit(name, value):
+    return require_in_range(name, value, 0.0, 1.0)
+
+
+def _count(name, value, low, high):
+    return lambda: require_int(name, value, low, high)
+
+
+def _check(*checks) -> None:
+    for check in checks:
+        check()
 
 # ---------------------------------------------------------------- saturation (Fig 4 toy)
 
@@ -65,8 +90,9 @@ def binary_toy_gradients(name: str, hyper: dict, z: torch.Tensor) -> dict[str, t
 def saturation(points: int = 400, p_max: float = 1 - 1e-9, threshold: float = 1e-3) -> dict:
     """|dL/d coord| vs p = sigma(z) for each objective; the p where it first drops below
     ``threshold`` x its value at p = 0.5 (None if it never does)."""
-    if not 0.5 < p_max < 1:
-        raise ValueError(f"p_max must lie in (0.5, 1), got {p_max!r}")
+    require_int("points", points, 2, 10**6)
+    require_in_range("p_max", p_max, 0.5, 1.0, low_open=True, high_open=True)
+    require_in_range("threshold", threshold, 0.0, 1.0, low_open=True, high_open=True)
     z_max = math.log(p_max / (1 - p_max))
     z = torch.cat([torch.zeros(1, dtype=torch.float64), torch.linspace(0, z_max, points, dtype=torch.float64)[1:]])
     p = torch.sigmoid(z)
@@ -108,6 +134,11 @@ DYNAMICS_OBJECTIVES = {"opo": {"alpha": 0.4, "mu": 1.0}, "dpo": {"beta": 0.1}, "
 def dynamics(arms: int = 10, seeds: int = 16, steps: int = 200, group_size: int = 8, eta: float = 0.5,
              seed: int = 0) -> dict:
     """OPO vs DPO vs KL-regularized PG vs GRPO on identical sampled data: reward and grad norm per step."""
+    _check(_count("arms", arms, 2, MAX_ARMS), _count("seeds", seeds, 1, MAX_ROWS), _count("steps", steps, 1, MAX_STEPS),
+           _count("group_size", group_size, 1, 10_000), lambda: require_positive("eta", eta),
+           _count("seed", seed, 0, MAX_SEED))
+    require_size("seeds x max(arms, group_size)", seeds * max(arms, group_size), MAX_ELEMENTS)
+    require_size("steps x seeds", steps * seeds, MAX_HISTORY)
     bandit = KArmedBandit.make(seeds, arms, "bernoulli", seed=seed)
     best = bandit.means.max(1).values
     out = {"config": {"arms": arms, "seeds": seeds, "steps": steps, "group_size": group_size, "eta": eta,
@@ -148,7 +179,18 @@ def grid(alphas=(0.3, 0.6, 0.9), mus=(0.5, 1.0, 2.0), seeds: int = 32, arms: int
          device: str = "cpu") -> dict:
     """alpha x mu x seeds in one batch: function-space rate vs |1 - eta mu|, parameter-space rate,
     final reward; variance shares (with 95% bootstrap CIs over seeds) of rate and reward."""
-    require_positive("seeds", seeds)
+    _check(lambda: require_items("alphas", alphas, _unit, 100), lambda: require_items("mus", mus, require_positive, 100),
+           _count("seeds", seeds, 1, MAX_ROWS), _count("arms", arms, 2, MAX_ARMS), _count("outer", outer, 1, MAX_STEPS),
+           _count("inner", inner, 1, MAX_STEPS), _count("n_boot", n_boot, 1, MAX_STEPS), _count("seed", seed, 0, MAX_SEED),
+           lambda: require_in_range(f"eta (step size, needs eta * max(mus) < 2 for mus = {list(mus)})", eta,
+                                    0.0, 2.0 / max(mus), low_open=True, high_open=True),
+           lambda: require_choice("device", device, ("cpu", "cuda")))
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available; use device=cpu")
+    rows = len(alphas) * len(mus) * seeds
+    require_size("len(alphas) x len(mus) x seeds x arms", rows * arms, MAX_ELEMENTS)
+    require_size("outer x (inner + 1) x len(alphas) x len(mus) x seeds", outer * (inner + 1) * rows, MAX_HISTORY)
+    require_size("n_boot x len(alphas) x len(mus) x seeds", n_boot * rows, MAX_HISTORY)
     a_grid, m_grid = np.meshgrid(alphas, mus, indexing="ij")
     n_cfg = a_grid.size
     bandit = KArmedBandit.make(seeds, arms, "bernoulli", seed=seed, device=device)
@@ -192,6 +234,12 @@ def approx(arms: int = 50, seeds: int = 8, etas=(0.1, 0.3, 1.0, 3.0, 10.0), inne
            alpha: float = 0.4, mu: float = 1.0, seed: int = 0) -> dict:
     """Exact (eq 15) vs surrogate (eq 19) as the trust region grows: E[Delta³], loss gap, gradient
     cosine and Lemma A.1's bound after ``inner`` surrogate steps of size eta from the anchor."""
+    _check(_count("arms", arms, 2, MAX_ARMS), _count("seeds", seeds, 1, MAX_ROWS),
+           lambda: require_items("etas", etas, require_positive, 100),
+           lambda: require_items("inner_steps", inner_steps, lambda n, v: require_int(n, v, 1, 10_000), 100),
+           lambda: _unit("alpha", alpha), lambda: require_positive("mu", mu), _count("seed", seed, 0, MAX_SEED))
+    require_size("seeds x arms", seeds * arms, MAX_ELEMENTS)
+    require_size("len(etas) x sum(inner_steps) x seeds x arms", len(etas) * sum(inner_steps) * seeds * arms, 10**10)
     bandit = KArmedBandit.make(seeds, arms, "gaussian", seed=seed)
     means = bandit.means.double()
     z0 = torch.randn(seeds, arms, generator=torch.Generator().manual_seed(seed + 1), dtype=torch.float64)
@@ -235,6 +283,10 @@ def positivity(arms: int = 8, instances: int = 2000, mus=(0.1, 0.25, 0.5, 1.0, 2
                scales=(0.25, 0.5, 1.0, 2.0, 4.0), alpha: float = 0.4, seed: int = 0) -> dict:
     """How often the closed form pi_k (1 + (w~ - w_bar)/mu) leaves the simplex, against Prop 6.4's
     condition mu >= w_bar - min w~, and the bounded projection (never negative)."""
+    _check(_count("arms", arms, 2, MAX_ARMS), _count("instances", instances, 1, 10**6),
+           lambda: require_items("mus", mus, require_positive, 100), lambda: require_items("scales", scales, require_nonnegative, 100),
+           lambda: _unit("alpha", alpha), _count("seed", seed, 0, MAX_SEED))
+    require_size("instances x arms", instances * arms, MAX_ELEMENTS)
     g = torch.Generator().manual_seed(seed)
     logp_old = torch.randn(instances, arms, generator=g, dtype=torch.float64).log_softmax(-1)
     base = torch.randn(instances, arms, generator=g, dtype=torch.float64)
@@ -268,6 +320,10 @@ def kl_vs_chi2(arms: int = 16, scales=(0.25, 0.5, 1, 2, 4, 8), beta: float = 1.0
                seed: int = 0) -> dict:
     """Optimal ratios under KL (e^(A/beta)/Z) and chi² (1 + (A - Abar)/mu, bounded at 0) as the
     advantage scale grows: max ratio, its growth per unit of scale, and the bounded optimum's sparsity."""
+    _check(_count("arms", arms, 2, MAX_ELEMENTS), lambda: require_items("scales", scales, require_nonnegative, 1000),
+           lambda: require_positive("beta", beta), lambda: require_positive("mu", mu), _count("seed", seed, 0, MAX_SEED))
+    if len(set(scales)) < 2:
+        raise ValueError(f"scales needs at least two distinct values (a slope is fitted), got {list(scales)}")
     g = torch.Generator().manual_seed(seed)
     base = torch.randn(arms, generator=g, dtype=torch.float64)
     base = (base - base.mean()) / base.std()

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import textwrap
 
 from opo_theory.claims.catalogue import check_all, get_claim
+from opo_theory.io import dumps_json
 
 COLUMNS = ("id", "source", "statement", "verdict", "detail")
 
@@ -30,7 +30,7 @@ def run(args) -> int:
         print(f"opo-theory claims: a check raised {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     if args.json:
-        print(json.dumps([dataclasses.asdict(r) for r in results], indent=2, default=float))
+        print(dumps_json([dataclasses.asdict(r) for r in results], indent=2))
     elif args.markdown:
         print("| id | source | verdict | detail |\n|---|---|---|---|")
         for r in results:

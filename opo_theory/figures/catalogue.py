@@ -2,6 +2,8 @@
 
 A script defines ``main(rerun: bool = False) -> list[pathlib.Path]`` and a module docstring whose
 first line describes the artifact. ``rerun`` recomputes LM runs instead of reading committed logs.
+Scripts write through opo_theory.figures.style (``out_dir()``); a script that reads other artifacts'
+outputs lists them in ``REQUIRES``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+from opo_theory.figures.style import writing_to
 from opo_theory.io import REPO_ROOT
 
 SCRIPTS_DIR = REPO_ROOT / "paper_repro"
@@ -43,6 +46,12 @@ def describe(name: str) -> str:
     return doc.splitlines()[0] if doc else ""
 
 
-def build(name: str, rerun: bool = False) -> list[Path]:
-    """Run the artifact's script; returns the files it wrote."""
-    return list(load_artifact(name).main(rerun=rerun))
+def requires(name: str) -> tuple[str, ...]:
+    """The artifacts whose outputs ``name`` reads (its script's ``REQUIRES``)."""
+    return tuple(getattr(load_artifact(name), "REQUIRES", ()))
+
+
+def build(name: str, rerun: bool = False, out: Path | None = None) -> list[Path]:
+    """Run the artifact's script, writing to ``out`` (None: figures/); returns the files it wrote."""
+    with writing_to(out):
+        return list(load_artifact(name).main(rerun=rerun))

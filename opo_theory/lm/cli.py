@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opo_theory.lm.compare import compare, markdown
+from opo_theory.lm.compare import check_outputs, compare, markdown
 from opo_theory.lm.config import PRESETS, make_config
 from opo_theory.lm.trainer import Trainer
 
@@ -36,14 +36,13 @@ def register(sub) -> None:
 
 def run_train(args) -> int:
     cfg = make_config(args.objective, args.preset, args.seed, args.settings, args.steps, args.model)
+    check_outputs(args.out, cfg)          # before the SFT warm-up: a bad path costs nothing and leaves nothing
     path = Trainer(cfg, args.out, resume=args.resume, quiet=args.quiet).run()
     print(f"wrote {path}")
     return 0
 
 
 def run_compare(args) -> int:
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
     objectives = [o for o in args.objectives.split(",") if o]
     table = compare(objectives, args.seeds, args.preset, args.out, args.settings, args.steps,
                     args.resume, args.quiet, args.model)

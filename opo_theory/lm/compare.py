@@ -10,8 +10,11 @@ import numpy as np
 from scipy import stats
 
 from opo_theory.io import write_json_atomic, write_text_atomic
-from opo_theory.lm.config import make_config
-from opo_theory.lm.trainer import Trainer
+from opo_theory.lm.config import TrainConfig, make_config
+from opo_theory.lm.trainer import Trainer, check_run_dir
+from opo_theory.validation import require_int, require_output_dir, show
+
+MAX_SEEDS = 1_000
 
 SUMMARY_KEYS = {  # summary name -> (metric key, how many final steps to average; 0 = last evaluation)
     "final_reward": ("reward/mean", 10), "final_accuracy": ("accuracy", 10),
@@ -26,7 +29,7 @@ def read_metrics(path: Path) -> list[dict]:
 
 
 def tail_mean(rows: list[dict], key: str, last: int) -> float:
-    """Mean of the last ``last`` finite values of ``key`` in one run (0 = the last value only)."""
+    """Mean of the last ``last`` finite values of ``key`` in one run (0 = the last value only); null is missing."""
     vals = [r[key] for r in rows if key in r and r[key] is not None and math.isfinite(r[key])]
     vals = vals[-1:] if last == 0 else vals[-last:]
     return float(np.mean(vals)) if vals else math.nan
@@ -38,8 +41,8 @@ def run_summary(rows: list[dict]) -> dict[str, float]:
 
 
 def mean_ci95(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval over seeds (nan for a single seed)."""
-    x = np.asarray([v for v in values if math.isfinite(v)], dtype=float)
+    """Mean and the half-width of its 95% t-interval over seeds (nan for a single seed); None/nan are skipped."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
     if len(x) == 0:
         return math.nan, math.nan
     if len(x) < 2:
@@ -65,12 +68,27 @@ def markdown(table: dict) -> str:
     return "\n".join(lines) + "\n\nmean ± half-width of the 95% t-interval over seeds.\n"
 
 
+def check_outputs(out: str | Path, cfg: TrainConfig) -> None:
+    """The run directory and the SFT cache must be (creatable) writable directories; nothing is left behind."""
+    require_output_dir("--out", out)
+    require_output_dir("sft_cache", cfg.sft_cache)
+
+
 def compare(objectives: list[str], seeds: int, preset: str, out: str | Path, settings=None,
             steps: int | None = None, resume: bool = False, quiet: bool = False, model: str | None = None) -> dict:
     """Train every objective for seeds 0..seeds-1 under out/<objective>/seed<k>, then summarize."""
     out = Path(out)
+    if not objectives:
+        raise ValueError("--objectives must name at least one objective")
+    repeated = sorted({o for o in objectives if objectives.count(o) > 1})
+    if repeated:
+        raise ValueError(f"--objectives lists {', '.join(map(show, repeated))} more than once")
+    require_int("--seeds", seeds, 1, MAX_SEEDS)
     configs = {(o, s): make_config(o, preset, s, settings, steps, model) for o in objectives for s in range(seeds)}
-    for (name, seed), cfg in configs.items():       # every config validated before any work starts
+    check_outputs(out, next(iter(configs.values())))     # every config, path and run directory checked
+    for (name, seed), cfg in configs.items():              # before any work starts
+        check_run_dir(out / name / f"seed{seed}", cfg, resume)
+    for (name, seed), cfg in configs.items():
         run_dir = out / name / f"seed{seed}"
         done = (run_dir / "metrics.jsonl").exists() and len(read_metrics(run_dir / "metrics.jsonl")) >= cfg.steps
         if done and resume:

@@ -5,12 +5,55 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field
 
 from opo_theory.lm.backend import CHAR_GPT, check_model_spec, model_fingerprint
+from opo_theory.lm.task import LEVELS, SPLIT_SIZES
 from opo_theory.objectives import available, get
 from opo_theory.settings import parse_overrides
-from opo_theory.validation import require_choice, require_in_range, require_positive
+from opo_theory.validation import (
+    require_choice,
+    require_in_range,
+    require_int,
+    require_nonnegative,
+    require_positive,
+    require_size,
+    show,
+)
+
+# Range of each integer field; the upper limits keep a hostile value from exhausting memory or time.
+MAX_SEED = 2**32 - 1
+INT_RANGES = {"steps": (1, 10**6), "prompts_per_step": (1, 65_536), "group_size": (1, 4_096),
+              "max_new": (1, 1_024), "sft_batch": (1, 65_536), "sft_max_steps": (0, 10**7),
+              "pool_size": (1, 10**6), "val_size": (1, 10**5), "ppo_epochs": (1, 1_000),
+              "minibatches": (1, 65_536), "val_every": (1, None), "checkpoint_every": (1, None),
+              "sft_eval_every": (1, None), "n_layer": (1, 1_024), "n_head": (1, 1_024), "n_embd": (1, 65_536),
+              "seed": (0, MAX_SEED), "sft_seed": (0, MAX_SEED)}
+MAX_ROLLOUTS = 2**20        # prompts_per_step x group_size
+MAX_PARAMS = 10**10         # about 12 n_layer n_embd^2 for the char GPT
+DEVICE = re.compile(r"cpu|cuda(:\d+)?")
+
+
+def check_objective_values(objective: str, values: dict) -> None:
+    """Objective hyperparameters from ``--set objective.KEY=VALUE`` must have their default's type: a string
+    for a string, true/false for a bool, a finite number (or None where the default is None) otherwise;
+    the objective's own config then checks their ranges."""
+    defaults = get(objective).make_config()
+    for key, v in values.items():
+        d = getattr(defaults, key, None)        # an unknown key is reported by make_config
+        if isinstance(d, bool) or isinstance(d, str):
+            ok = isinstance(v, type(d))
+        else:
+            ok = (v is None and d is None) or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                                               and math.isfinite(v))
+        if not ok:
+            kind = {bool: "true or false", str: "a string"}.get(type(d), "a finite number" + (" or None" if d is None else ""))
+            raise ValueError(f"objective {objective} setting {key} must be {kind}, got {show(v)}")
+
+
+RUNTIME_FIELDS = ("steps", "device", "peak_tflops", "compile")   # a run may resume with other values
 
 
 @dataclass(frozen=True)
@@ -59,20 +102,44 @@ class TrainConfig:
     trust_region_metrics: bool = True   # Delta/ratio/kl moments after the step's updates: one extra forward
     device: str = "cpu"
     bf16: bool = False
+    peak_tflops: float = 0.0            # for throughput/mfu; 0 = the CUDA device's dense bf16 peak (none on CPU)
+    compile: bool = False               # torch.compile the policy (measured: see README, Performance)
 
     def __post_init__(self) -> None:
         require_choice("objective", self.objective, available())
         require_choice("preset", self.preset, PRESETS)
         check_model_spec(self.model)
+        check_objective_values(self.objective, self.objective_config)
         get(self.objective).make_config(**self.objective_config)     # validates its keys/values
-        for name in ("steps", "prompts_per_step", "group_size", "max_new", "sft_batch", "val_size",
-                     "ppo_epochs", "minibatches", "val_every", "checkpoint_every", "n_layer", "n_head", "n_embd"):
-            require_positive(name, getattr(self, name))
+        for name, (low, high) in INT_RANGES.items():
+            require_int(name, getattr(self, name), low, high)
         require_in_range("top_p", self.top_p, 0.0, 1.0, low_open=True)
         require_in_range("temperature", self.temperature, 0.0, 10.0)
-        require_positive("lr", self.lr)
-        require_choice("train_level", self.train_level, (1, 2, 3, 4, 5))
-        require_choice("ood_level", self.ood_level, (1, 2, 3, 4, 5))
+        for name in ("lr", "sft_lr", "grad_clip"):
+            require_positive(name, getattr(self, name))
+        require_nonnegative("weight_decay", self.weight_decay)
+        require_nonnegative("peak_tflops", self.peak_tflops)
+        require_in_range("shaping", self.shaping, 0.0, 1.0)
+        require_in_range("sft_target_accuracy", self.sft_target_accuracy, 0.0, 1.0)
+        require_choice("train_level", self.train_level, LEVELS)
+        require_choice("ood_level", self.ood_level, LEVELS)
+        for name in ("approx_grad", "grad_split", "trust_region_metrics", "bf16", "compile"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {show(getattr(self, name))}")
+        if not isinstance(self.device, str) or not DEVICE.fullmatch(self.device):
+            raise ValueError(f"unknown device {show(self.device)}; allowed: cpu, cuda, cuda:<index>")
+        if not isinstance(self.sft_cache, str) or not self.sft_cache:
+            raise ValueError(f"sft_cache must be a non-empty directory path, got {show(self.sft_cache)}")
+        for name, level, split in (("pool_size", self.train_level, "train"), ("val_size", self.train_level, "val"),
+                                   ("val_size", self.ood_level, "val")):
+            if getattr(self, name) > SPLIT_SIZES[level, split]:
+                raise ValueError(f"{name} must be at most {SPLIT_SIZES[level, split]} (the number of distinct "
+                                 f"level-{level} {split} problems), got {getattr(self, name)}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+        require_size("prompts_per_step x group_size (rollouts per step)", self.prompts_per_step * self.group_size,
+                     MAX_ROLLOUTS)
+        require_size("12 n_layer n_embd^2 (model parameters)", 12 * self.n_layer * self.n_embd**2, MAX_PARAMS)
         if self.prompts_per_step % self.minibatches:
             raise ValueError(f"prompts_per_step ({self.prompts_per_step}) must be divisible by "
                              f"minibatches ({self.minibatches})")
@@ -91,9 +158,9 @@ class TrainConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def identity(self) -> dict:
-        """What makes two runs the same run (everything except how long it runs and where)."""
+        """What makes two runs the same run (everything except how long it runs, where and how fast)."""
         d = self.to_json()
-        for k in ("steps", "device"):
+        for k in RUNTIME_FIELDS:
             d.pop(k)
         return d
 
@@ -119,13 +186,14 @@ def make_config(objective: str, preset: str, seed: int = 0, settings: list[str] 
     require_choice("objective", objective, available())
     base = {**PRESETS[preset]}
     plain = [s for s in settings or [] if not s.startswith("objective.")]
-    obj = [s[len("objective."):] for s in settings or [] if s.startswith("objective.")]
+    obj = [s for s in settings or [] if s.startswith("objective.")]      # errors name the key as given
     defaults = {f.name: getattr(TrainConfig(), f.name) for f in dataclasses.fields(TrainConfig)
                 if f.name not in ("objective", "preset", "seed", "objective_config", "model")}
     defaults.update(base)
     base.update(parse_overrides(plain, defaults, "train"))
-    obj_defaults = get(objective).make_config().__dict__
-    objective_config = parse_overrides(obj, obj_defaults, f"objective {objective}")
+    obj_defaults = {f"objective.{k}": v for k, v in get(objective).make_config().__dict__.items()}
+    objective_config = {k.removeprefix("objective."): v
+                        for k, v in parse_overrides(obj, obj_defaults, f"objective {objective}").items()}
     if steps is not None:
         base["steps"] = steps
     if model is not None:

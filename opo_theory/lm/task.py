@@ -17,6 +17,11 @@ from opo_theory.validation import require_choice
 
 LEVELS = (1, 2, 3, 4, 5)
 SPLITS = ("train", "val")
+# Distinct problems per (level, split), counted by enumerating every expression _expression can draw
+# (tests/test_fuzz_cli.py recounts levels 1-2; its slow variant recounts all five).
+SPLIT_SIZES = {(1, "train"): 84, (1, "val"): 16, (2, "train"): 15_986, (2, "val"): 4_014,
+               (3, "train"): 1_600_536, (3, "val"): 400_464, (4, "train"): 319_895, (4, "val"): 80_105,
+               (5, "train"): 3_200_524, (5, "val"): 799_476}
 ANSWER = re.compile(r"-?\d+")
 
 
@@ -46,6 +51,9 @@ def problems(level: int, split: str, n: int, seed: int) -> list[Problem]:
     require_choice("split", split, SPLITS)
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    if n > SPLIT_SIZES[level, split]:       # else the loop below would draw 200 n times before failing
+        raise ValueError(f"level {level} has only {SPLIT_SIZES[level, split]} distinct {split} problems, "
+                         f"asked for {n}")
     rng = np.random.default_rng([seed, level, SPLITS.index(split)])
     out, seen = [], set()
     for _ in range(200 * n):
