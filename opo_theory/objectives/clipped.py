@@ -13,10 +13,10 @@ from torch import Tensor
 
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.batch import PolicyBatch
-from opo_theory.objectives.config import check_positive
+from opo_theory.objectives.config import check_optional_positive, check_positive
 from opo_theory.objectives.reduce import AGGREGATIONS, aggregate, mean_over_responses, seq_logratio
 from opo_theory.objectives.registry import DRIVE_KEY, REG_KEY, register
-from opo_theory.validation import require_choice, require_nonnegative
+from opo_theory.validation import require_choice, require_nonnegative, require_positive
 
 KL_ESTIMATORS = ("k1", "k2", "k3", "k3+")
 
@@ -41,6 +41,9 @@ class ClipConfig:
     def __post_init__(self) -> None:
         require_nonnegative("eps_low", self.eps_low)
         require_nonnegative("eps_high", self.eps_high)
+        require_positive("adv_eps", self.adv_eps)
+        check_optional_positive("norm_len", self.norm_len)
+        check_optional_positive("normalizer", self.normalizer)
         require_choice("aggregation", self.aggregation, AGGREGATIONS)
         require_choice("advantage", self.advantage, ("zscore", "centered"))
         if self.dual_clip is not None and self.dual_clip <= 1:
@@ -79,6 +82,7 @@ class PPOKLConfig(ClipConfig):
         super().__post_init__()
         check_positive("beta", self.beta)
         require_choice("kl estimator", self.kl, KL_ESTIMATORS)
+        check_optional_positive("kl_clamp", self.kl_clamp)
 
 
 def clipped_surrogate(ratio: Tensor, adv: Tensor, cfg: ClipConfig) -> tuple[Tensor, dict[str, Tensor]]:

@@ -24,3 +24,9 @@ def check_unit_interval(name: str, value, low_open: bool = False) -> None:
             raise ValueError(f"{name} must lie in {'(0' if low_open else '[0'}, 1], got {value.flatten()[:5].tolist()}")
     else:
         require_in_range(name, value, 0.0, 1.0, low_open=low_open)
+
+
+def check_optional_positive(name: str, value) -> None:
+    """None (the option is off), or a finite number > 0."""
+    if value is not None:
+        require_positive(name, value)

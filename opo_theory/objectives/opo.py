@@ -14,8 +14,13 @@ from torch import Tensor
 
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.batch import PolicyBatch
-from opo_theory.objectives.config import check_positive, check_unit_interval
+from opo_theory.objectives.config import (
+    check_optional_positive,
+    check_positive,
+    check_unit_interval,
+)
 from opo_theory.objectives.reduce import (
+    SEQ_LOGRATIO,
     group_extreme,
     group_sum,
     mean_over_responses,
@@ -24,7 +29,7 @@ from opo_theory.objectives.reduce import (
     seq_logratio,
 )
 from opo_theory.objectives.registry import DRIVE_KEY, REG_KEY, register
-from opo_theory.objectives.sampling import drive
+from opo_theory.objectives.sampling import GEOMETRIES, PI_FACTORS, drive
 from opo_theory.validation import require_choice
 
 EXACT_DELTA_CLAMP = 20.0  # e^40 stays finite in float32: documented overflow guard of the exact forms
@@ -52,13 +57,16 @@ class OPOConfig:
     normalizer: float | None = None
 
     def __post_init__(self) -> None:
+        require_choice("sampling geometry", self.geometry, GEOMETRIES)
+        require_choice("seq_logratio", self.seq_logratio, SEQ_LOGRATIO)
+        require_choice("pi_factor", self.pi_factor, PI_FACTORS)
         check_positive("mu", self.mu)
         check_unit_interval("alpha", self.alpha, low_open=self.geometry == "code")
         require_choice("center", self.center, ("group", "batch"))
         check_positive("beta_r", self.beta_r)
         check_positive("tau", self.tau)
-        if self.delta_clamp is not None:
-            check_positive("delta_clamp", self.delta_clamp)
+        check_optional_positive("delta_clamp", self.delta_clamp)
+        check_optional_positive("normalizer", self.normalizer)
 
 
 @dataclass(frozen=True)
