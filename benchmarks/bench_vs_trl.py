@@ -63,7 +63,7 @@ def task_reward(completions, answer, **_) -> list[float]:
     return [reward(c, a)[0] for c, a in zip(completions, answer)]
 
 
-def ours(model: str, prompts: int, group: int, new: int, out: Path) -> Trainer:
+def ours(model: str, prompts: int, group: int, new: int, out: Path, extra=()) -> Trainer:
     settings = [f"prompts_per_step={prompts}", f"group_size={group}", f"max_new={new}", "ppo_epochs=1",
                 "minibatches=1", "sft_max_steps=0", f"sft_cache={out}/sft", "val_every=1000000",
                 f"train_level={LEVEL}", "temperature=1.0", "top_p=1.0", f"lr={LR}", "weight_decay=0.0",

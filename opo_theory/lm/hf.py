@@ -94,6 +94,11 @@ class HFPolicy(nn.Module):
         state.cache.batch_repeat_interleave(repeats)
         return HFState(state.cache, state.mask.repeat_interleave(repeats, 0))
 
+    @staticmethod
+    def select(state: HFState, rows: Tensor) -> HFState:
+        state.cache.batch_select_indices(rows)
+        return HFState(state.cache, state.mask.index_select(0, rows))
+
     def compile_forward(self) -> None:
         """torch.compile the transformers model's forward in place (dynamic shapes; names unchanged)."""
         self.lm.compile(dynamic=True)

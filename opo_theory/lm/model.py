@@ -42,10 +42,15 @@ class KVCache:
 
     def repeat_interleave(self, repeats: int) -> KVCache:
         """The cache of a batch in which every row is repeated ``repeats`` times (row i -> rows i*r..i*r+r-1)."""
+        return self._rows(lambda x: x.repeat_interleave(repeats, 0))
+
+    def select(self, rows: Tensor) -> KVCache:
+        """The cache of the batch rows ``rows`` (long indices)."""
+        return self._rows(lambda x: x.index_select(0, rows))
+
+    def _rows(self, fn) -> KVCache:
         out = object.__new__(KVCache)
-        out.k = [k.repeat_interleave(repeats, 0) for k in self.k]
-        out.v = [v.repeat_interleave(repeats, 0) for v in self.v]
-        out.length = self.length
+        out.k, out.v, out.length = [fn(k) for k in self.k], [fn(v) for v in self.v], self.length
         return out
 
 
@@ -140,6 +145,10 @@ class GPT(nn.Module):
     @staticmethod
     def repeat(cache: KVCache, repeats: int) -> KVCache:
         return cache.repeat_interleave(repeats)
+
+    @staticmethod
+    def select(cache: KVCache, rows: Tensor) -> KVCache:
+        return cache.select(rows)
 
     def full_logits(self, prompts: Tensor, tokens: Tensor) -> Tensor:
         """Logits [B, W + N, V] of prompts followed by ``tokens``, in one forward without a cache."""

@@ -29,7 +29,10 @@ def sample_next(logits: Tensor, temperature: float, top_p: float, generator: tor
 def generate(model, prompts: Tensor, max_new: int, temperature: float = 1.0, top_p: float = 1.0,
              generator: torch.Generator | None = None, use_cache: bool = True, repeats: int = 1) -> Tensor:
     """[B * repeats, max_new] new tokens, ``repeats`` samples per prompt (row i -> rows i*r..i*r+r-1);
-    after <eos> every position is <pad>. With the cache, each distinct prompt is prefilled once."""
+    after <eos> every position is <pad>. With the cache, each distinct prompt is prefilled once and rows
+    that have finished are dropped from the decoding batch once a quarter of it has finished. Every step
+    samples all rows from one [B * repeats, V] tensor (finished rows' samples are discarded), so the
+    random stream, and hence the samples, do not depend on when rows are dropped."""
     if repeats < 1:
         raise ValueError(f"repeats must be a positive integer, got {repeats}")
     pad, eos = model.vocab.pad_id, model.vocab.eos_id
@@ -39,6 +42,7 @@ def generate(model, prompts: Tensor, max_new: int, temperature: float = 1.0, top
     if use_cache:
         logits, state = model.begin(prompts, prompts.shape[1] + max_new)
         logits, state = logits.repeat_interleave(repeats, 0), model.repeat(state, repeats)
+        active = torch.arange(b, device=prompts.device)       # rows of the batch that ``state`` holds
     else:
         prompts = prompts.repeat_interleave(repeats, 0)
         logits = model.full_logits(prompts, out[:, :0])[:, -1]
@@ -50,7 +54,11 @@ def generate(model, prompts: Tensor, max_new: int, temperature: float = 1.0, top
         if t == max_new - 1 or bool(done.all()):
             break
         if use_cache:
-            logits = model.advance(tok[:, None], state)[:, -1]
+            running = ~done.index_select(0, active)
+            if 4 * int(running.sum()) <= 3 * len(active):       # a quarter or more finished: drop them
+                keep = running.nonzero().squeeze(1)
+                active, state = active.index_select(0, keep), model.select(state, keep)
+            logits[active] = model.advance(tok.index_select(0, active)[:, None], state)[:, -1].to(logits.dtype)
         else:
             logits = model.full_logits(prompts, out[:, :t + 1])[:, -1]
     return out

@@ -150,8 +150,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):
-        if self.cfg.bf16 and self.cfg.device.startswith("cuda"):
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        """bf16 autocast for the model's forwards when cfg.bf16 (CUDA, or a CPU with bf16 matmuls)."""
+        if self.cfg.bf16:
+            return torch.autocast(self.cfg.device.split(":")[0], dtype=torch.bfloat16)
         return nullcontext()
 
     def _anchor_logprobs(self, prompts, tokens, skip: int):
