@@ -67,7 +67,7 @@ def ours(model: str, prompts: int, group: int, new: int, out: Path, extra=()) ->
     settings = [f"prompts_per_step={prompts}", f"group_size={group}", f"max_new={new}", "ppo_epochs=1",
                 "minibatches=1", "sft_max_steps=0", f"sft_cache={out}/sft", "val_every=1000000",
                 f"train_level={LEVEL}", "temperature=1.0", "top_p=1.0", f"lr={LR}", "weight_decay=0.0",
-                "grad_clip=1.0", f"n_layer={LAYERS}", f"n_embd={WIDTH}", f"n_head={HEADS}"] + LEAN
+                "grad_clip=1.0", f"n_layer={LAYERS}", f"n_embd={WIDTH}", f"n_head={HEADS}"] + LEAN + list(extra)
     cfg = make_config("grpo", "cpu-tiny", 0, settings, steps=1, model=model)
     return Trainer(cfg, out, quiet=True)
 

@@ -214,3 +214,17 @@ def test_a_missing_transformers_is_one_clear_error(models, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "transformers", None)
     with pytest.raises(ValueError, match=r"needs the optional transformers dependency: pip install -e '\.\[hf\]'"):
         load_hf_policy(models["llama"])
+
+
+@pytest.mark.parametrize("arch", ["char-gpt", "llama"])
+def test_bf16_autocast_path_trains_on_the_cpu(arch, models, settings, tmp_path):
+    """The GPU preset's bf16 autocast path (KV cache in float32, logits upcast before log-softmax) runs on
+    the CPU too, so it is exercised without a GPU: finite diagnostics, float32 anchor log-probs."""
+    model = "char-gpt" if arch == "char-gpt" else f"hf:{models[arch]}"
+    cfg = make_config("opo", "cpu-tiny", 0, settings + ["bf16=true", "val_every=100"], steps=2, model=model)
+    trainer = Trainer(cfg, tmp_path, quiet=True)
+    trainer.run()
+    rows = _rows(tmp_path)
+    assert len(rows) == 2 and all(math.isfinite(r[k]) for r in rows for k in ("grad/norm", "delta/m3", "entropy/mean"))
+    assert rows[1]["delta/abs_max"] > 0
+    assert all(p.dtype == torch.float32 for p in trainer.model.parameters())    # autocast, weights stay float32
