@@ -180,3 +180,24 @@ def test_gpu_small_runs_two_steps(tmp_path):
     cfg = make_config("opo", "gpu-small", 0, ["sft_max_steps=20", f"sft_cache={tmp_path / 'sft'}"], steps=2)
     Trainer(cfg, tmp_path / "run", quiet=True).run()
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_out_of_memory_is_one_line(monkeypatch, tmp_path, capsys):
+    def oom(self):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nlong allocator report")
+    monkeypatch.setattr(Trainer, "__init__", lambda self, *a, **k: None)
+    monkeypatch.setattr(Trainer, "run", oom)
+    assert main(["train", "--objective", "opo", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["opo-theory: error: CUDA out of memory. Tried to allocate 2.00 GiB -- lower prompts_per_step, "
+                   "group_size or max_new (--set), or pick a smaller --preset/--model; --resume continues from the "
+                   "last checkpoint"]
+
+
+def test_a_gpu_preset_without_a_gpu_is_one_line(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    assert main(["train", "--objective", "opo", "--preset", "gpu-small", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["opo-theory: error: device 'cuda' requested but CUDA is not available; use --set device=cpu"]
+    assert not (tmp_path / "r").exists()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
+import torch
+
 from opo_theory.lm.compare import check_outputs, compare, markdown
 from opo_theory.lm.config import PRESETS, make_config
 from opo_theory.lm.trainer import Trainer
@@ -34,6 +38,20 @@ def register(sub) -> None:
     c.set_defaults(func=run_compare)
 
 
+def out_of_memory_is_one_line(run):
+    """A CUDA out-of-memory error becomes one line naming the settings to lower (checkpoints stay resumable)."""
+    @functools.wraps(run)
+    def wrapped(args) -> int:
+        try:
+            return run(args)
+        except torch.OutOfMemoryError as exc:
+            first = str(exc).splitlines()[0] if str(exc) else "out of memory"
+            raise ValueError(f"{first} -- lower prompts_per_step, group_size or max_new (--set), or pick a smaller "
+                             "--preset/--model; --resume continues from the last checkpoint") from None
+    return wrapped
+
+
+@out_of_memory_is_one_line
 def run_train(args) -> int:
     cfg = make_config(args.objective, args.preset, args.seed, args.settings, args.steps, args.model)
     check_outputs(args.out, cfg)          # before the SFT warm-up: a bad path costs nothing and leaves nothing
@@ -42,6 +60,7 @@ def run_train(args) -> int:
     return 0
 
 
+@out_of_memory_is_one_line
 def run_compare(args) -> int:
     objectives = [o for o in args.objectives.split(",") if o]
     table = compare(objectives, args.seeds, args.preset, args.out, args.settings, args.steps,
