@@ -1,8 +1,9 @@
 """Benchmark the LM trainer: rollout tokens/s with and without the KV cache, training tokens/s,
 and the RL step time at two reference shapes against the bare PyTorch cost of the same model calls.
 
-Reference shapes (issue 5): 4-layer 128-wide char GPT, 8 prompts x 6 completions x 8 tokens and
-16 x 6 x 32 tokens, one update per step; "lean" turns off the diagnostics that cost extra passes
+Reference shapes: 4-layer 128-wide char GPT (and a random-weight Llama of the same depth/width when
+transformers is installed), 8 prompts x 6 completions x 8 tokens and 16 x 6 x 32 tokens, one update per step
+(the same shapes bench_vs_trl.py times against TRL's GRPOTrainer); "lean" turns off the diagnostics that cost extra passes
 (post-update trust-region forward, drive/reg split, exact-vs-surrogate gradient cosine). Usage: python benchmarks/bench_lm.py [--repeats 7]
 """
 
@@ -34,14 +35,13 @@ def rollout_throughput(repeats: int) -> None:
 
 
 LEAN = ["trust_region_metrics=false", "grad_split=false", "approx_grad=false"]
-# Quoted from issue 5 (not measured here): TRL 1.16 GRPOTrainer median step on a 2-core CPU, same shapes.
-TRL_REFERENCE_S = {(8, 6, 8): 0.131, (16, 6, 32): 0.585}
+SHAPES = ((8, 6, 8), (16, 6, 32))       # prompts x completions x max new tokens (bench_vs_trl.py: same shapes vs TRL)
 
 
 def bare_step(trainer: Trainer, prompts: int, group: int, new: int):
     """The model calls a lean RL step makes, in bare PyTorch: sample, forward+backward, clip, AdamW."""
     model, opt, cfg = trainer.model, trainer.opt, trainer.cfg
-    p = left_pad([encode("123+456=")] * prompts, trainer.width)
+    p = trainer.vocab.prompts(["123+456="] * prompts, trainer.width)
     gen = torch.Generator().manual_seed(0)
 
     def step():
@@ -54,25 +54,41 @@ def bare_step(trainer: Trainer, prompts: int, group: int, new: int):
     return step
 
 
+def models(tmp: str) -> dict[str, str]:
+    """The char GPT and, when transformers is installed, a random-weight Llama of the same depth and width."""
+    out = {"char-gpt": "char-gpt"}
+    try:
+        from opo_theory.lm.tiny_hf import build_tiny_model
+        out["hf-llama"] = f"hf:{build_tiny_model(f'{tmp}/llama', 'llama', layers=4, width=128, heads=4, positions=64)}"
+    except ValueError as exc:          # transformers missing: the hf line is skipped
+        print(f"(no hf line: {exc})")
+    return out
+
+
 def rl_steps(repeats: int) -> None:
+    """Median RL step per model, objective and diagnostics level; generated tokens/s puts models whose
+    completions differ in length on one scale; lean steps also against their bare model calls."""
     with tempfile.TemporaryDirectory() as tmp:
-        for prompts, group, new in TRL_REFERENCE_S:
-            trl = TRL_REFERENCE_S[prompts, group, new]
-            for objective in ("grpo", "opo"):
-                for label, extra in (("full diagnostics", []), ("lean", LEAN)):
-                    settings = MODEL + [f"prompts_per_step={prompts}", f"group_size={group}", f"max_new={new}",
-                                        "ppo_epochs=1", "minibatches=1", "sft_max_steps=1",
-                                        "sft_eval_every=1", f"sft_cache={tmp}/sft", "val_every=1000000",
-                                        "train_level=3", "temperature=1.0"] + extra
-                    cfg = make_config(objective, "cpu-tiny", 0, settings, steps=1)
-                    trainer = Trainer(cfg, f"{tmp}/{objective}-{prompts}-{new}-{len(extra)}", quiet=True)
-                    ours = median_time(trainer.rl_step, repeats)
-                    line = (f"RL step {prompts}x{group}x{new} {objective:4s} {label:16s}: {ours * 1e3:6.1f} ms, "
-                            f"{trl / ours:.2f}x faster than TRL's {trl * 1e3:.0f} ms (quoted)")
-                    if extra:
-                        bare = median_time(bare_step(trainer, prompts, group, new), repeats)
-                        line += f"; bare model calls {bare * 1e3:6.1f} ms, ratio {ours / bare:.2f}"
-                    print(line)
+        for label_model, model in models(tmp).items():
+            for prompts, group, new in SHAPES:
+                for objective in ("grpo", "opo"):
+                    for label, extra in (("full diagnostics", []), ("lean", LEAN)):
+                        settings = MODEL + [f"prompts_per_step={prompts}", f"group_size={group}", f"max_new={new}",
+                                            "ppo_epochs=1", "minibatches=1", "sft_max_steps=0", f"sft_cache={tmp}/sft",
+                                            "val_every=1000000", "train_level=3", "temperature=1.0"] + extra
+                        cfg = make_config(objective, "cpu-tiny", 0, settings, steps=1, model=model)
+                        trainer = Trainer(cfg, f"{tmp}/{label_model}-{objective}-{prompts}-{new}-{len(extra)}", quiet=True)
+                        lengths = []
+                        ours = median_time(lambda t=trainer, n=lengths: n.append(t.rl_step()["completions/mean_length"]),
+                                           repeats)
+                        mean_len = sum(lengths) / len(lengths)
+                        line = (f"RL step {label_model:8s} {prompts}x{group}x{new} {objective:4s} {label:16s}: "
+                                f"{ours * 1e3:6.1f} ms, mean length {mean_len:5.2f}, "
+                                f"{prompts * group * mean_len / ours:7,.0f} generated tok/s")
+                        if extra:
+                            bare = median_time(bare_step(trainer, prompts, group, new), repeats)
+                            line += f"; bare model calls {bare * 1e3:6.1f} ms, ratio {ours / bare:.2f}"
+                        print(line, flush=True)
 
 
 def training_throughput(repeats: int) -> None:
