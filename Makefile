@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_bandit_grid.py
 	$(PY) benchmarks/bench_diagnostics.py
 	$(PY) benchmarks/bench_lm.py
+	$(PY) benchmarks/bench_vs_trl.py    # prints how to install trl when it is missing
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
