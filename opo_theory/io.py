@@ -85,6 +85,19 @@ def json_line(obj: Any) -> str:
     return dumps_json(obj) + "\n"
 
 
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The rows of a JSON-lines file up to the first line that is not a whole JSON value (a process killed
+    while appending can leave one half-written line at the end); [] when the file does not exist."""
+    rows = []
+    path = Path(path)
+    for line in path.read_text().splitlines() if path.exists() else []:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return rows
+
+
 def repo_relative(path: Path) -> str:
     """``path`` relative to the repository root when it lies inside it (for portable provenance), else as given."""
     path = Path(path).resolve()

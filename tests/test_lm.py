@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from resume_check import assert_resume_is_exact
 
 from opo_theory.cli import main
 from opo_theory.lm.config import make_config
@@ -130,30 +131,8 @@ def test_one_rl_step_changes_the_parameters(objective, micro, tmp_path):
     assert {"reward/mean", "accuracy", "grad/norm", "delta/m3", "val/ood_accuracy"} <= set(row)
 
 
-def _strip_times(rows):
-    return [{k: v for k, v in r.items() if not k.startswith(("time/", "throughput/"))} for r in rows]
-
-
 def test_resume_reproduces_the_uninterrupted_run(micro, tmp_path, monkeypatch):
-    full = make_config("opo", "cpu-tiny", 3, micro, steps=4)
-    Trainer(full, tmp_path / "full", quiet=True).run()
-    killed = Trainer(full, tmp_path / "cut", quiet=True)
-    real_step, calls = killed.rl_step, []
-
-    def dies_at_step_three():
-        calls.append(1)
-        if len(calls) == 4:          # killed mid-way through step 3 (checkpoint at step 2)
-            raise KeyboardInterrupt
-        return real_step()
-
-    monkeypatch.setattr(killed, "rl_step", dies_at_step_three)
-    with pytest.raises(KeyboardInterrupt):
-        killed.run()
-    with pytest.raises(ValueError, match="already holds this run; pass --resume"):
-        Trainer(full, tmp_path / "cut", quiet=True)
-    Trainer(full, tmp_path / "cut", resume=True, quiet=True).run()
-    read = lambda p: [json.loads(x) for x in (p / "metrics.jsonl").read_text().splitlines()]
-    assert _strip_times(read(tmp_path / "full")) == _strip_times(read(tmp_path / "cut"))
+    assert_resume_is_exact(make_config("opo", "cpu-tiny", 3, micro, steps=4), tmp_path, monkeypatch)
 
 
 def test_bad_input_fails_before_work(micro, tmp_path, capsys):

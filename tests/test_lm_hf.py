@@ -12,6 +12,8 @@ import torch.nn.functional as F
 
 pytest.importorskip("transformers")
 
+from resume_check import assert_resume_is_exact, timeless_rows  # noqa: E402
+
 from opo_theory.cli import main  # noqa: E402
 from opo_theory.lm.config import make_config  # noqa: E402
 from opo_theory.lm.hf import load_hf_policy  # noqa: E402
@@ -165,38 +167,16 @@ def test_rl_through_hf_logs_diagnostics_equal_to_a_direct_computation(objective,
     assert close("approx/loss_gap", float(gap))
 
 
-def _rows(path):
-    return [{k: v for k, v in json.loads(x).items() if not k.startswith(("time/", "throughput/"))}
-            for x in (path / "metrics.jsonl").read_text().splitlines()]
-
-
 def test_hf_resume_reproduces_the_uninterrupted_run(models, settings, tmp_path, monkeypatch):
-    cfg = make_config("opo", "cpu-tiny", 1, settings, steps=4, model=f"hf:{models['gpt2']}")
-    Trainer(cfg, tmp_path / "full", quiet=True).run()
-    cut = Trainer(cfg, tmp_path / "cut", quiet=True)
-    real_step, calls = cut.rl_step, []
-
-    def dies_at_step_three():
-        calls.append(1)
-        if len(calls) == 4:          # killed mid-way through step 3 (checkpoint at step 2)
-            raise KeyboardInterrupt
-        return real_step()
-
-    monkeypatch.setattr(cut, "rl_step", dies_at_step_three)
-    with pytest.raises(KeyboardInterrupt):
-        cut.run()
-    resumed = Trainer(cfg, tmp_path / "cut", resume=True, quiet=True)
-    resumed.run()
-    assert _rows(tmp_path / "full") == _rows(tmp_path / "cut") and len(_rows(tmp_path / "cut")) == 4
-    full = torch.load(tmp_path / "full" / "checkpoint.pt", weights_only=False)["model"]
-    assert all(torch.equal(full[k], v) for k, v in resumed.model.state_dict().items())
+    assert_resume_is_exact(make_config("opo", "cpu-tiny", 1, settings, steps=4, model=f"hf:{models['gpt2']}"),
+                           tmp_path, monkeypatch)
 
 
 def test_cli_trains_an_hf_model_and_rejects_a_bad_one(models, settings, tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "--model", f"hf:{models['llama']}", "--objective", "opo", "--steps", "3",
                  "--out", str(out), "--quiet", *(x for s in settings for x in ("--set", s))]) == 0
-    rows = _rows(out)
+    rows = timeless_rows(out)
     assert [r["step"] for r in rows] == [0, 1, 2] and all(math.isfinite(r["grad/norm"]) for r in rows)
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["model"] == f"hf:{models['llama']}" and config["sft"]["sft_steps"] == 150
@@ -224,7 +204,7 @@ def test_bf16_autocast_path_trains_on_the_cpu(arch, models, settings, tmp_path):
     cfg = make_config("opo", "cpu-tiny", 0, settings + ["bf16=true", "val_every=100"], steps=2, model=model)
     trainer = Trainer(cfg, tmp_path, quiet=True)
     trainer.run()
-    rows = _rows(tmp_path)
+    rows = timeless_rows(tmp_path)
     assert len(rows) == 2 and all(math.isfinite(r[k]) for r in rows for k in ("grad/norm", "delta/m3", "entropy/mean"))
     assert rows[1]["delta/abs_max"] > 0
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())    # autocast, weights stay float32

@@ -3,7 +3,6 @@ cache write, and at random moments), then resumed with --resume, ends bit for bi
 run ends: the same metrics rows (timings aside), each step once, the same final parameters, and no
 half-written file left behind."""
 
-import json
 import os
 import random
 import signal
@@ -13,6 +12,7 @@ import time
 
 import pytest
 import torch
+from resume_check import timeless_rows
 
 SETTINGS = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
             "train_level=2", "ood_level=3", "val_every=3", "sft_batch=32", "shaping=0.5", "checkpoint_every=2",
@@ -77,11 +77,6 @@ def train(out, sft, resume=False, fault="", kill_after_rows=None, delay=0.0):
     return proc.returncode
 
 
-def rows(out):
-    lines = (out / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(x).items() if not k.startswith(("time/", "throughput/"))} for x in lines]
-
-
 def leftovers(*dirs):
     return [p for d in dirs for p in d.rglob("*.tmp")]
 
@@ -93,7 +88,7 @@ def final_parameters(out):
 
 
 def assert_same_run(out, reference):
-    got, want = rows(out), rows(reference)
+    got, want = timeless_rows(out), timeless_rows(reference)
     assert [r["step"] for r in got] == list(range(STEPS))          # every step once, none missing
     assert got == want
     a, b = final_parameters(out), final_parameters(reference)
@@ -112,7 +107,7 @@ def test_kills_at_chosen_moments_then_resume_equals_the_uninterrupted_run(refere
     # 1. during the second checkpoint write (step 4): the temporary file is there, checkpoint.pt is step 2's
     assert train(out, sft, fault="fsync:.checkpoint.pt.:2") == -signal.SIGKILL
     assert leftovers(out) and torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 2
-    assert len(rows(out)) == 4
+    assert len(timeless_rows(out)) == 4
     # 2. resumed, then killed half-way through writing step 5's metrics row
     assert train(out, sft, resume=True, fault="row:5") == -signal.SIGKILL
     assert not (out / "metrics.jsonl").read_text().endswith("\n") and not leftovers(out)
@@ -141,7 +136,7 @@ def test_random_kills_then_resume_equal_the_uninterrupted_run(reference, tmp_pat
     while code != 0:
         kills += 1
         assert code == -signal.SIGKILL and kills <= 30
-        done = len(rows(out)) if (out / "metrics.jsonl").exists() else 0
+        done = len(timeless_rows(out)) if (out / "metrics.jsonl").exists() else 0
         if kills < 10:
             code = train(out, reference / "sft", resume=True, kill_after_rows=rng.randint(done, STEPS),
                          delay=rng.uniform(0, 0.3))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 from scipy import stats
 
-from opo_theory.io import write_json_atomic, write_text_atomic
+from opo_theory.io import read_jsonl, write_json_atomic, write_text_atomic
 from opo_theory.lm.config import TrainConfig, make_config
 from opo_theory.lm.trainer import Trainer, check_run_dir
 from opo_theory.validation import require_int, require_output_dir, show
@@ -25,7 +24,10 @@ SUMMARY_KEYS = {  # summary name -> (metric key, how many final steps to average
 
 
 def read_metrics(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    """The rows of a run's metrics.jsonl (a half-written last row is left out)."""
+    if not Path(path).exists():
+        raise ValueError(f"no metrics at {path}: the run has not started")
+    return read_jsonl(path)
 
 
 def tail_mean(rows: list[dict], key: str, last: int) -> float:
@@ -88,12 +90,8 @@ def compare(objectives: list[str], seeds: int, preset: str, out: str | Path, set
     check_outputs(out, next(iter(configs.values())))     # every config, path and run directory checked
     for (name, seed), cfg in configs.items():              # before any work starts
         check_run_dir(out / name / f"seed{seed}", cfg, resume)
-    for (name, seed), cfg in configs.items():
-        run_dir = out / name / f"seed{seed}"
-        done = (run_dir / "metrics.jsonl").exists() and len(read_metrics(run_dir / "metrics.jsonl")) >= cfg.steps
-        if done and resume:
-            continue
-        Trainer(cfg, run_dir, resume=resume, quiet=quiet).run()
+    for (name, seed), cfg in configs.items():     # a finished run resumes at its last step: nothing to do
+        Trainer(cfg, out / name / f"seed{seed}", resume=resume, quiet=quiet).run()
     table = summarize(out, objectives, seeds)
     write_json_atomic(out / "summary.json", {"preset": preset, "seeds": seeds, "objectives": objectives,
                                              "settings": settings or [], "model": next(iter(configs.values())).model if configs else None,

@@ -17,6 +17,7 @@ from opo_theory.diagnostics import OPO_FAMILY, batch_metrics, gradient_metrics, 
 from opo_theory.io import (
     json_line,
     provenance,
+    read_jsonl,
     remove_stale_temporaries,
     write_bytes_atomic,
     write_json_atomic,
@@ -50,19 +51,6 @@ def check_run_dir(out: Path, cfg: TrainConfig, resume: bool) -> bool:
         raise RunDirError(f"output dir {out} already holds this run; pass --resume to continue it")
     remove_stale_temporaries(out)         # left by a process killed mid-write; the run dir is this run's alone
     return (out / "checkpoint.pt").exists()
-
-
-def complete_rows(path: Path) -> list[str]:
-    """The lines of a metrics.jsonl up to the first that is not a whole JSON row (a process killed while
-    appending can leave one half-written line at the end)."""
-    rows = []
-    for line in path.read_text().splitlines() if path.exists() else []:
-        try:
-            json.loads(line)
-        except json.JSONDecodeError:
-            break
-        rows.append(line)
-    return rows
 
 
 def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None, with_entropy=True):
@@ -145,8 +133,8 @@ class Trainer:
         self.gen.set_state(blob["gen"])
         self.sample_gen.set_state(blob["sample_gen"])
         torch.set_rng_state(blob["torch_rng"])
-        kept = [ln for ln in complete_rows(self.out / "metrics.jsonl") if json.loads(ln)["step"] < self.step]
-        write_text_atomic(self.out / "metrics.jsonl", "".join(ln + "\n" for ln in kept))
+        kept = [row for row in read_jsonl(self.out / "metrics.jsonl") if row["step"] < self.step]
+        write_text_atomic(self.out / "metrics.jsonl", "".join(map(json_line, kept)))
 
     # ------------------------------------------------------------------ one step
     def _autocast(self):
