@@ -83,8 +83,11 @@ def safe_relative(text: str) -> str:
 
 
 def forms(value: str) -> set[str]:
-    """How an error message may name ``value``: as given, escaped, cut short, or parsed (e.g. '-0' -> 0)."""
+    """How an error message may name ``value``: as given, escaped, cut short, parsed (e.g. '-0' -> 0), or
+    one item of a comma list (``--objectives '(1, 2)'`` is refused for its item '(1')."""
     out = {value, value.strip(), repr(value), repr(value)[1:-1], value[:20], repr(value)[1:21]}
+    if "," in value:
+        out |= {repr(item) for item in value.split(",") if item}
     for kind in (int, float):
         with contextlib.suppress(ValueError, OverflowError):
             out.add(repr(kind(value)))
