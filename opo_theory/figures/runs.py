@@ -39,7 +39,9 @@ def describe_setup(directory: Path) -> str:
     summary = json.loads((directory / "summary.json").read_text())
     objective = summary["objectives"][0]
     c = json.loads((directory / objective / "seed0" / "config.json").read_text())["config"]
-    return (f"`{c['preset']}` char GPT ({c['n_layer']} layers x {c['n_embd']} wide) on arithmetic, train level "
+    model = c.get("model", "char-gpt")         # runs logged before hf models existed have no model field
+    model = f"char GPT ({c['n_layer']} layers x {c['n_embd']} wide)" if model == "char-gpt" else f"`{model}`"
+    return (f"`{c['preset']}` {model} on arithmetic, train level "
             f"{c['train_level']}, OOD = held-out level {c['ood_level']}, {summary['seeds']} seeds, {c['steps']} RL "
             f"steps of {c['prompts_per_step']} prompts x {c['group_size']} responses, {c['ppo_epochs']} PPO epochs x "
             f"{c['minibatches']} mini-batches")

@@ -1,2 +1,3 @@
-"""Compact LM RL trainer: a small char-level GPT learning verifiable arithmetic with any registered
-objective, logging the model-scale diagnostics (metrics.jsonl + config.json per run)."""
+"""Compact LM RL trainer: verifiable arithmetic learned by the built-in char GPT or a local transformers
+causal LM ('hf:<dir>'), with any registered objective, logging the model-scale diagnostics
+(metrics.jsonl + config.json per run)."""
