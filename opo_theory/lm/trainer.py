@@ -229,7 +229,8 @@ class Trainer:
             metrics.update(self._trust_region_metrics(prompts, tokens, logp_old, rewards))
         mask = response_mask(tokens, self.vocab)
         adv = advantages(PolicyBatch(logp=logp_old, logp_old=logp_old, mask=mask,
-                                     group=torch.arange(len(tokens)) // cfg.group_size, rewards=rewards), "centered")
+                                     group=torch.arange(len(tokens), device=tokens.device) // cfg.group_size,
+                                     rewards=rewards), "centered")
         n_tokens = float(mask.sum())
         t_step = clock(cfg.device) - t0
         flops = rl_step_flops(self.n_params, prompts.numel() + tokens.numel(), cfg.ppo_epochs)
