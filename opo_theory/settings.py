@@ -14,7 +14,8 @@ MAX_TEXT = 200  # longest accepted value text: longer ones are hostile (int('1' 
 
 
 def _finite(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
+    """``x`` unless it is a non-finite float or a complex number."""
+    if isinstance(x, complex) or (isinstance(x, float) and not math.isfinite(x)):
         raise ValueError("expected a finite number")
     return x
 
@@ -38,9 +39,7 @@ def parse_value(text: str, default: Any) -> Any:
         value = ast.literal_eval(text)
     except (ValueError, SyntaxError, MemoryError, RecursionError):
         return text
-    if isinstance(value, complex) or (isinstance(value, float) and not math.isfinite(value)):
-        raise ValueError("expected a finite number")
-    return value
+    return _finite(value)
 
 
 def parse_overrides(pairs: list[str] | None, defaults: dict[str, Any], what: str) -> dict[str, Any]:
