@@ -13,16 +13,16 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-from opo_theory.objectives import DRIVE_KEY, REG_KEY, get
-from opo_theory.objectives.advantages import advantages
+from opo_theory.objectives import DRIVE_KEY, REG_KEY, available, get
 from opo_theory.objectives.batch import PolicyBatch
 from opo_theory.objectives.clipped import kl_penalty
-from opo_theory.objectives.opo import OPOConfig
+from opo_theory.objectives.opo import OPOConfig, escort_weights
 from opo_theory.objectives.reduce import response_weights, seq_logratio
-from opo_theory.objectives.sampling import effective_sample_size, weights
+from opo_theory.objectives.sampling import effective_sample_size
 from opo_theory.objectives.shaping import informative_groups
 
-OPO_FAMILY = ("opo", "opo-exact", "gopo", "gopo-bounded")
+# the objectives configured by OPOConfig: escort drive + chi² penalty (opo, opo-exact, gopo, gopo-bounded)
+OPO_FAMILY = tuple(n for n in available() if issubclass(get(n).config_cls, OPOConfig))
 
 
 def _f(x: Tensor) -> float:
@@ -82,9 +82,7 @@ def batch_metrics(batch: PolicyBatch, objective_name: str | None = None, config=
         if batch.rewards is not None or batch.advantages is not None:
             out.update(approx_metrics(delta, batch, cfg))
             if objective_name in OPO_FAMILY:
-                w = weights(cfg.geometry, advantages(batch, "centered"), batch, cfg.alpha,
-                            pi_factor=cfg.pi_factor, beta_r=cfg.beta_r, tau=cfg.tau)
-                out["weights/ess"] = _f(effective_sample_size(w, batch))
+                out["weights/ess"] = _f(effective_sample_size(escort_weights(batch, cfg), batch))
     return out
 
 

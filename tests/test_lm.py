@@ -6,6 +6,7 @@ import pytest
 import torch
 from resume_check import assert_resume_is_exact
 
+from opo_theory import objectives as O
 from opo_theory.cli import main
 from opo_theory.lm.config import make_config
 from opo_theory.lm.model import GPT, GPTConfig, KVCache
@@ -129,6 +130,11 @@ def test_one_rl_step_changes_the_parameters(objective, micro, tmp_path):
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
     row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
     assert {"reward/mean", "accuracy", "grad/norm", "delta/m3", "val/ood_accuracy"} <= set(row)
+    # every metric the objective returns is logged (no prefix list drops one, e.g. drive/abs_mean)
+    batch = O.PolicyBatch(logp=torch.zeros(4, 2), logp_old=torch.zeros(4, 2), mask=torch.ones(4, 2),
+                          group=torch.tensor([0, 0, 1, 1]), rewards=torch.tensor([1.0, 0.0, 0.0, 1.0]),
+                          logp_ref=torch.zeros(4, 2), chosen=torch.tensor([0, 3]), rejected=torch.tensor([1, 2]))
+    assert set(O.get(objective)(batch)[1]) <= set(row)
 
 
 def test_resume_reproduces_the_uninterrupted_run(micro, tmp_path, monkeypatch):

@@ -225,15 +225,31 @@ def test_opo_and_exact_agree_to_second_order_below_lemma_a1():
 # --- hand-worked values -------------------------------------------------------------------------
 
 def test_hand_worked_grpo_dapo_gspo():
-    # two one-token responses in one group, rewards (1, 0): z-scored A = (+1, -1) (std 0.5, eps tiny);
-    # ratios r = e^0.1 = 1.10517 (clipped to 1.2? no) and e^-0.3 = 0.74082 (< 0.8: clipped for A<0).
+    # two one-token responses in one group, rewards (1, 0): z-scored A = (+1, -1)/sqrt(2) with the
+    # field's sample std (n-1: std = sqrt(0.5), as torch.std in TRL and verl), (+1, -1) with the
+    # population std 0.5; ratios r = e^0.1 = 1.10517 (not clipped) and e^-0.3 = 0.74082 (< 0.8:
+    # clipped for A < 0).
     b = one_token_batch([0.1, -0.3], rewards=torch.tensor([1.0, 0.0]))
-    # grpo: l1 = -1.10517, l2 = -min(-0.74082, -0.8) = 0.8  -> mean = (-1.10517 + 0.8)/2 = -0.152585
-    assert abs(grad_of("grpo", b)[0] - (-math.exp(0.1) + 0.8) / 2) < 1e-5
+    a = 1 / math.sqrt(2)
+    # grpo: l1 = -1.10517 a, l2 = -min(-0.74082 a, -0.8 a) = 0.8 a  -> mean = a (-1.10517 + 0.8)/2
+    assert abs(grad_of("grpo", b)[0] - a * (-math.exp(0.1) + 0.8) / 2) < 1e-5
+    assert abs(grad_of("grpo", b, adv_std="population")[0] - (-math.exp(0.1) + 0.8) / 2) < 1e-5
     # dapo: same tokens, clip 0.2/0.28, token-mean over 2 tokens -> the same value
-    assert abs(grad_of("dapo", b)[0] - (-math.exp(0.1) + 0.8) / 2) < 1e-5
-    # gspo (3e-4/4e-4): s = r for one token; l1 = -min(1.10517, 1.0004) = -1.0004, l2 = 0.9997
-    assert abs(grad_of("gspo", b)[0] - (-1.0004 + 0.9997) / 2) < 1e-5
+    assert abs(grad_of("dapo", b)[0] - a * (-math.exp(0.1) + 0.8) / 2) < 1e-5
+    # gspo (3e-4/4e-4): s = r for one token; l1 = -min(1.10517, 1.0004) a = -1.0004 a, l2 = 0.9997 a
+    assert abs(grad_of("gspo", b)[0] - a * (-1.0004 + 0.9997) / 2) < 1e-5
+
+
+def test_sample_std_matches_torch_std_per_group():
+    # the z-score's 'sample' std is torch.std (n-1) within each group, at any group size
+    rewards = torch.tensor([1.0, 0.0, 0.0, 2.0, 0.5, 0.5, 3.0])
+    group = torch.tensor([0, 0, 0, 1, 1, 1, 1])
+    b = one_token_batch([0.0] * 7, rewards=rewards).with_(group=group)
+    from opo_theory.objectives.advantages import advantages
+    got = advantages(b, "zscore", eps=0.0)
+    for gid in (0, 1):
+        r = rewards[group == gid]
+        assert torch.allclose(got[group == gid], (r - r.mean()) / r.std(), atol=1e-6)
 
 
 def test_hand_worked_dpo_ipo():

@@ -124,7 +124,7 @@ def sampled_loop(bandit, objective: str, hyper: dict, eta: float, steps: int, gr
         if spec.kind == "pairwise":
             base = torch.arange(s, device=means.device) * group_size
             extra = {"chosen": base + r.argmax(1), "rejected": base + r.argmin(1)}
-        if objective == "ppo-kl":
+        if spec.needs_reference:
             extra["logp_ref"] = torch.gather(logp_ref, 1, arms).reshape(-1, 1)
         loss, _ = spec(sampled_batch(logp, logp_old, arms, r, **extra), cfg)
         (grad,) = torch.autograd.grad(loss, z)

@@ -62,7 +62,7 @@ def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None
     g = cfg.group_size
     groups = torch.arange(len(tokens), device=logp.device) // g
     extra = {}
-    if get(cfg.objective).kind == "pairwise":
+    if get(cfg.objective).pairwise:
         r = rewards.view(-1, g)
         base = torch.arange(r.shape[0], device=logp.device) * g
         keep = r.max(1).values > r.min(1).values
@@ -100,8 +100,9 @@ class Trainer:
             self.model.compile_forward()
         self.n_params = sum(p.numel() for p in self.model.parameters())
         self.peak_flops = peak_flops(cfg.device, cfg.peak_tflops)
-        self.ref = copy.deepcopy(self.model).eval() if cfg.objective == "ppo-kl" else None
         self.spec = get(cfg.objective)
+        self.ref = copy.deepcopy(self.model).eval() if self.spec.needs_reference else None
+        self.twin = get(self.spec.twin) if cfg.approx_grad and self.spec.twin else None
         self.obj_cfg = self.spec.make_config(**cfg.objective_config)
         self.opt = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr,
                                      fused=True)     # one kernel per step (CPU and CUDA)
@@ -194,12 +195,10 @@ class Trainer:
                 if batch is None:
                     continue
                 loss, parts = self.spec(batch, self.obj_cfg)
-                approx = None
-                if cfg.approx_grad and cfg.objective in ("opo", "opo-exact"):
-                    approx = get("opo-exact" if cfg.objective == "opo" else "opo")(batch, self.obj_cfg)[0]
+                approx = None if self.twin is None else self.twin(batch, self.obj_cfg)[0]
                 self.opt.zero_grad(set_to_none=True)
                 metrics = gradient_metrics(loss, parts, model.parameters(), split=cfg.grad_split, approx=approx)
-                metrics.update({k: float(v) for k, v in parts.items() if k.startswith(("clip/", "loss/total", "pair/", "gopo/"))})
+                metrics.update({k: float(v.detach()) for k, v in parts.items()})   # every metric it returns
                 if math.isfinite(metrics["grad/norm"]):
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                     self.opt.step()

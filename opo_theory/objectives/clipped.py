@@ -14,16 +14,24 @@ from torch import Tensor
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.batch import PolicyBatch
 from opo_theory.objectives.config import check_optional_positive, check_positive
-from opo_theory.objectives.reduce import AGGREGATIONS, aggregate, mean_over_responses, seq_logratio
+from opo_theory.objectives.reduce import (
+    AGGREGATIONS,
+    STD_KINDS,
+    aggregate,
+    mean_over_responses,
+    seq_logratio,
+)
 from opo_theory.objectives.registry import DRIVE_KEY, REG_KEY, register
 from opo_theory.validation import require_choice, require_nonnegative, require_positive
 
-KL_ESTIMATORS = ("k1", "k2", "k3", "k3+")
+KL_ESTIMATORS = ("k1", "k2", "k3", "k3+", "abs")
 
 
 @dataclass(frozen=True)
 class ClipConfig:
     """eps_low/eps_high clip range; advantage zscore|centered; dual_clip c (None = off).
+
+    adv_std: the z-score's group std, 'sample' (n-1 as torch.std: TRL and verl) or 'population' (n).
 
     aggregation: one of AGGREGATIONS; norm_len: the constant of seq-mean-token-sum-norm
     (None = the batch's T); normalizer: replaces the aggregation denominator (micro-batching).
@@ -33,6 +41,7 @@ class ClipConfig:
     eps_high: float = 0.2
     advantage: str = "zscore"
     adv_eps: float = 1e-6
+    adv_std: str = "sample"
     aggregation: str = "seq-mean-token-mean"
     dual_clip: float | None = None
     norm_len: float | None = None
@@ -46,6 +55,7 @@ class ClipConfig:
         check_optional_positive("normalizer", self.normalizer)
         require_choice("aggregation", self.aggregation, AGGREGATIONS)
         require_choice("advantage", self.advantage, ("zscore", "centered"))
+        require_choice("adv_std", self.adv_std, STD_KINDS)
         if self.dual_clip is not None and self.dual_clip <= 1:
             raise ValueError(f"dual_clip must be > 1 (verl uses 3), got {self.dual_clip!r}")
 
@@ -72,7 +82,7 @@ class GSPOConfig(ClipConfig):
 
 @dataclass(frozen=True)
 class PPOKLConfig(ClipConfig):
-    """beta: KL coefficient; kl: k1|k2|k3|k3+ (k3 value with k2 gradient); kl_clamp: ±clamp of x (verl 10)."""
+    """beta: KL coefficient; kl: k1|k2|k3|k3+ (k3 value with k2 gradient)|abs (verl's |x|); kl_clamp: ±clamp of x (verl 10)."""
 
     beta: float = 0.04
     kl: str = "k3"
@@ -105,7 +115,7 @@ def _clip_metrics(flags: dict[str, Tensor], mask: Tensor) -> dict[str, Tensor]:
 
 def token_pg(batch: PolicyBatch, cfg: ClipConfig) -> tuple[Tensor, dict[str, Tensor]]:
     """Token-level clipped PG loss aggregated by cfg.aggregation, with its clip fractions."""
-    adv = advantages(batch, cfg.advantage, cfg.adv_eps).detach()
+    adv = advantages(batch, cfg.advantage, cfg.adv_eps, cfg.adv_std).detach()
     ratio = torch.exp(batch.logp - batch.logp_old)
     tok, flags = clipped_surrogate(ratio, adv[:, None].expand_as(ratio), cfg)
     loss = aggregate(tok, batch, cfg.aggregation, cfg.norm_len, cfg.normalizer)
@@ -133,7 +143,7 @@ def dapo_loss(batch: PolicyBatch, cfg: DAPOConfig):
 @register("gspo", GSPOConfig, "sequence", "GSPO: clipped geometric-mean sequence ratio")
 def gspo_loss(batch: PolicyBatch, cfg: GSPOConfig):
     """s_i = exp(mean_t log r), l_i = -min(s A, clip(s, 1-3e-4, 1+4e-4) A), mean over responses."""
-    adv = advantages(batch, cfg.advantage, cfg.adv_eps).detach()
+    adv = advantages(batch, cfg.advantage, cfg.adv_eps, cfg.adv_std).detach()
     s = torch.exp(seq_logratio(batch, "mean"))
     per_seq, flags = clipped_surrogate(s, adv, cfg)
     loss = mean_over_responses(per_seq, batch, cfg.normalizer)
@@ -143,17 +153,20 @@ def gspo_loss(batch: PolicyBatch, cfg: GSPOConfig):
 
 
 def kl_penalty(x: Tensor, kind: str) -> Tensor:
-    """Per-token KL estimator of x = log pi_ref - log pi: k1 = -x, k2 = x²/2, k3 = e^x - x - 1, k3+."""
+    """Per-token KL estimator of x = log pi_ref - log pi: k1 = -x, k2 = x²/2, k3 = e^x - x - 1, k3+, abs = |x|."""
     k2 = 0.5 * x * x
     if kind == "k1":
         return -x
+    if kind == "abs":
+        return x.abs()
     if kind == "k2":
         return k2
     k3 = torch.expm1(x) - x
     return k3 if kind == "k3" else k2 + (k3 - k2).detach()
 
 
-@register("ppo-kl", PPOKLConfig, "token", "PPO clip + beta KL(pi||pi_ref) per token (k1/k2/k3/k3+)")
+@register("ppo-kl", PPOKLConfig, "token", "PPO clip + beta KL(pi||pi_ref) per token (k1/k2/k3/k3+/abs)",
+          needs_reference=True)
 def ppo_kl_loss(batch: PolicyBatch, cfg: PPOKLConfig):
     """l = -min(r A, clip(r) A) + beta k(log pi_ref - log pi), both aggregated the same way."""
     if batch.logp_ref is None:

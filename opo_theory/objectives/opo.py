@@ -21,6 +21,7 @@ from opo_theory.objectives.config import (
 )
 from opo_theory.objectives.reduce import (
     SEQ_LOGRATIO,
+    center,
     group_extreme,
     group_sum,
     mean_over_responses,
@@ -29,9 +30,10 @@ from opo_theory.objectives.reduce import (
     seq_logratio,
 )
 from opo_theory.objectives.registry import DRIVE_KEY, REG_KEY, register
-from opo_theory.objectives.sampling import GEOMETRIES, PI_FACTORS, drive
+from opo_theory.objectives.sampling import GEOMETRIES, PI_FACTORS, scale_drive, weights
 from opo_theory.validation import require_choice
 
+NORMALIZATIONS = ("mean", "released")
 EXACT_DELTA_CLAMP = 20.0  # e^40 stays finite in float32: documented overflow guard of the exact forms
 
 
@@ -43,6 +45,12 @@ class OPOConfig:
     log-prob ('sum' can overflow and is clamped at exp(50); 'mean' is length-normalized).
     delta_clamp: optional ±clamp of the sequence log-ratio (None = off; the released code uses 5).
     normalizer: replaces sum_i w_i in the response mean (micro-batching; None = this batch).
+    normalization: 'mean' (drive and penalty both averaged over responses: eq 19) or 'released' (the
+    released code: the drive summed within each group, then averaged over groups; the penalty
+    averaged over responses). With groups of G responses, released(mu) = G x mean(mu / G): the same
+    minimiser as the registry's loss at mu/G, with G times its gradient. To run OPO as released:
+    geometry='code', seq_logratio='mean', delta_clamp=5, normalization='released', alpha=0.75,
+    mu=0.5, beta_r=0.15, tau=0.5 (code alpha runs the other way: paper alpha 0.4 = code alpha 0.6).
     """
 
     alpha: Any = 0.4
@@ -55,9 +63,11 @@ class OPOConfig:
     beta_r: float = 0.15
     tau: float = 0.5
     normalizer: float | None = None
+    normalization: str = "mean"
 
     def __post_init__(self) -> None:
         require_choice("sampling geometry", self.geometry, GEOMETRIES)
+        require_choice("normalization", self.normalization, NORMALIZATIONS)
         require_choice("seq_logratio", self.seq_logratio, SEQ_LOGRATIO)
         require_choice("pi_factor", self.pi_factor, PI_FACTORS)
         check_positive("mu", self.mu)
@@ -79,11 +89,15 @@ class GOPOConfig(OPOConfig):
     delta_clamp: float | None = 5.0
 
 
+def escort_weights(batch: PolicyBatch, cfg: OPOConfig) -> Tensor:
+    """Uncentred w~ [B] of cfg's sampling geometry from the group-centred advantages (eq 7)."""
+    return weights(cfg.geometry, advantages(batch, "centered"), batch, cfg.alpha, pi_factor=cfg.pi_factor,
+                   beta_r=cfg.beta_r, tau=cfg.tau, seq_mode=cfg.seq_logratio, delta_clamp=cfg.delta_clamp)
+
+
 def opo_drive(batch: PolicyBatch, cfg: OPOConfig) -> Tensor:
     """g = w~ - E[w~] (eq 8), detached: the drive is a fixed target within an outer iteration."""
-    adv = advantages(batch, "centered")
-    return drive(cfg.geometry, adv, batch, cfg.alpha, cfg.center, pi_factor=cfg.pi_factor,
-                 beta_r=cfg.beta_r, tau=cfg.tau).detach()
+    return scale_drive(center(escort_weights(batch, cfg), batch, cfg.center), cfg).detach()
 
 
 def fluctuation(batch: PolicyBatch, cfg: OPOConfig, exact: bool) -> Tensor:
@@ -96,21 +110,29 @@ def fluctuation(batch: PolicyBatch, cfg: OPOConfig, exact: bool) -> Tensor:
 
 
 def _work_dissipation(g: Tensor, v: Tensor, batch: PolicyBatch, cfg: OPOConfig):
-    """Eq 15/19 per batch: loss = -E[g v] + (mu/2) E[v²], returned with its parts."""
+    """Eq 15/19 per batch: loss = -E[g v] + (mu/2) E[v²], returned with its parts.
+
+    normalization='released' multiplies the drive by the mean group size B / (groups present) (a sum within
+    each group, averaged over groups) and leaves the penalty a mean over responses.
+    """
     drive_term = mean_over_responses(-g * v, batch, cfg.normalizer)
+    if cfg.normalization == "released":
+        drive_term = drive_term * (batch.n_responses / batch.group.unique().numel())
     reg_term = mean_over_responses(cfg.mu / 2 * v * v, batch, cfg.normalizer)
     loss = drive_term + reg_term
     return loss, {DRIVE_KEY: drive_term, REG_KEY: reg_term, "loss/total": loss.detach(),
                   "drive/abs_mean": mean_over_responses(g.abs(), batch).detach()}
 
 
-@register("opo", OPOConfig, "sequence", "OPO log-ratio surrogate (eq 19): -E[g Delta] + mu/2 E[Delta²]")
+@register("opo", OPOConfig, "sequence", "OPO log-ratio surrogate (eq 19): -E[g Delta] + mu/2 E[Delta²]",
+          twin="opo-exact")
 def opo_loss(batch: PolicyBatch, cfg: OPOConfig):
     """Eq 19: L = -E[g Delta] + (mu/2) E[Delta²] over responses, g the centred escort drive."""
     return _work_dissipation(opo_drive(batch, cfg), fluctuation(batch, cfg, False), batch, cfg)
 
 
-@register("opo-exact", OPOConfig, "sequence", "OPO in ratio coordinates (eq 15): v = e^Delta - 1")
+@register("opo-exact", OPOConfig, "sequence", "OPO in ratio coordinates (eq 15): v = e^Delta - 1",
+          twin="opo")
 def opo_exact_loss(batch: PolicyBatch, cfg: OPOConfig):
     """Eq 15: L = -E[g v] + (mu/2) E[v²] with the exact v = e^Delta - 1."""
     return _work_dissipation(opo_drive(batch, cfg), fluctuation(batch, cfg, True), batch, cfg)

@@ -54,11 +54,24 @@ def center(x: Tensor, batch: PolicyBatch, mode: str = "group") -> Tensor:
     return x - group_mean(x, batch.group, w)
 
 
-def group_std(x: Tensor, batch: PolicyBatch) -> Tensor:
-    """[B] w-weighted (population) standard deviation of x within each response's group."""
+STD_KINDS = ("sample", "population")
+
+
+def group_std(x: Tensor, batch: PolicyBatch, kind: str = "sample") -> Tensor:
+    """[B] w-weighted std of x within each response's group: 'population' sqrt(E_w[(x - E_w x)²]) or
+    'sample' (the field's torch.std, Bessel n/(n-1) with n the group's response count; TRL and verl).
+
+    With uniform weights 'sample' equals torch.std(unbiased=True) per group; a group of one response
+    has std 0 under both (torch.std would give NaN).
+    """
+    require_choice("std kind", kind, STD_KINDS)
     w = response_weights(batch)
     dev = x - group_mean(x, batch.group, w)
-    return group_mean(dev * dev, batch.group, w).sqrt()
+    var = group_mean(dev * dev, batch.group, w)
+    if kind == "sample":
+        count = group_sum(torch.ones_like(x), batch.group).index_select(0, batch.group)
+        var = var * count / (count - 1).clamp_min(1)
+    return var.sqrt()
 
 
 def safe_lengths(batch: PolicyBatch) -> Tensor:

@@ -25,10 +25,15 @@ DRIVE_KEY, REG_KEY = "loss/drive", "loss/reg"
 
 @dataclass(frozen=True)
 class ObjectiveSpec:
-    """A registered objective: its name, config dataclass, loss function and kind.
+    """A registered objective: its name, config dataclass, loss function, kind and what it needs.
 
     kind: "sequence" (group RL over responses), "token" (per-token clipped PG family),
     or "pairwise" (needs chosen/rejected), "supervised" (SFT).
+    Trainers and engine adapters ask these flags instead of testing names:
+    needs_reference  the batch must carry ``logp_ref`` from a frozen reference policy;
+    twin             the objective whose gradient the diagnostics compare with (exact vs surrogate);
+    needs_whole_groups  every response of a prompt's group must be in the same loss call (group
+                     centring, z-scores, escort normalisation, GOPO's lambda*, pairs within a group).
     """
 
     name: str
@@ -36,6 +41,17 @@ class ObjectiveSpec:
     fn: LossFn
     kind: str
     summary: str
+    needs_reference: bool = False
+    twin: str | None = None
+
+    @property
+    def pairwise(self) -> bool:
+        """True when the batch must carry chosen/rejected preference pairs."""
+        return self.kind == "pairwise"
+
+    @property
+    def needs_whole_groups(self) -> bool:
+        return self.kind != "supervised"
 
     def make_config(self, **overrides) -> Any:
         """Config with ``overrides``; unknown keys raise ValueError listing the allowed ones."""
@@ -53,7 +69,8 @@ class ObjectiveSpec:
 _REGISTRY: dict[str, ObjectiveSpec] = {}
 
 
-def register(name: str, config_cls: type, kind: str, summary: str) -> Callable[[LossFn], LossFn]:
+def register(name: str, config_cls: type, kind: str, summary: str, *, needs_reference: bool = False,
+             twin: str | None = None) -> Callable[[LossFn], LossFn]:
     """Decorator adding ``fn`` to the registry under ``name``; fn then runs on ``compute_batch(batch)``."""
 
     def deco(fn: LossFn) -> LossFn:
@@ -64,7 +81,8 @@ def register(name: str, config_cls: type, kind: str, summary: str) -> Callable[[
         def on_compute_batch(batch: PolicyBatch, config: Any) -> tuple[Tensor, dict[str, Tensor]]:
             return fn(compute_batch(batch), config)
 
-        _REGISTRY[name] = ObjectiveSpec(name, config_cls, on_compute_batch, kind, summary)
+        _REGISTRY[name] = ObjectiveSpec(name, config_cls, on_compute_batch, kind, summary,
+                                        needs_reference, twin)
         return on_compute_batch
 
     return deco

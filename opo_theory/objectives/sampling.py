@@ -21,7 +21,6 @@ from torch import Tensor
 
 from opo_theory.objectives.batch import HALF_DTYPES, PolicyBatch
 from opo_theory.objectives.reduce import (
-    center,
     group_extreme,
     group_sum,
     n_groups,
@@ -61,26 +60,34 @@ def paper_weights(adv: Tensor, batch: PolicyBatch, alpha, pi_factor: str = "none
     return torch.exp(log_w.clamp(max=LOG_WEIGHT_CLAMP))
 
 
+CODE_SCORE_CLAMP = 10.0   # released code: the anchored score Delta/tau is clamped to ±10
+
+
 def code_weights(adv: Tensor, batch: PolicyBatch, alpha, beta_r: float, tau: float,
-                 delta_clamp: float = 5.0) -> Tensor:
-    """Released code: q^alpha p^(1-alpha) per group, q = softmax(A/beta_r), p = softmax(sg(Delta)/tau)."""
+                 seq_mode: str = "sum", delta_clamp: float | None = None) -> Tensor:
+    """Released code: q^alpha p^(1-alpha) per group, q = softmax(A/beta_r), p = softmax(clamp(sg(Delta)/tau, ±10)).
+
+    Delta is the sequence log-ratio of the objective's own ``seq_logratio`` and ``delta_clamp``; the
+    released run uses the per-token mean clamped to ±5 (``seq_logratio='mean', delta_clamp=5``).
+    """
     q = _group_softmax(adv / beta_r, batch.group)
-    delta = seq_logratio(batch, "mean", delta_clamp).detach()
-    p = _group_softmax(delta / tau, batch.group)
+    delta = seq_logratio(batch, seq_mode, delta_clamp).detach()
+    p = _group_softmax((delta / tau).clamp(-CODE_SCORE_CLAMP, CODE_SCORE_CLAMP), batch.group)
     w = q.clamp_min(1e-30) ** alpha * p.clamp_min(1e-30) ** (1 - alpha)
     return w / group_sum(w, batch.group).index_select(0, batch.group)
 
 
 def weights(geometry: str, adv: Tensor, batch: PolicyBatch, alpha, *, pi_factor: str = "none",
-            beta_r: float = 0.15, tau: float = 0.5) -> Tensor:
-    """Uncentred driving weights w [B] of a named sampling geometry."""
+            beta_r: float = 0.15, tau: float = 0.5, seq_mode: str = "sum",
+            delta_clamp: float | None = None) -> Tensor:
+    """Uncentred driving weights w [B] of a named sampling geometry (seq_mode/delta_clamp: 'code' only)."""
     require_choice("sampling geometry", geometry, GEOMETRIES)
     if adv.dtype in HALF_DTYPES:     # diagnostics pass raw batches: e^50 does not fit in float16
         adv = adv.float()
     if geometry == "paper":
         return paper_weights(adv, batch, alpha, pi_factor)
     if geometry == "code":
-        return code_weights(adv, batch, alpha, beta_r, tau)
+        return code_weights(adv, batch, alpha, beta_r, tau, seq_mode, delta_clamp)
     if geometry == "gopo":
         return adv
     # A e^A overflows for A > ~80 even with e^A clamped: cap the product (inf.clamp -> the cap)
@@ -88,11 +95,9 @@ def weights(geometry: str, adv: Tensor, batch: PolicyBatch, alpha, *, pi_factor:
     return (1 - alpha) * adv + alpha * a_exp_a
 
 
-def drive(geometry: str, adv: Tensor, batch: PolicyBatch, alpha, center_mode: str = "group",
-          **kw) -> Tensor:
-    """Eq 8: g = w - E[w] (projection onto H_0); the 'code' geometry is also scaled by 1/alpha."""
-    g = center(weights(geometry, adv, batch, alpha, **kw), batch, center_mode)
-    return g / alpha if geometry == "code" else g
+def scale_drive(g: Tensor, cfg) -> Tensor:
+    """The released 'code' geometry scales its centred drive by 1/alpha; the others keep g (eq 8)."""
+    return g / cfg.alpha if cfg.geometry == "code" else g
 
 
 def effective_sample_size(w: Tensor, batch: PolicyBatch) -> Tensor:
