@@ -13,21 +13,33 @@ NAME = "approx-delta3"
 def main(rerun: bool = False):
     res = approx()
     rows = res["rows"]
-    fig, axes = new_figure(3, 1, width=3.8, height=3.2)
-    for inner in res["config"]["inner_steps"]:
+    fig, axes = new_figure(4, 1, width=3.8, height=3.2)
+    for k, inner in enumerate(res["config"]["inner_steps"]):
         sel = [r for r in rows if r["inner"] == inner]
-        eta = [r["eta"] for r in sel]
-        axes[0, 0].loglog(eta, [max(abs(r["E_delta3"]), 1e-12) for r in sel], "o-", label=f"{inner} inner steps")
+        eta = np.array([r["eta"] for r in sel])
+        e3 = np.array([r["E_delta3"] for r in sel])
+        line, = axes[0, 0].loglog(eta, np.maximum(np.abs(e3), 1e-12), "-", label=f"{inner} inner steps")
+        pos = e3 > 0                                   # filled: E[Delta³] > 0, open: < 0
+        axes[0, 0].plot(eta[pos], np.abs(e3[pos]), "o", color=line.get_color())
+        axes[0, 0].plot(eta[~pos], np.maximum(np.abs(e3[~pos]), 1e-12), "o", mfc="none", color=line.get_color())
         axes[0, 1].loglog(eta, [max(abs(r["loss_gap"]), 1e-12) for r in sel], "o-")
         axes[0, 2].semilogx(eta, [r["grad_cos"] for r in sel], "o-")
+        axes[0, 3].loglog(eta, [r["delta_inf"] for r in sel], "o-", label=f"{inner} inner steps")
     axes[0, 0].axhline(0.1, color="k", ls="--", lw=1, label="recommended threshold 0.1")
-    axes[0, 0].set(xlabel="step size eta", ylabel="|E[Delta³]|", title="third moment of the log-ratio")
+    axes[0, 0].plot([], [], "ko", label="E[Delta³] > 0"); axes[0, 0].plot([], [], "ko", mfc="none", label="E[Delta³] < 0")
+    axes[0, 0].set(xlabel="step size eta", ylabel="|E[Delta³]| (marker: sign)", title="third moment of the log-ratio")
+    axes[0, 3].axhline(1.0, color="k", ls="--", lw=1, label="Lemma A.1 needs max|Delta| < 1")
+    axes[0, 3].set(xlabel="step size eta", ylabel="max |Delta| over arms and seeds", title="largest log-ratio")
+    axes[0, 3].legend(fontsize=7)
     axes[0, 1].set(xlabel="step size eta", ylabel="|exact - surrogate| loss", title="loss gap")
     axes[0, 2].set(xlabel="step size eta", ylabel="cos(grad exact, grad surrogate)", title="gradient agreement",
                    ylim=(-0.1, 1.05))
     axes[0, 0].legend(fontsize=7)
     held = [r for r in rows if r["lemma_tightness"] is not None]
     data = {"rows": rows, "first_above_0.1": res["first_above_0.1"],
+            "E_delta3_sign": {"positive": int(sum(r["E_delta3"] > 0 for r in rows)),
+                              "negative": int(sum(r["E_delta3"] < 0 for r in rows))},
+            "rows_outside_lemma_domain": int(sum(r["delta_inf"] >= 1 for r in rows)),
             "lemma_rows": len(held), "lemma_max_tightness": float(np.max([r["lemma_tightness"] for r in held])) if held else None}
     return save_figure(fig, NAME, data, res["config"])
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from opo_theory.figures.runs import compare_dir, load, plot_metric
-from opo_theory.figures.style import new_figure, save_figure
+from opo_theory.figures.style import colors, new_figure, save_figure
 from opo_theory.io import repo_relative
 
 NAME = "drive-vs-reg"
@@ -15,10 +15,11 @@ def main(rerun: bool = False):
     directory = compare_dir(rerun)
     runs = load(directory)
     fig, axes = new_figure(3, 1)
-    data = {"opo_split": {k: plot_metric(axes[0, 0], {f"opo {k.split('_')[-1]}": runs["opo"]}, k,
-                                         "OPO grad norm part", smooth=5, clip=(0, np.inf))
-                          for k in ("grad/norm_drive", "grad/norm_reg")}}
-    axes[0, 0].lines[1].set_linestyle(":")
+    parts = {"grad/norm_drive": ("opo drive", "-"), "grad/norm_reg": ("opo chi² penalty", ":")}
+    palette = colors([label for label, _ in parts.values()])      # two distinct colours, not one per call
+    data = {"opo_split": {k: plot_metric(axes[0, 0], {label: runs["opo"]}, k, "OPO grad norm part", smooth=5,
+                                         clip=(0, np.inf), style=ls, palette=palette)
+                          for k, (label, ls) in parts.items()}}
     data["cos"] = plot_metric(axes[0, 1], {"opo": runs["opo"]}, "grad/cos_drive_reg", "cos(drive grad, penalty grad)", smooth=5, clip=(-1, 1))
     data["grad/norm"] = plot_metric(axes[0, 2], runs, "grad/norm", "total pre-clip grad norm", smooth=5, clip=(1e-2, np.inf))
     axes[0, 2].set_yscale("log")

@@ -56,7 +56,11 @@ def main(rerun: bool = False):
     ax.set_xlabel(r"$\sqrt{\pi_1}v_1$"); ax.set_ylabel(r"$\sqrt{\pi_2}v_2$"); ax.set_zlabel(r"$\sqrt{\pi_3}v_3$")
     ax.set_title(r"$H_0=\{E_{\pi_k}[v]=0\}$: $v^*$ is the orthogonal projection of $u^*$")
     ax.legend(loc="upper left", fontsize=7)
-    ax.view_init(elev=40, azim=-5)
+    ax.view_init(elev=40, azim=-5)         # the plane H_0 seen nearly face-on
+    for axis in (ax.xaxis, ax.yaxis, ax.zaxis):   # mplot3d turns labels with the axis (x read upside down here)
+        axis.set_rotate_label(False)
+    ax.xaxis.label.set_rotation(0); ax.yaxis.label.set_rotation(0); ax.zaxis.label.set_rotation(90)
+    ax.xaxis.labelpad = 12
     ax.set_box_aspect((1, 1, 1))
     data = {k: (val.tolist() if isinstance(val, np.ndarray) else val) for k, val in geo.items()}
     data["u_isometric"], data["v_isometric"] = u.tolist(), v.tolist()

@@ -98,7 +98,7 @@ def test_saturation_opo_by_hand():
 @pytest.mark.parametrize("experiment, settings", [
     ("saturation", ["points=30"]),
     ("dynamics", ["steps=10", "seeds=2"]),
-    ("grid", ["seeds=4", "arms=6", "outer=3", "inner=2", "n_boot=10"]),
+    ("grid", ["seeds=4", "arms=6", "outer=3", "inner=2", "n_boot=10", "inner_sweep=2,4"]),
     ("approx", ["seeds=2", "arms=6", "etas=0.3,3.0", "inner_steps=1,4"]),
     ("positivity", ["instances=50"]),
     ("kl-vs-chi2", []),
@@ -112,10 +112,56 @@ def test_cli_json(experiment, settings, capsys):
 
 def test_grid_recovers_contraction_and_alpha_mu_roles():
     from opo_theory.bandit.experiments import grid
-    r = grid(seeds=8, arms=10, outer=10, inner=3, n_boot=30)
+    r = grid(seeds=8, arms=10, outer=10, inner=3, n_boot=30, inner_sweep=(3, 200))
     assert r["function_rate_max_dev"] < 1e-9
     ind = r["independence"]
     assert ind["param_rate"]["mu_share"] > 0.9 and ind["final_reward"]["alpha_share"] > ind["final_reward"]["mu_share"]
+    # with many inner steps alpha enters the logit rate: the verdict is conditional on the inner steps
+    long = r["by_inner"]["200"]["param_rate"]
+    assert long["alpha_share"] > 0.1 and long["mu_share"] < 0.9
+    assert r["summary"]["holds_for_inner"] == [3] and r["summary"]["verdict"] == "conditional"
+
+
+def test_function_space_rate_ignores_steps_below_round_off():
+    from opo_theory.bandit.experiments import _function_rate
+    errors = torch.tensor([[1.0], [0.5], [0.25], [1e-300]], dtype=torch.float64)
+    assert torch.allclose(_function_rate(errors, floor=1e-10), torch.tensor([0.5], dtype=torch.float64))
+
+
+def test_re_anchored_opo_logit_gradient_is_a_policy_gradient():
+    # pi_k = pi, Delta = 0: dL/dz = -p(1-p)(g1 - g0) with g the registry's drive at the anchor
+    from opo_theory.bandit.enumerate import exact_batch
+    from opo_theory.objectives.opo import opo_drive
+    z = torch.tensor([0.0, 1.0, 4.0, 10.0], dtype=torch.float64)
+    got = binary_toy_gradients("opo", {"alpha": 0.4, "mu": 1.0}, z, "re-anchored")
+    p = torch.sigmoid(z)
+    logp = torch.stack([torch.log(p), torch.log(1 - p)], 1)
+    g = opo_drive(exact_batch(logp, logp, torch.tensor([[1.0, 0.0]] * 4, dtype=torch.float64)),
+                  get("opo").make_config(alpha=0.4, mu=1.0)).reshape(4, 2)
+    assert torch.allclose(got["logit_signed"], -p * (1 - p) * (g[:, 0] - g[:, 1]), atol=1e-12)
+    assert torch.allclose(got["logit_reg"], torch.zeros(4, dtype=torch.float64), atol=1e-15)   # no penalty at Delta = 0
+
+
+def test_fixed_anchor_opo_survivor_is_the_unchosen_penalty():
+    # chain rule split: penalty on the unchosen response = ½ mu Delta_0 (-p), Delta_0 = log 2(1-p)
+    z = torch.tensor([10.0, 20.0], dtype=torch.float64)
+    got = binary_toy_gradients("opo", {"alpha": 0.4, "mu": 1.0}, z)
+    p = torch.sigmoid(z)
+    assert torch.allclose(got["logit_reg_unchosen"], -0.5 * torch.log(2 * (1 - p)) * p, rtol=1e-9)
+    total = got["logit_drive"] + got["logit_reg_chosen"] + got["logit_reg_unchosen"]
+    assert torch.allclose(total, got["logit_signed"], atol=1e-12)
+
+
+def test_saturation_dpo_beta_sweep_matches_its_closed_form():
+    from opo_theory.bandit.experiments import saturation
+    r = saturation(points=200, regime="fixed-anchor", dpo_betas=(0.1, 0.3, 0.4, 1.0))
+    beta = r["summary"]["dpo_beta"]
+    assert 0.3 < beta["critical_beta_closed_form"] < 0.4 and beta["decaying_betas"] == [0.4, 1.0]
+    assert set(r["curves"]) == {"fixed-anchor"}
+    kl = r["summary"]["ppo_kl_fixed_anchor"]
+    assert abs(kl["peak_p"] - kl["clamp_p_closed_form"]) < 1e-5      # the spike ends at the estimator clamp
+    with pytest.raises(ValueError, match="regime"):
+        saturation(regime="sometimes")
 
 
 def test_bad_arguments():

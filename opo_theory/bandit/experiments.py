@@ -1,4 +1,4 @@
-"""The six bandit experiments of issue 4; each returns a JSON-serializable dict (curves included)."""
+"""The six bandit experiments; each returns a JSON-serializable dict (curves included)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import torch
 from opo_theory.bandit.dynamics import function_space_inner, logit_outer_loop, sampled_loop
 from opo_theory.bandit.enumerate import exact_batch
 from opo_theory.bandit.problems import KArmedBandit
+from opo_theory.bandit.saturation import binary_toy_gradients, saturation  # noqa: F401 (re-exported)
 from opo_theory.diagnostics import approx_metrics, gradient_metrics
-from opo_theory.objectives import DRIVE_KEY, get, seq_logratio
+from opo_theory.objectives import get, seq_logratio
 from opo_theory.objectives.opo import bounded_target, opo_drive
 from opo_theory.validation import (
     require_choice,
@@ -40,100 +41,17 @@ def _check(*checks) -> None:
     for check in checks:
         check()
 
-# ---------------------------------------------------------------- saturation (Fig 4 toy)
-
-SATURATION_OBJECTIVES = {
-    "sft": {}, "dpo(beta=0.1)": {"beta": 0.1}, "dpo(beta=1)": {"beta": 1.0}, "dpo(beta=5)": {"beta": 5.0},
-    "grpo": {}, "dapo": {}, "gspo": {}, "ppo-kl": {"beta": 0.1}, "ipo": {"beta": 0.5},
-    "chipo": {"beta": 0.5}, "gopo": {"seq_logratio": "sum", "delta_clamp": None},
-    "opo": {"alpha": 0.4, "mu": 1.0}, "opo-exact": {"alpha": 0.4, "mu": 1.0},
-}
-COORDS = ("logit", "delta", "v")
-
-
-def binary_toy_gradients(name: str, hyper: dict, z: torch.Tensor) -> dict[str, torch.Tensor]:
-    """|dL/dz|, |dL/dDelta_y| and |dL/dv_y| on the Fig 4 toy, for every logit in ``z`` at once.
-
-    Two actions, p = sigma(z) on the correct one (reward 1), 1 - p on the other (reward 0);
-    anchor and reference at z_ref = 0; each z value is its own group of the two responses.
-    """
-    base = name.split("(")[0]
-    spec = get(base)
-    n = z.numel()
-    z = z.detach().clone().double().requires_grad_(True)
-    logp = torch.stack([torch.nn.functional.logsigmoid(z), torch.nn.functional.logsigmoid(-z)], 1)
-    delta = logp - math.log(0.5)
-    delta_leaf = delta.detach().clone().requires_grad_(True)
-    logp_from_delta = delta_leaf + math.log(0.5)
-    rewards = torch.tensor([1.0, 0.0], dtype=torch.float64).repeat(n)
-    extra = {"chosen": torch.arange(n) * 2, "rejected": torch.arange(n) * 2 + 1}
-    if base == "ppo-kl":
-        extra["logp_ref"] = torch.full((2 * n, 1), math.log(0.5), dtype=torch.float64)
-    out = {}
-    for coord, lp, leaf in (("logit", logp, z), ("delta", logp_from_delta, delta_leaf)):
-        batch = exact_batch(lp, torch.full_like(lp, math.log(0.5)), rewards.reshape(n, 2), **extra)
-        batch = batch.with_(sample_weight=None)           # two equally likely responses per z
-        loss, parts = spec(batch, spec.make_config(**hyper))
-        if coord == "logit" and DRIVE_KEY in parts:       # signed split: drive vs regularizer
-            (g_drive,) = torch.autograd.grad(parts[DRIVE_KEY] * n, leaf, retain_graph=True)
-            out["logit_drive"] = g_drive
-        (grad,) = torch.autograd.grad(loss * n, leaf)
-        if coord == "logit":
-            out["logit_signed"] = grad
-            if "logit_drive" in out:
-                out["logit_reg"] = grad - out["logit_drive"]
-        out[coord] = grad.abs() if coord == "logit" else grad[:, 0].abs()
-    out["v"] = out["delta"] * torch.exp(-delta[:, 0].detach())   # dL/dv = e^-Delta dL/dDelta
-    return out
-
-
-def saturation(points: int = 400, p_max: float = 1 - 1e-9, threshold: float = 1e-3) -> dict:
-    """|dL/d coord| vs p = sigma(z) for each objective; the p where it first drops below
-    ``threshold`` x its value at p = 0.5 (None if it never does)."""
-    require_int("points", points, 2, 10**6)
-    require_in_range("p_max", p_max, 0.5, 1.0, low_open=True, high_open=True)
-    require_in_range("threshold", threshold, 0.0, 1.0, low_open=True, high_open=True)
-    z_max = math.log(p_max / (1 - p_max))
-    z = torch.cat([torch.zeros(1, dtype=torch.float64), torch.linspace(0, z_max, points, dtype=torch.float64)[1:]])
-    p = torch.sigmoid(z)
-    curves, drop = {}, {}
-    for name, hyper in SATURATION_OBJECTIVES.items():
-        grads = binary_toy_gradients(name, hyper, z)
-        curves[name] = {c: grads[c].tolist() for c in grads}
-        drop[name] = {}
-        for c in COORDS:
-            g = grads[c]
-            below = torch.nonzero(g < threshold * g[0]).flatten()
-            drop[name][c] = None if len(below) == 0 else float(p[below[0]])
-    decays_logit = [n for n in drop if drop[n]["logit"] is not None]
-    survives_delta = [n for n in drop if drop[n]["delta"] is None]
-    baselines = ("sft", "dpo(beta=1)", "grpo", "dapo", "gspo")
-    opo_tail = {part: curves["opo"][part][-1] for part in ("logit_signed", "logit_drive", "logit_reg")}
-    return {
-        "config": {"z_ref": 0.0, "rewards": [1, 0], "objectives": SATURATION_OBJECTIVES,
-                   "threshold": threshold, "p_max": p_max, "points": points},
-        "p": p.tolist(), "curves": curves, "drop_p": drop,
-        "summary": {
-            "decay_below_threshold_in_logit": decays_logit,
-            "no_decay_in_delta": survives_delta,
-            "fig4_statement": "OPO's gradient grows linearly while SFT/DPO/GRPO/DAPO/GSPO decay",
-            "holds_in_logit": "opo" not in decays_logit and all(b in decays_logit for b in baselines),
-            "holds_in_delta": "opo" in survives_delta and not any(b in survives_delta for b in baselines),
-            "opo_logit_parts_at_p_max": opo_tail,
-            "opo_logit_survivor_is_restoring": opo_tail["logit_signed"] > 0 and abs(opo_tail["logit_reg"]) > abs(opo_tail["logit_drive"]),
-        },
-    }
-
-
-# ---------------------------------------------------------------- dynamics (spec §7 check 1)
+# ---------------------------------------------------------------- dynamics (OPO vs DPO on identical data)
 
 DYNAMICS_OBJECTIVES = {"opo": {"alpha": 0.4, "mu": 1.0}, "dpo": {"beta": 0.1}, "ppo-kl": {"beta": 0.05},
                        "grpo": {}}
 
 
 def dynamics(arms: int = 10, seeds: int = 16, steps: int = 200, group_size: int = 8, eta: float = 0.5,
-             seed: int = 0) -> dict:
-    """OPO vs DPO vs KL-regularized PG vs GRPO on identical sampled data: reward and grad norm per step."""
+             seed: int = 0, objectives: dict[str, dict] | None = None) -> dict:
+    """OPO vs DPO vs KL-regularized PG vs GRPO (or ``objectives``: {label: hyperparameters}, a label being a
+    registered name, optionally followed by '(...)') on identical sampled data: reward and grad norm per step."""
+    objectives = DYNAMICS_OBJECTIVES if objectives is None else objectives
     _check(_count("arms", arms, 2, MAX_ARMS), _count("seeds", seeds, 1, MAX_ROWS), _count("steps", steps, 1, MAX_STEPS),
            _count("group_size", group_size, 1, 10_000), lambda: require_positive("eta", eta),
            _count("seed", seed, 0, MAX_SEED))
@@ -142,9 +60,9 @@ def dynamics(arms: int = 10, seeds: int = 16, steps: int = 200, group_size: int 
     bandit = KArmedBandit.make(seeds, arms, "bernoulli", seed=seed)
     best = bandit.means.max(1).values
     out = {"config": {"arms": arms, "seeds": seeds, "steps": steps, "group_size": group_size, "eta": eta,
-                      "seed": seed, "objectives": DYNAMICS_OBJECTIVES}, "curves": {}, "summary": {}}
-    for name, hyper in DYNAMICS_OBJECTIVES.items():
-        tr = sampled_loop(bandit, name, hyper, eta, steps, group_size, seed=seed)
+                      "seed": seed, "objectives": objectives}, "curves": {}, "summary": {}}
+    for name, hyper in objectives.items():
+        tr = sampled_loop(bandit, name.partition("(")[0], hyper, eta, steps, group_size, seed=seed)
         regret = (best[None] - tr.reward).mean(1)
         gn = tr.grad_norm.mean(1)
         out["curves"][name] = {"regret": regret.tolist(), "grad_norm": gn.tolist()}
@@ -153,7 +71,7 @@ def dynamics(arms: int = 10, seeds: int = 16, steps: int = 200, group_size: int 
     return out
 
 
-# ---------------------------------------------------------------- grid (spec §7 check 2)
+# ---------------------------------------------------------------- grid (alpha-mu independence)
 
 def _variance_shares(y: np.ndarray) -> tuple[float, float]:
     """Share of the variance of y [A, M, S] explained by the alpha and mu main effects."""
@@ -174,14 +92,61 @@ def _bootstrap_shares(y: np.ndarray, n_boot: int, rng: np.random.Generator) -> d
     return {"alpha_share": point[0], "alpha_ci95": ci(0), "mu_share": point[1], "mu_ci95": ci(1)}
 
 
+RATE_DOMINANT, NEGLIGIBLE = 0.9, 0.1   # "depends on mu only": mu's share > 0.9; "on alpha only": mu's share < 0.1
+
+
+def _grid_run(means: torch.Tensor, hyper: dict, shape: tuple, eta: float, outer: int, inner: int) -> dict:
+    """One alpha x mu x seeds batch with ``inner`` steps per outer iteration: rates and rewards [A, M, S]."""
+    tr = logit_outer_loop(means, "opo", hyper, eta, outer, inner, track_v=True)
+    ratios = tr.v_error[:, -1] / tr.v_error[:, 0]                 # [outer, rows]
+    p_rate = ratios.clamp_min(1e-300) ** (1 / inner)
+    return {"param_rate_first": p_rate[0].reshape(shape).numpy(), "p_rate": p_rate,
+            "final_reward": tr.reward[-1].reshape(shape).numpy(), "reward": tr.reward}
+
+
+def _function_rate(errors: torch.Tensor, floor: float = 1e-10) -> torch.Tensor:
+    """Geometric-mean contraction per step of errors [steps+1, rows], over the steps before the error
+    falls below ``floor`` x its start (float64 round-off then sets the ratio, not the dynamics)."""
+    ratios = errors[1:] / errors[:-1].clamp_min(1e-300)
+    live = errors[1:] > floor * errors[:1]          # both ends of a step above the round-off floor
+    return torch.exp((torch.log(ratios.clamp_min(1e-300)) * live).sum(0) / live.sum(0).clamp_min(1))
+
+
+def _sweep_entry(run: dict, n_boot: int, rng: np.random.Generator) -> dict:
+    """Variance shares (bootstrap CIs) and per-cell spread over seeds of one inner-steps setting."""
+    rate, reward = run["param_rate_first"], run["final_reward"]
+    return {"param_rate": _bootstrap_shares(rate, n_boot, rng), "final_reward": _bootstrap_shares(reward, n_boot, rng),
+            "param_rate_mean": rate.mean(-1).tolist(), "param_rate_cell_std": rate.std(-1).tolist(),
+            "final_reward_mean": reward.mean(-1).tolist(), "final_reward_cell_std": reward.std(-1).tolist(),
+            "max_cell_std": {"param_rate": float(rate.std(-1).max()), "final_reward": float(reward.std(-1).max())}}
+
+
+def independence_finding(by_inner: dict):
+    """The paper's 'rate depends on mu only, final reward on alpha only', one condition per inner-steps
+    setting: mu's share of the rate variance > RATE_DOMINANT, mu's share of the final reward < NEGLIGIBLE."""
+    from opo_theory.claims.verdict import Evidence, Finding
+
+    ev = []
+    for inner, entry in by_inner.items():
+        cond = f"{inner} inner steps per outer iteration"
+        ev.append(Evidence("mu's share of the logit-rate variance", entry["param_rate"]["mu_share"], RATE_DOMINANT,
+                           "floor", condition=cond))
+        ev.append(Evidence("mu's share of the final-reward variance", entry["final_reward"]["mu_share"], NEGLIGIBLE,
+                           "bound", condition=cond))
+    return Finding(ev, setup="Variance shares of the alpha and mu main effects over alpha x mu x seeds")
+
+
 def grid(alphas=(0.3, 0.6, 0.9), mus=(0.5, 1.0, 2.0), seeds: int = 32, arms: int = 20,
          outer: int = 30, inner: int = 5, eta: float = 0.4, n_boot: int = 200, seed: int = 0,
-         device: str = "cpu") -> dict:
+         device: str = "cpu", inner_sweep=(5, 50, 300)) -> dict:
     """alpha x mu x seeds in one batch: function-space rate vs |1 - eta mu|, parameter-space rate,
-    final reward; variance shares (with 95% bootstrap CIs over seeds) of rate and reward."""
+    final reward; variance shares (with 95% bootstrap CIs over seeds) of rate and reward, for ``inner``
+    and for each inner-steps count of ``inner_sweep``, and the independence verdict per count (the
+    300-step run takes most of the ~25 s; `--set inner_sweep=5,50` for a quick look)."""
     _check(lambda: require_items("alphas", alphas, _unit, 100), lambda: require_items("mus", mus, require_positive, 100),
            _count("seeds", seeds, 1, MAX_ROWS), _count("arms", arms, 2, MAX_ARMS), _count("outer", outer, 1, MAX_STEPS),
            _count("inner", inner, 1, MAX_STEPS), _count("n_boot", n_boot, 1, MAX_STEPS), _count("seed", seed, 0, MAX_SEED),
+           lambda: require_items("inner_sweep", inner_sweep, lambda n, v: require_int(n, v, 1, MAX_STEPS), 10),
            lambda: require_in_range(f"eta (step size, needs eta * max(mus) < 2 for mus = {list(mus)})", eta,
                                     0.0, 2.0 / max(mus), low_open=True, high_open=True),
            lambda: require_choice("device", device, ("cpu", "cuda")))
@@ -189,7 +154,8 @@ def grid(alphas=(0.3, 0.6, 0.9), mus=(0.5, 1.0, 2.0), seeds: int = 32, arms: int
         raise ValueError("device 'cuda' requested but CUDA is not available; use device=cpu")
     rows = len(alphas) * len(mus) * seeds
     require_size("len(alphas) x len(mus) x seeds x arms", rows * arms, MAX_ELEMENTS)
-    require_size("outer x (inner + 1) x len(alphas) x len(mus) x seeds", outer * (inner + 1) * rows, MAX_HISTORY)
+    for n in {inner, *inner_sweep}:
+        require_size("outer x (inner + 1) x len(alphas) x len(mus) x seeds", outer * (n + 1) * rows, MAX_HISTORY)
     require_size("n_boot x len(alphas) x len(mus) x seeds", n_boot * rows, MAX_HISTORY)
     a_grid, m_grid = np.meshgrid(alphas, mus, indexing="ij")
     n_cfg = a_grid.size
@@ -199,36 +165,53 @@ def grid(alphas=(0.3, 0.6, 0.9), mus=(0.5, 1.0, 2.0), seeds: int = 32, arms: int
     mu = torch.tensor(m_grid.ravel(), dtype=torch.float64).repeat_interleave(seeds)
     hyper = {"alpha": alpha, "mu": mu}
     logp0 = torch.zeros_like(means).log_softmax(-1)
-    f_err = function_space_inner(logp0, means, hyper, eta, inner)
-    f_rate = (f_err[-1] / f_err[0]) ** (1 / inner)
-    tr = logit_outer_loop(means, "opo", hyper, eta, outer, inner, track_v=True)
-    ratios = tr.v_error[:, -1] / tr.v_error[:, 0]                 # [outer, rows]
-    p_rate = ratios.clamp_min(1e-300) ** (1 / inner)
+    f_rate = _function_rate(function_space_inner(logp0, means, hyper, eta, inner))
     shape = (len(alphas), len(mus), seeds)
-    param_rate_first = p_rate[0].reshape(shape).numpy()
-    final_reward = tr.reward[-1].reshape(shape).numpy()
+    runs = {n: _grid_run(means, hyper, shape, eta, outer, n) for n in dict.fromkeys((inner, *inner_sweep))}
+    main = runs[inner]
     f_rate_np = f_rate.reshape(shape).numpy()
     theory = np.abs(1 - eta * m_grid)
     rng = np.random.default_rng(seed)
+    by_inner = {n: _sweep_entry(runs[n], n_boot, rng) for n in dict.fromkeys(inner_sweep)}
+    from opo_theory.claims.verdict import judge
+    finding = independence_finding(by_inner)
+    verdict, detail = judge(finding)
+    holds = [n for n in by_inner if all(e.holds for e in finding.evidence
+                                        if e.condition == f"{n} inner steps per outer iteration")]
     return {
         "config": {"alphas": list(alphas), "mus": list(mus), "seeds": seeds, "arms": arms, "outer": outer,
-                   "inner": inner, "eta": eta, "objective": "opo (paper geometry, surrogate)", "seed": seed},
+                   "inner": inner, "inner_sweep": list(inner_sweep), "eta": eta,
+                   "objective": "opo (paper geometry, surrogate)", "seed": seed},
         "function_rate": f_rate_np.mean(-1).tolist(),
         "function_rate_max_dev": float(np.abs(f_rate_np - theory[..., None]).max()),
         "theory_rate": theory.tolist(),
-        "param_rate_first_outer": param_rate_first.mean(-1).tolist(),
-        "param_rate_by_outer": p_rate.reshape(outer, *shape).mean(-1).numpy().tolist(),
-        "final_reward": final_reward.mean(-1).tolist(),
-        "final_reward_std": final_reward.std(-1).tolist(),
-        "reward_curves": tr.reward.reshape(outer + 1, *shape).mean(-1).numpy().tolist(),
+        "param_rate_first_outer": main["param_rate_first"].mean(-1).tolist(),
+        "param_rate_first_outer_std": main["param_rate_first"].std(-1).tolist(),
+        "param_rate_by_outer": main["p_rate"].reshape(outer, *shape).mean(-1).numpy().tolist(),
+        "final_reward": main["final_reward"].mean(-1).tolist(),
+        "final_reward_std": main["final_reward"].std(-1).tolist(),
+        "reward_curves": main["reward"].reshape(outer + 1, *shape).mean(-1).numpy().tolist(),
         "independence": {
-            "param_rate": _bootstrap_shares(param_rate_first, n_boot, rng),
-            "final_reward": _bootstrap_shares(final_reward, n_boot, rng),
+            "param_rate": _bootstrap_shares(main["param_rate_first"], n_boot, rng),
+            "final_reward": _bootstrap_shares(main["final_reward"], n_boot, rng),
+        },
+        "by_inner": {str(n): e for n, e in by_inner.items()},
+        "summary": {
+            "statement": "convergence rate depends on mu only, final reward on alpha only",
+            "rule": f"mu's share of the logit-rate variance > {RATE_DOMINANT} and of the final-reward variance "
+                    f"< {NEGLIGIBLE}",
+            "holds_for_inner": holds, "verdict": verdict, "detail": detail,
+            "function_rate_alpha_free_by_construction":
+                "GD in v has the alpha-free factor |1 - eta mu| (hessian mu; alpha only moves the target v*)",
+            "first_outer_start_alpha_free_by_construction":
+                "every (alpha, mu) cell starts its first outer iteration at the same uniform policy, where the "
+                "logit-space curvature (mu times the softmax Fisher) involves no alpha: alpha enters the logit rate "
+                "only as the inner steps move the policy away from the anchor",
         },
     }
 
 
-# ---------------------------------------------------------------- approx (spec §7 check 3)
+# ---------------------------------------------------------------- approx (exact vs surrogate loss)
 
 def approx(arms: int = 50, seeds: int = 8, etas=(0.1, 0.3, 1.0, 3.0, 10.0), inner_steps=(1, 4, 16),
            alpha: float = 0.4, mu: float = 1.0, seed: int = 0) -> dict:

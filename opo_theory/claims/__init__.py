@@ -1,4 +1,4 @@
-"""Every claim of the OPO paper (spec §4), each with a check returning an honest verdict."""
+"""Every claim of the OPO paper, each with a check returning an honest verdict."""
 
 from opo_theory.claims.catalogue import CLAIMS, catalogue, check, check_all, get_claim
 from opo_theory.claims.verdict import VERDICTS, Claim, Verdict

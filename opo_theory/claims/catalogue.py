@@ -1,4 +1,4 @@
-"""The catalogue of checked claims (ids from spec §4; keep them stable, append new ones)."""
+"""The catalogue of checked claims (the ids are ours; keep them stable, append new ones)."""
 
 from __future__ import annotations
 

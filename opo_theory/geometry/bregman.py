@@ -1,4 +1,4 @@
-"""Mirror maps and their Bregman divergences, derived symbolically (spec §3, eq 16).
+"""Mirror maps and their Bregman divergences, derived symbolically (eq 16).
 
 D_Psi(x, y) = Psi(x) - Psi(y) - Psi'(y)(x - y). Written pointwise in the ratio t = pi/pi_k and
 evaluated at the anchor y = 1, the generator D_Psi(t, 1) integrates under pi_k to a divergence:

@@ -1,4 +1,4 @@
-"""Coordinates of a policy relative to its anchor pi_k (spec §1): ratio t, fluctuation v, log-ratio Delta.
+"""Coordinates of a policy relative to its anchor pi_k: ratio t, fluctuation v, log-ratio Delta.
 
 t = pi/pi_k = e^Delta, v = t - 1 = e^Delta - 1. A binary policy pi = sigma(z) has the logit z.
 """

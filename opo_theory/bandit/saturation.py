@@ -1,0 +1,222 @@
+"""The Fig 4 binary-logit toy: gradients of every objective vs confidence p, in two anchoring regimes.
+
+fixed-anchor: anchor and reference stay at z_ref = 0 (the paper's toy), so Delta_y = log 2 pi(y).
+re-anchored: the anchor is the current policy (Delta = 0, weights pi_k = (p, 1 - p)), as in on-policy
+training; DPO-style references and the KL reference stay at z_ref = 0. Then OPO's logit gradient is
+-p(1-p)(g_1 - g_0), a policy gradient.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from opo_theory.bandit.enumerate import exact_batch
+from opo_theory.objectives import DRIVE_KEY, REG_KEY, get
+from opo_theory.validation import require_choice, require_in_range, require_int, require_items, require_positive
+
+REGIMES = ("fixed-anchor", "re-anchored")
+COORDS = ("logit", "delta", "v")
+JUDGED_COORDS = ("delta", "logit")
+FIG4_BASELINES = ("sft", "dpo", "grpo", "dapo", "gspo")    # the five the paper says decay
+OPO_FORMS = {"surrogate": "opo", "exact": "opo-exact"}
+OTHER_OBJECTIVES = {
+    "sft": {}, "grpo": {}, "dapo": {}, "gspo": {}, "ppo-kl": {"beta": 0.1}, "ipo": {"beta": 0.5},
+    "chipo": {"beta": 0.5}, "gopo": {"seq_logratio": "sum", "delta_clamp": None},
+    "opo": {"alpha": 0.4, "mu": 1.0}, "opo-exact": {"alpha": 0.4, "mu": 1.0},
+}
+LEMMA_A1_DOMAIN = 1.0          # Lemma A.1 needs ||Delta||_inf < 1
+
+
+def dpo_name(beta: float) -> str:
+    return f"dpo(beta={beta:g})"
+
+
+def saturation_objectives(dpo_betas) -> dict[str, dict]:
+    """SFT, DPO at each beta of the sweep, then the other objectives, with their hyperparameters."""
+    out = {"sft": {}}
+    out.update({dpo_name(b): {"beta": float(b)} for b in dpo_betas})
+    out.update({k: v for k, v in OTHER_OBJECTIVES.items() if k != "sft"})
+    return out
+
+
+def binary_toy_gradients(name: str, hyper: dict, z: torch.Tensor, regime: str = "fixed-anchor") -> dict[str, torch.Tensor]:
+    """|dL/dz|, |dL/dDelta_1|, |dL/dv_1| (response 1 = the correct one) for every logit in ``z`` at once,
+    and the signed logit gradient split into drive and penalty, per response.
+
+    Two actions, p = sigma(z) on the correct one (reward 1), 1 - p on the other (reward 0); each z is
+    its own group of the two responses. Chain rule: dL/dz = sum_y dL/dDelta_y dDelta_y/dz with
+    dDelta/dz = (1 - p, -p).
+    """
+    require_choice("regime", regime, REGIMES)
+    spec = get(name.split("(")[0])
+    n = z.numel()
+    z = z.detach().double()
+    p = torch.sigmoid(z)
+    logp = torch.stack([torch.nn.functional.logsigmoid(z), torch.nn.functional.logsigmoid(-z)], 1)
+    ref = torch.full_like(logp, math.log(0.5))
+    anchor = ref if regime == "fixed-anchor" else logp
+    delta_leaf = (logp - anchor).requires_grad_(True)
+    rewards = torch.tensor([1.0, 0.0], dtype=torch.float64).repeat(n, 1)
+    extra = {"chosen": torch.arange(n) * 2, "rejected": torch.arange(n) * 2 + 1}
+    if spec.needs_reference or spec.pairwise:          # references stay at z_ref = 0 in both regimes
+        extra["logp_ref"] = ref.reshape(-1, 1)
+    batch = exact_batch(delta_leaf + anchor, anchor, rewards, **extra)
+    if regime == "fixed-anchor":
+        batch = batch.with_(sample_weight=None)          # two equally likely responses per z
+    loss, parts = spec(batch, spec.make_config(**hyper))
+    jac = torch.stack([1 - p, -p], 1)                    # dDelta_y/dz
+    out = {}
+    if DRIVE_KEY in parts:
+        (g_drive,) = torch.autograd.grad(parts[DRIVE_KEY] * n, delta_leaf, retain_graph=True)
+        (g_reg,) = torch.autograd.grad(parts[REG_KEY] * n, delta_leaf, retain_graph=True)
+        out.update({"logit_drive": (g_drive * jac).sum(1), "logit_reg": (g_reg * jac).sum(1),
+                    "logit_reg_chosen": g_reg[:, 0] * jac[:, 0], "logit_reg_unchosen": g_reg[:, 1] * jac[:, 1]})
+    (g_delta,) = torch.autograd.grad(loss * n, delta_leaf)
+    out["logit_signed"] = (g_delta * jac).sum(1)
+    out["logit"] = out["logit_signed"].abs()
+    out["delta"] = g_delta[:, 0].abs()
+    out["v"] = out["delta"] * torch.exp(-delta_leaf[:, 0].detach())     # dL/dv = e^-Delta dL/dDelta
+    out["delta_chosen"], out["delta_unchosen"] = delta_leaf.detach()[:, 0], delta_leaf.detach()[:, 1]
+    return out
+
+
+def min_ratio(g: torch.Tensor) -> float:
+    """min_p |grad(p)| / |grad(p = 0.5)| (inf when the gradient at p = 0.5 is 0 and later is not)."""
+    if g[0] == 0:
+        return 1.0 if bool((g == 0).all()) else math.inf
+    return float((g / g[0]).min())
+
+
+def fig4_settings(min_ratios: dict, threshold: float, dpo_betas) -> list[dict]:
+    """Fig 4's statement per (regime, coordinate, OPO form, DPO beta): OPO's gradient stays above
+    ``threshold`` x its p = 0.5 value while every one of the five baselines falls below it."""
+    rows = []
+    for regime, by_name in min_ratios.items():
+        for coord in JUDGED_COORDS:
+            for form, opo in OPO_FORMS.items():
+                for beta in dpo_betas:
+                    names = ["sft", dpo_name(beta), "grpo", "dapo", "gspo"]
+                    slowest = max(names, key=lambda n: by_name[n][coord])
+                    rows.append({"regime": regime, "coordinate": coord, "opo_form": form, "dpo_beta": float(beta),
+                                 "opo_min_ratio": by_name[opo][coord], "slowest_baseline": slowest,
+                                 "slowest_baseline_min_ratio": by_name[slowest][coord]})
+    return rows
+
+
+def setting_label(row: dict) -> str:
+    return f"{row['regime']}, d/d{row['coordinate']}, OPO {row['opo_form']}, DPO beta={row['dpo_beta']:g}"
+
+
+def saturation_finding(rows: list[dict], threshold: float):
+    """The evidence for the toy-saturation claim: two items per setting (a condition each)."""
+    from opo_theory.claims.verdict import Evidence, Finding
+
+    ev = []
+    for row in rows:
+        cond = setting_label(row)
+        ev.append(Evidence(f"OPO min |grad|/|grad(p=.5)|", row["opo_min_ratio"], threshold, "floor", condition=cond))
+        ev.append(Evidence(f"slowest baseline ({row['slowest_baseline']}) min ratio", row["slowest_baseline_min_ratio"],
+                           threshold, "bound", condition=cond))
+    setup = (f"Binary-logit toy (z_ref = 0, rewards (1, 0)), p from 0.5 to the grid's p_max; 'decays' means "
+             f"|grad| falls below {threshold:g} x its p = 0.5 value; the statement holds in a setting when OPO "
+             f"stays above it and all of SFT/DPO/GRPO/DAPO/GSPO fall below")
+    return Finding(ev, setup=setup, notes=(
+        "Fixed-anchor logit: OPO's surviving gradient is the Delta² penalty on the unchosen response "
+        "(see `opo-theory bandit saturation`).",))
+
+
+def dpo_beta_sweep(drop: dict, dpo_betas, threshold: float, z_max: float) -> dict:
+    """Which DPO betas fall below the threshold by p_max, against the closed form beta_c.
+
+    DPO's logit gradient is beta sigma(-beta z) (both regimes: its reference stays at z_ref), so the
+    ratio to p = 0.5 is 2 sigma(-beta z) and it crosses ``threshold`` iff beta z_max > log(2/threshold - 1).
+    """
+    crossing = {f"{b:g}": drop[dpo_name(b)]["logit"] for b in dpo_betas}
+    decaying = [float(b) for b in dpo_betas if drop[dpo_name(b)]["logit"] is not None]
+    return {"drop_p_logit": crossing, "decaying_betas": decaying,
+            "smallest_decaying_beta": min(decaying) if decaying else None,
+            "critical_beta_closed_form": math.log(2 / threshold - 1) / z_max}
+
+
+def opo_fixed_anchor_split(curves: dict, p: list[float]) -> dict:
+    """OPO's fixed-anchor logit gradient at p_max split into drive and the penalty on each response,
+    and where the unchosen response leaves Lemma A.1's domain |Delta| < 1."""
+    out = {}
+    for name in OPO_FORMS.values():
+        c = curves[name]
+        keys = ("logit_signed", "logit_drive", "logit_reg", "logit_reg_chosen", "logit_reg_unchosen",
+                "delta_chosen", "delta_unchosen")
+        out[name] = {k: c[k][-1] for k in keys}
+        out[name]["unchosen_penalty_share"] = abs(c["logit_reg_unchosen"][-1]) / max(
+            abs(c["logit_drive"][-1]) + abs(c["logit_reg_chosen"][-1]) + abs(c["logit_reg_unchosen"][-1]), 1e-300)
+    outside = [pi for pi, d in zip(p, curves["opo"]["delta_unchosen"], strict=True) if abs(d) >= LEMMA_A1_DOMAIN]
+    out["p_unchosen_leaves_lemma_a1_domain"] = outside[0] if outside else None
+    out["lemma_a1_domain"] = LEMMA_A1_DOMAIN
+    return out
+
+
+def ppo_kl_clamp(curves: dict, p: list[float], hyper: dict) -> dict:
+    """ppo-kl's fixed-anchor logit spike: k3's gradient beta(1 - pi_ref/pi) on the unchosen response grows
+    like 1/(1-p) until x = log pi_ref - log pi reaches the estimator clamp, where it drops to 0."""
+    cfg = get("ppo-kl").make_config(**hyper)
+    g = curves["ppo-kl"]["logit"]
+    peak = max(range(len(g)), key=lambda i: g[i])
+    clamp = cfg.kl_clamp
+    return {"kl_estimator": cfg.kl, "kl_clamp": clamp, "peak_p": p[peak], "peak_grad": g[peak],
+            "clamp_p_closed_form": None if clamp is None else 1 - 0.5 * math.exp(-clamp)}
+
+
+def saturation(points: int = 400, p_max: float = 1 - 1e-9, threshold: float = 1e-3, regime: str = "both",
+               dpo_betas=(0.1, 0.3, 1.0, 5.0)) -> dict:
+    """|dL/d coord| vs p = sigma(z) for each objective and anchoring regime ('both' runs the two); the p
+    where it first drops below ``threshold`` x its p = 0.5 value (None if never); Fig 4's statement per
+    (regime, coordinate, OPO form, DPO beta) and the verdict the toy-saturation claim reports."""
+    require_int("points", points, 2, 10**6)
+    require_in_range("p_max", p_max, 0.5, 1.0, low_open=True, high_open=True)
+    require_in_range("threshold", threshold, 0.0, 1.0, low_open=True, high_open=True)
+    require_choice("regime", regime, (*REGIMES, "both"))
+    require_items("dpo_betas", dpo_betas, require_positive, 20)
+    z_max = math.log(p_max / (1 - p_max))
+    z = torch.cat([torch.zeros(1, dtype=torch.float64), torch.linspace(0, z_max, points, dtype=torch.float64)[1:]])
+    p = torch.sigmoid(z)
+    objectives = saturation_objectives(dpo_betas)
+    regimes = REGIMES if regime == "both" else (regime,)
+    curves, drop, ratios = {}, {}, {}
+    for r in regimes:
+        curves[r], drop[r], ratios[r] = {}, {}, {}
+        for name, hyper in objectives.items():
+            grads = binary_toy_gradients(name, hyper, z, r)
+            curves[r][name] = {c: grads[c].tolist() for c in grads}
+            drop[r][name], ratios[r][name] = {}, {}
+            for c in COORDS:
+                below = torch.nonzero(grads[c] < threshold * grads[c][0]).flatten()
+                drop[r][name][c] = None if len(below) == 0 else float(p[below[0]])
+                ratios[r][name][c] = min_ratio(grads[c])
+    rows = fig4_settings(ratios, threshold, dpo_betas)
+    finding = saturation_finding(rows, threshold)
+    from opo_theory.claims.verdict import judge
+    verdict, detail = judge(finding)
+    holds = {setting_label(row): all(e.holds for e in finding.evidence if e.condition == setting_label(row))
+             for row in rows}
+    for row in rows:
+        row["holds"] = holds[setting_label(row)]
+    summary = {
+        "fig4_statement": "OPO's gradient grows linearly while SFT/DPO/GRPO/DAPO/GSPO decay",
+        "below_threshold": {r: {c: [n for n in drop[r] if drop[r][n][c] is not None] for c in JUDGED_COORDS}
+                            for r in regimes},
+        "settings": rows,
+        "holds_in": [setting_label(row) for row in rows if row["holds"]],
+        "claim_verdict": verdict, "claim_detail": detail,
+        "dpo_beta": dpo_beta_sweep(drop[regimes[0]], dpo_betas, threshold, z_max),
+    }
+    plist = p.tolist()
+    if "fixed-anchor" in regimes:
+        summary["opo_fixed_anchor_logit"] = opo_fixed_anchor_split(curves["fixed-anchor"], plist)
+        summary["ppo_kl_fixed_anchor"] = ppo_kl_clamp(curves["fixed-anchor"], plist, objectives["ppo-kl"])
+    return {"config": {"z_ref": 0.0, "rewards": [1, 0], "objectives": objectives, "regimes": list(regimes),
+                       "threshold": threshold, "p_max": p_max, "points": points, "dpo_betas": list(dpo_betas),
+                       "sign_convention": "signed dL/dz: gradient of the loss; a step z -= eta dL/dz moves z "
+                                          "up (toward the correct response) when dL/dz < 0"},
+            "p": plist, "curves": curves, "drop_p": drop, "min_ratio": ratios, "summary": summary}
