@@ -13,16 +13,15 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor
 
-from opo_theory.objectives import DRIVE_KEY, REG_KEY, available, get
+from opo_theory.objectives import DRIVE_KEY, REG_KEY, get
 from opo_theory.objectives.batch import PolicyBatch
 from opo_theory.objectives.clipped import kl_penalty
-from opo_theory.objectives.opo import OPOConfig, escort_weights
+from opo_theory.objectives.opo import OPO_FAMILY, OPOConfig, escort_weights
 from opo_theory.objectives.reduce import response_weights, seq_logratio
 from opo_theory.objectives.sampling import effective_sample_size
 from opo_theory.objectives.shaping import informative_groups
 
-# the objectives configured by OPOConfig: escort drive + chi² penalty (opo, opo-exact, gopo, gopo-bounded)
-OPO_FAMILY = tuple(n for n in available() if issubclass(get(n).config_cls, OPOConfig))
+
 
 
 def _f(x: Tensor) -> float:
@@ -129,6 +128,6 @@ def gradient_metrics(loss: Tensor, metrics: dict[str, Tensor], params: Iterable[
 
 
 def response_efficiency(grad_norm: float, advantages: Tensor) -> float:
-    """Gradient response efficiency ||grad|| / (½ (max A - min A)) (spec §5); nan when A is constant."""
+    """Gradient response efficiency ||grad|| / (½ (max A - min A)) (the paper's Exp 1); nan when A is constant."""
     spread = float(advantages.max() - advantages.min())
     return grad_norm / (0.5 * spread) if spread > 0 else math.nan

@@ -28,6 +28,10 @@ class PolicyBatch:
     logp_ref  [B,T] optional reference policy for KL-penalized objectives.
     chosen, rejected [P] integer indices into B forming preference pairs (pairwise objectives).
     entropy   [B,T] optional per-token entropy of pi_theta (diagnostics only).
+    drive     [B]   optional precomputed OPO-family drive: the coefficient g_i of -v_i in the loss
+              (centred escort weights, or mu v* for gopo-bounded), computed over whole groups
+              elsewhere (an engine's advantage stage) for a micro-batch that holds parts of groups;
+              the OPO family then uses it as given instead of computing it from rewards.
     sample_weight [B] optional non-negative weights: the batch stands for the distribution
               sum_i w_i delta_{y_i} (exact enumeration of a policy uses w_i = pi_k(y_i)); every
               mean over responses, group centring included, is then w-weighted. None = uniform
@@ -44,6 +48,7 @@ class PolicyBatch:
     chosen: Tensor | None = None
     rejected: Tensor | None = None
     entropy: Tensor | None = None
+    drive: Tensor | None = None
     sample_weight: Tensor | None = None
 
     def __post_init__(self) -> None:
@@ -69,7 +74,7 @@ class PolicyBatch:
             self, logp=self.logp[index], logp_old=self.logp_old[index], mask=self.mask[index],
             group=self.group[index], rewards=take(self.rewards), advantages=take(self.advantages),
             logp_ref=take(self.logp_ref), entropy=take(self.entropy),
-            sample_weight=take(self.sample_weight), chosen=None, rejected=None,
+            sample_weight=take(self.sample_weight), drive=take(self.drive), chosen=None, rejected=None,
         )
 
     def with_(self, **changes) -> PolicyBatch:
@@ -131,12 +136,12 @@ def validate_batch(b: PolicyBatch) -> None:
         x = getattr(b, name)
         if x is not None and tuple(x.shape) != shape:
             raise ValueError(f"{name} must have the shape of logp {shape}, got {tuple(x.shape)}")
-    for name in ("group", "rewards", "advantages", "sample_weight"):
+    for name in ("group", "rewards", "advantages", "sample_weight", "drive"):
         x = getattr(b, name)
         if x is not None and tuple(x.shape) != (n,):
             raise ValueError(f"{name} must have shape [B] = ({n},), got {tuple(x.shape)}")
-    if b.rewards is None and b.advantages is None:
-        raise ValueError("batch needs rewards or advantages; both are None")
+    if b.rewards is None and b.advantages is None and b.drive is None:
+        raise ValueError("batch needs rewards or advantages (or a precomputed drive); all are None")
     if b.group.dtype not in (torch.int32, torch.int64):
         raise ValueError(f"group must be non-negative integer ids, got dtype {b.group.dtype}")
     if (b.group < 0).any():
@@ -148,7 +153,7 @@ def validate_batch(b: PolicyBatch) -> None:
         x = getattr(b, name)
         if x is not None:
             _check_finite(name, x.detach(), b.mask)
-    for name in ("rewards", "advantages"):
+    for name in ("rewards", "advantages", "drive"):
         x = getattr(b, name)
         if x is not None:
             _check_finite(name, x.detach())

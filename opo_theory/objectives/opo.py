@@ -1,4 +1,4 @@
-"""The OPO family: opo (eq 19 surrogate), opo-exact (eq 15), gopo, gopo-bounded (spec §3, baselines).
+"""The OPO family: opo (eq 19 surrogate), opo-exact (eq 15), gopo, gopo-bounded (GOPO, arXiv 2602.21269).
 
 Penalty convention: (mu/2) E[v²] = mu x (½ Pearson chi²). Loss = drive + reg with
 drive = -E[g v] and reg = (mu/2) E[v²], v = Delta (surrogate) or e^Delta - 1 (exact).
@@ -6,7 +6,7 @@ drive = -E[g v] and reg = (mu/2) E[v²], v = Delta (surrogate) or e^Delta - 1 (e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -53,8 +53,8 @@ class OPOConfig:
     mu=0.5, beta_r=0.15, tau=0.5 (code alpha runs the other way: paper alpha 0.4 = code alpha 0.6).
     """
 
-    alpha: Any = 0.4
-    mu: Any = 1.0
+    alpha: Any = field(default=0.4, metadata={"help": "escort exponent: w~ ∝ (e^A/pi_k)^(1-alpha); 1 uniform, 0 P*/pi_k"})
+    mu: Any = field(default=1.0, metadata={"help": "chi² stiffness: penalty (mu/2) E[v²]; step ratio 1 + g/mu"})
     geometry: str = "paper"
     center: str = "group"
     seq_logratio: str = "sum"
@@ -96,7 +96,11 @@ def escort_weights(batch: PolicyBatch, cfg: OPOConfig) -> Tensor:
 
 
 def opo_drive(batch: PolicyBatch, cfg: OPOConfig) -> Tensor:
-    """g = w~ - E[w~] (eq 8), detached: the drive is a fixed target within an outer iteration."""
+    """g = w~ - E[w~] (eq 8), detached: the drive is a fixed target within an outer iteration.
+
+    A batch carrying a precomputed ``drive`` (whole groups, computed elsewhere) uses it as given."""
+    if batch.drive is not None:
+        return batch.drive.detach()
     return scale_drive(center(escort_weights(batch, cfg), batch, cfg.center), cfg).detach()
 
 
@@ -170,13 +174,33 @@ def bounded_target(g: Tensor, batch: PolicyBatch, mu, iters: int = 100) -> tuple
     return v_star.to(g.dtype), lam.to(g.dtype)
 
 
+def bounded_drive(batch: PolicyBatch, cfg: GOPOConfig) -> tuple[Tensor, Tensor | None]:
+    """gopo-bounded's drive mu v* (v* = max(-1, (g - lambda*)/mu)) and lambda* per response
+    (None when the batch carries a precomputed drive, already mu v*)."""
+    if batch.drive is not None:
+        return batch.drive.detach(), None
+    v_star, lam = bounded_target(opo_drive(batch, cfg), batch, cfg.mu)
+    return cfg.mu * v_star, lam
+
+
 @register("gopo-bounded", GOPOConfig, "sequence",
           "GOPO bounded: (mu/2) E[(rho - rho_target)²], rho_target = 1 + max(-1, (A - lambda*)/mu)")
 def gopo_bounded_loss(batch: PolicyBatch, cfg: GOPOConfig):
     """(mu/2) E[(v - v*)²] - (mu/2) E[v*²] = -mu E[v* v] + (mu/2) E[v²]; equals gopo when lambda* = 0."""
-    g = opo_drive(batch, cfg)
-    v_star, lam = bounded_target(g, batch, cfg.mu)
-    loss, metrics = _work_dissipation(cfg.mu * v_star, fluctuation(batch, cfg, True), batch, cfg)
-    metrics["gopo/lambda_mean"] = mean_over_responses(lam, batch).detach()
-    metrics["gopo/frac_zeroed"] = mean_over_responses((v_star <= -1).to(g.dtype), batch).detach()
+    d, lam = bounded_drive(batch, cfg)
+    loss, metrics = _work_dissipation(d, fluctuation(batch, cfg, True), batch, cfg)
+    if lam is not None:
+        metrics["gopo/lambda_mean"] = mean_over_responses(lam, batch).detach()
+        metrics["gopo/frac_zeroed"] = mean_over_responses((d <= -cfg.mu).to(d.dtype), batch).detach()
     return loss, metrics
+
+
+def whole_group_drive(name: str, batch: PolicyBatch, cfg: OPOConfig) -> Tensor:
+    """[B] the drive objective ``name`` of the OPO family computes on ``batch`` (whole groups): pass
+    it as ``PolicyBatch.drive`` to a micro-batch that holds only parts of those groups."""
+    if name not in OPO_FAMILY:
+        raise ValueError(f"{name!r} has no OPO drive; allowed: {', '.join(OPO_FAMILY)}")
+    return bounded_drive(batch, cfg)[0] if name == "gopo-bounded" else opo_drive(batch, cfg)
+
+
+OPO_FAMILY = ("opo", "opo-exact", "gopo", "gopo-bounded")   # escort/centred drive + chi² penalty
