@@ -1,0 +1,478 @@
+"""Registry objectives and the toolkit's diagnostics inside TRL 1.16's GRPOTrainer and DPOTrainer.
+
+``RegistryGRPOTrainer(..., objective="opo", objective_config={...})`` trains with any group objective of
+the registry (opo in every geometry, opo-exact, gopo, gopo-bounded, grpo, dr-grpo, dapo, gspo, ppo-kl):
+it builds a PolicyBatch from TRL's per-token log-probs, old log-probs, completion mask and the
+rewards and group ids it stores per row, and calls the registry function (no loss is written here).
+
+Whole groups: every micro-batch holds whole groups (per_device_train_batch_size a multiple of
+num_generations; the generation batch is shuffled by group, not by row), and the loss's denominators
+come from the optimizer step's global batch (its responses, or its tokens for token-mean) through the
+objective's ``normalizer``. Loss, gradient and logged metrics therefore do not change with
+gradient_accumulation_steps, per_device_train_batch_size or the number of processes.
+
+OPO: with one update per generation (num_iterations = 1 and steps_per_generation =
+gradient_accumulation_steps) the policy is its own anchor, Delta = 0 exactly and the chi² penalty has
+zero gradient: use num_iterations >= 2 (the toolkit's trainer uses ppo_epochs = 2).
+
+Diagnostics (names of docs/metrics.md) are appended to TRL's ``self._metrics`` once per optimizer step,
+computed on the step's global batch (gathered over micro-batches and processes); ``metrics_dir`` also
+writes them as the toolkit's ``metrics.jsonl`` + ``config.json``. Importing this module imports trl.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer
+from trl.trainer.grpo_trainer import (
+    split_pixel_values_by_grid,
+    split_tensor_dict,
+    unsplit_pixel_values_by_grid,
+)
+
+from opo_theory.diagnostics import OPO_FAMILY, batch_metrics, response_efficiency
+from opo_theory.io import json_line, provenance, write_json_atomic, write_text_atomic
+from opo_theory.lm.confidence import bin_statistics
+from opo_theory.objectives import DRIVE_KEY, REG_KEY, PolicyBatch, get
+from opo_theory.objectives.advantages import advantages
+
+CORRECT_COLUMN = "correct"     # a reward function's log_extra column of per-row correctness -> `accuracy`
+# GRPOConfig fields that define TRL's own loss: a registry objective replaces it, so a changed value would
+# silently do nothing; each must keep its GRPOConfig default.
+TRL_LOSS_FIELDS = ("loss_type", "epsilon", "epsilon_high", "delta", "scale_rewards", "importance_sampling_level",
+                   "top_entropy_quantile", "off_policy_mask_threshold", "entropy_coef",
+                   "multi_objective_aggregation", "use_bias_correction_kl")
+MODEL_INPUT_KEYS = ("pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes",
+                    "num_tiles", "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids")
+
+
+def group_objective(objective: str, objective_config: dict | None):
+    """(spec, config) of a registry group objective; ValueError naming what is allowed otherwise."""
+    spec = get(objective)
+    if spec.pairwise:
+        raise ValueError(f"objective {objective} is pairwise: train it with RegistryDPOTrainer")
+    if not spec.needs_whole_groups:
+        raise ValueError(f"objective {objective} is not a group RL objective; RegistryGRPOTrainer takes "
+                         f"{', '.join(group_objectives())}")
+    cfg = spec.make_config(**(objective_config or {}))
+    if getattr(cfg, "normalizer", None) is not None:
+        raise ValueError(f"objective {objective} setting normalizer is set by the trainer (the optimizer step's "
+                         f"global batch), got {cfg.normalizer}")
+    return spec, cfg
+
+
+def group_objectives() -> list[str]:
+    """Registry objectives a GRPO-style trainer can run (group RL, not pairwise, not supervised)."""
+    from opo_theory.objectives import available
+    return [n for n in available() if not get(n).pairwise and get(n).needs_whole_groups]
+
+
+def check_grpo_args(args: GRPOConfig, spec, cfg) -> None:
+    """Refuse, with one line, a TRL configuration the registry objective cannot run correctly."""
+    g = args.num_generations
+    if args.per_device_train_batch_size % g:
+        raise ValueError(f"per_device_train_batch_size ({args.per_device_train_batch_size}) must be a multiple of "
+                         f"num_generations ({g}): objective {spec.name} needs whole groups in every micro-batch")
+    ga, spg = args.gradient_accumulation_steps, args.steps_per_generation
+    if spg % ga:
+        raise ValueError(f"steps_per_generation ({spg}) must be a multiple of gradient_accumulation_steps ({ga}): "
+                         "an optimizer step must take its micro-batches from one generation batch")
+    defaults = {f.name: f.default for f in dataclasses.fields(GRPOConfig)}
+    for name in TRL_LOSS_FIELDS:
+        default = defaults.get(name)
+        if name in defaults and getattr(args, name) != default:
+            raise ValueError(f"GRPOConfig.{name}={getattr(args, name)!r} has no effect with registry objective "
+                             f"{spec.name} (its loss replaces TRL's); leave it at {default!r} and set the "
+                             "objective's own hyperparameters in objective_config")
+    if spec.needs_reference and args.beta == 0:
+        raise ValueError(f"objective {spec.name} needs a reference policy: set GRPOConfig(beta > 0) so TRL loads "
+                         "one (the KL coefficient itself is objective_config['beta'])")
+    if not spec.needs_reference and args.beta != 0:
+        raise ValueError(f"GRPOConfig.beta={args.beta} loads a reference model that objective {spec.name} does "
+                         "not use; set beta=0.0")
+    if getattr(cfg, "center", "group") == "batch" and args.world_size * ga > 1:
+        raise ValueError(f"objective {spec.name} with center='batch' needs the whole optimizer batch in one loss "
+                         f"call; got {args.world_size} processes x {ga} accumulation steps (use center='group')")
+    if spec.name in OPO_FAMILY and args.num_iterations == 1 and spg == ga:
+        warnings.warn(f"{spec.name} with one update per generation: Delta = 0 at every update, so its chi² "
+                      "penalty is inert; set num_iterations >= 2", stacklevel=3)
+
+
+def micro_config(spec, cfg, max_completion_length: int):
+    """The objective config inside TRL: seq-mean-token-sum-norm's constant is max_completion_length (the
+    batch's T depends on how each process pads its generation batch)."""
+    if getattr(cfg, "aggregation", None) == "seq-mean-token-sum-norm" and cfg.norm_len is None:
+        cfg = dataclasses.replace(cfg, norm_len=float(max_completion_length))
+    return cfg
+
+
+def counts_tokens(spec, cfg) -> bool:
+    """True when the objective's denominator is a token count (token-level objective with token-mean)."""
+    return spec.kind == "token" and getattr(cfg, "aggregation", None) == "token-mean"
+
+
+def relabel(group: torch.Tensor) -> torch.Tensor:
+    """Group ids renumbered 0..n-1 (in sorted order), as PolicyBatch counts groups by the largest id."""
+    return torch.unique(group, return_inverse=True)[1]
+
+
+def permute_rows(batch: dict, perm: torch.Tensor) -> dict:
+    """Every per-row value (tensor with a first dimension, or list) of ``batch`` reordered by ``perm``."""
+    def take(v):
+        if v is None or (isinstance(v, torch.Tensor) and v.ndim == 0):
+            return v
+        if isinstance(v, torch.Tensor):
+            return v[perm.to(v.device)]
+        return [v[i] for i in perm.tolist()]
+    return {k: take(v) for k, v in batch.items()}
+
+
+def group_permutation(n_rows: int, group_size: int) -> torch.Tensor:
+    """A random order of whole groups (rows of a group stay together and in order)."""
+    order = torch.randperm(n_rows // group_size)
+    return (order[:, None] * group_size + torch.arange(group_size)).reshape(-1)
+
+
+class _Window:
+    """What one optimizer step's micro-batches leave for the step's diagnostics (detached)."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, list] = defaultdict(list)
+        self.drive: list[torch.Tensor] | None = None
+        self.twin: list[torch.Tensor] | None = None
+
+    @staticmethod
+    def _add(acc, grads, params):
+        grads = [torch.zeros_like(p) if g is None else g.detach() for g, p in zip(grads, params, strict=True)]
+        return grads if acc is None else [a + g for a, g in zip(acc, grads, strict=True)]
+
+
+class RegistryGRPOTrainer(GRPOTrainer):
+    """TRL's GRPOTrainer with a registry group objective as its loss and the toolkit's diagnostics.
+
+    objective, objective_config: a registry name and its hyperparameters (unknown keys refused).
+    diagnostics: grad/norm_drive, grad/norm_reg, grad/cos_drive_reg (objectives reporting drive/reg parts:
+    one extra autograd.grad per micro-batch) and, for OPO, approx/grad_cos against its twin (one more).
+    metrics_dir: also write metrics.jsonl and config.json there (main process); run_config goes into config.json.
+    """
+
+    def __init__(self, *args, objective: str = "opo", objective_config: dict | None = None,
+                 diagnostics: bool = True, twin_grad: bool = True, confidence_metrics: bool = True,
+                 metrics_dir: str | Path | None = None, run_config: dict | None = None, **kwargs) -> None:
+        targs = kwargs.get("args") if len(args) < 3 else args[2]
+        if not isinstance(targs, GRPOConfig):
+            raise ValueError("RegistryGRPOTrainer needs args=GRPOConfig(...) (num_generations, batch sizes)")
+        self.spec, cfg = group_objective(objective, objective_config)
+        check_grpo_args(targs, self.spec, cfg)
+        self.obj_cfg = micro_config(self.spec, cfg, targs.max_completion_length)
+        self.twin = get(self.spec.twin) if twin_grad and diagnostics and self.spec.twin else None
+        self.diagnostics, self.confidence_metrics = diagnostics, confidence_metrics
+        self._window = _Window()
+        self._scored = None
+        super().__init__(*args, **kwargs)
+        self.metrics_dir = None if metrics_dir is None else Path(metrics_dir)
+        if self.metrics_dir is not None and self.accelerator.is_main_process:
+            self.metrics_dir.mkdir(parents=True, exist_ok=True)
+            write_json_atomic(self.metrics_dir / "config.json", {
+                "config": {**(run_config or {}), "objective": objective, "objective_config": objective_config or {}},
+                "engine": "trl", "trl": self.args.to_dict(), "provenance": provenance()})
+            write_text_atomic(self.metrics_dir / "metrics.jsonl", "")
+
+    # ------------------------------------------------------------------ generation: rewards and groups per row
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        correct = self._pending_extra_logs.get(CORRECT_COLUMN)
+        self._scored = (rewards_per_func, None if correct is None else list(correct))
+        return rewards_per_func
+
+    def _generate_and_score_completions(self, inputs):
+        mode = "train" if self.model.training else "eval"
+        g = self.num_generations if mode == "train" else self.num_generations_eval
+        prompts = [str(x.get("prompt")) for x in inputs]
+        if len(prompts) % g or any(len(set(prompts[i:i + g])) > 1 for i in range(0, len(prompts), g)):
+            raise ValueError(f"this process's generation batch does not hold whole groups of {g} consecutive rows "
+                             "of one prompt (a custom sampler or an iterable dataset?): the objective needs them")
+        out = super()._generate_and_score_completions(inputs)
+        rewards_per_func, correct = self._scored
+        if torch.isnan(rewards_per_func).all(dim=1).any():
+            raise ValueError("every reward function returned None for a completion: registry objectives need a "
+                             "finite reward for each")
+        rewards = (rewards_per_func * self.reward_weights.to(rewards_per_func.device)[None]).nansum(dim=1)
+        n, rank = len(inputs), self.accelerator.process_index
+        device = out["completion_mask"].device
+        out["rewards"] = rewards[rank * n:(rank + 1) * n].to(device)
+        out["group"] = (torch.arange(n, device=device) + rank * n) // g     # ids unique in the generation batch
+        if correct is not None and len(correct) == n:
+            out[CORRECT_COLUMN] = torch.tensor([float(c) for c in correct], device=device)
+        return out
+
+    def _prepare_inputs(self, generation_batch):
+        """TRL's buffering, with the generation batch shuffled by whole groups and each micro-batch told the
+        size (responses, tokens) of its optimizer step's global batch."""
+        if not self.model.training:
+            return super()._prepare_inputs(generation_batch)
+        spg = self.args.steps_per_generation
+        if self._step % (spg * self.num_iterations) == 0 or self._buffered_inputs is None:
+            batch = split_pixel_values_by_grid(self._generate_and_score_completions(generation_batch))
+            batch = permute_rows(batch, group_permutation(len(batch["group"]), self.num_generations))
+            chunks = split_tensor_dict(batch, spg)
+            self._set_window_sizes(chunks)
+            self._buffered_inputs = [unsplit_pixel_values_by_grid(c) for c in chunks]
+        return self._buffered_inputs[self._step % spg]
+
+    def _set_window_sizes(self, chunks: list[dict]) -> None:
+        ga = self.args.gradient_accumulation_steps
+        local = torch.stack([torch.stack([self._loss_mask(c).sum().double(),
+                                          torch.tensor(float(len(c["group"])), dtype=torch.float64,
+                                                       device=c["group"].device)]) for c in chunks])
+        total = self.accelerator.reduce(local, reduction="sum").view(-1, ga, 2).sum(1)     # [windows, 2]
+        for k, c in enumerate(chunks):
+            c["window_tokens"], c["window_rows"] = total[k // ga, 0], total[k // ga, 1]
+
+    @staticmethod
+    def _loss_mask(inputs) -> torch.Tensor:
+        mask = inputs["completion_mask"]
+        return mask if "tool_mask" not in inputs else mask * inputs["tool_mask"]
+
+    # ------------------------------------------------------------------ the loss: the registry's
+    def policy_batch(self, model, inputs) -> PolicyBatch:
+        """The PolicyBatch of one micro-batch: TRL's log-probs (with graph), anchor, mask, rewards, groups."""
+        completion_ids = inputs["completion_ids"]
+        input_ids = torch.cat([inputs["prompt_ids"], completion_ids], dim=1)
+        attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
+        logp, entropy, _ = self._get_per_token_logps_and_entropies(
+            model, input_ids, attention_mask, completion_ids.size(1), compute_entropy=True,
+            **{k: inputs.get(k) for k in MODEL_INPUT_KEYS})
+        old = inputs.get("old_per_token_logps")
+        return PolicyBatch(logp=logp, logp_old=logp.detach() if old is None else old,
+                           mask=self._loss_mask(inputs).to(logp.dtype), group=relabel(inputs["group"]),
+                           rewards=inputs["rewards"], logp_ref=inputs.get("ref_per_token_logps"),
+                           entropy=None if entropy is None else entropy.detach())
+
+    def step_config(self, inputs):
+        """The objective config of one micro-batch: its denominator is the optimizer step's global one
+        divided by (processes x accumulation steps), so summing the micro-batches' losses over accumulation
+        (TRL divides by it) and averaging over processes (DDP) gives the global batch's loss."""
+        if "window_rows" not in inputs:
+            return self.obj_cfg
+        total = inputs["window_tokens"] if counts_tokens(self.spec, self.obj_cfg) else inputs["window_rows"]
+        share = self.accelerator.num_processes * self.current_gradient_accumulation_steps
+        return dataclasses.replace(self.obj_cfg, normalizer=float(total) / share)
+
+    def _compute_loss(self, model, inputs):
+        train = self.model.training
+        batch = self.policy_batch(model, inputs)
+        cfg = self.step_config(inputs) if train else self.obj_cfg
+        loss, parts = self.spec(batch, cfg)
+        scale = 1.0 / self.current_gradient_accumulation_steps if train else 1.0
+        if train:
+            self._record(model, batch, inputs, parts, cfg, scale)
+        else:
+            for k, v in parts.items():
+                self._metrics["eval"][k].append(self.accelerator.gather(v.detach().float()).mean().item())
+        return loss * scale
+
+    # ------------------------------------------------------------------ diagnostics
+    def _params(self, model) -> list[torch.Tensor]:
+        return [p for p in model.parameters() if p.requires_grad]
+
+    def _record(self, model, batch, inputs, parts, cfg, scale) -> None:
+        w = self._window
+        rows = {"logp": batch.logp.detach(), "logp_old": batch.logp_old, "mask": batch.mask,
+                "group": inputs["group"], "rewards": batch.rewards, "entropy": batch.entropy,
+                "logp_ref": batch.logp_ref, CORRECT_COLUMN: inputs.get(CORRECT_COLUMN)}
+        for k, v in rows.items():
+            if v is not None:
+                w.rows[k].append(v)
+        if not self.diagnostics:
+            return
+        params = self._params(model)
+        if DRIVE_KEY in parts and REG_KEY in parts:
+            w.drive = w._add(w.drive, torch.autograd.grad(parts[DRIVE_KEY] * scale, params, retain_graph=True,
+                                                          allow_unused=True), params)
+        if self.twin is not None:
+            twin_loss = self.twin(batch, cfg)[0]
+            w.twin = w._add(w.twin, torch.autograd.grad(twin_loss * scale, params, retain_graph=True,
+                                                        allow_unused=True), params)
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        self.after_backward(model)
+        return loss
+
+    def after_backward(self, model) -> None:
+        """At an optimizer step's last micro-batch (gradients reduced, not yet clipped): log its diagnostics."""
+        if self.accelerator.sync_gradients:
+            window, self._window = self._window, _Window()
+            for k, v in self.step_metrics(model, window).items():
+                self._metrics["train"][k].append(v)
+
+    def _gather_rows(self, rows: dict[str, list]) -> dict[str, torch.Tensor]:
+        """Each per-row field of the window, concatenated over micro-batches and gathered over processes."""
+        out = {}
+        width = max(t.shape[1] for t in rows["mask"])
+        for k, parts in rows.items():
+            if parts[0].dim() == 2:
+                parts = [torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in parts]
+            x = torch.cat(parts)
+            if x.dim() == 2:
+                x = self.accelerator.pad_across_processes(x, dim=1, pad_index=0)
+            out[k] = self.accelerator.gather(x)
+        return out
+
+    def global_batch(self, window: _Window) -> tuple[PolicyBatch, torch.Tensor | None]:
+        """The optimizer step's whole batch (every micro-batch of every process) and its correctness."""
+        r = self._gather_rows(window.rows)
+        batch = PolicyBatch(logp=r["logp"], logp_old=r["logp_old"], mask=r["mask"], group=relabel(r["group"]),
+                            rewards=r["rewards"], entropy=r.get("entropy"), logp_ref=r.get("logp_ref"))
+        return batch, r.get(CORRECT_COLUMN)
+
+    def step_metrics(self, model, window: _Window) -> dict[str, float]:
+        """Every diagnostic of one optimizer step, the same on every process."""
+        batch, correct = self.global_batch(window)
+        out: dict[str, float] = {}
+        if self.confidence_metrics:
+            leaf = batch.logp.clone().requires_grad_(True)
+            loss, parts = self.spec(batch.with_(logp=leaf), self.obj_cfg)
+            dlogp = torch.autograd.grad(loss, leaf)[0]
+            adv = advantages(batch, "centered")
+            out.update({f"conf/{k}": v for k, v in bin_statistics(batch.logp_old, batch.mask, dlogp, adv).items()})
+        else:
+            with torch.no_grad():
+                _, parts = self.spec(batch, self.obj_cfg)
+        out.update({k: float(v.detach()) for k, v in parts.items()})       # every metric the objective returns
+        out.update(batch_metrics(batch, self.spec.name, self.obj_cfg))
+        if correct is not None:
+            out["accuracy"] = float(correct.float().mean())
+        if self.diagnostics:
+            out.update(self._gradient_split(model, window, batch))
+        return out
+
+    def _gradient_split(self, model, window: _Window, batch: PolicyBatch) -> dict[str, float]:
+        """grad/norm, its drive/reg split and approx/grad_cos from the reduced, pre-clip gradient."""
+        params = self._params(model)
+        total = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
+        out = {"grad/norm": _norm(total)}
+        out["grad/response_efficiency"] = response_efficiency(out["grad/norm"], advantages(batch, "centered"))
+        if window.drive is not None:
+            drive = self._mean_over_processes(window.drive)
+            reg = [t - d for t, d in zip(total, drive, strict=True)]
+            nd, nr = _norm(drive), _norm(reg)
+            out["grad/norm_drive"], out["grad/norm_reg"] = nd, nr
+            out["grad/cos_drive_reg"] = _dot(drive, reg) / (nd * nr) if nd * nr > 0 else math.nan
+        if window.twin is not None:
+            twin = self._mean_over_processes(window.twin)
+            na = _norm(twin)
+            out["approx/grad_cos"] = _dot(twin, total) / (na * out["grad/norm"]) if na * out["grad/norm"] > 0 \
+                else math.nan
+        return out
+
+    def _mean_over_processes(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        if self.accelerator.num_processes == 1:
+            return grads
+        flat = self.accelerator.reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="mean")
+        return [t.view_as(g) for t, g in zip(torch.split(flat, [g.numel() for g in grads]), grads, strict=True)]
+
+    # ------------------------------------------------------------------ the toolkit's metrics.jsonl
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        super().log(logs, start_time)
+        if self.metrics_dir is not None and self.model.training and self.accelerator.is_main_process \
+                and "loss" in self.state.log_history[-1]:
+            with open(self.metrics_dir / "metrics.jsonl", "a") as fh:
+                fh.write(json_line(toolkit_row(self.state.log_history[-1])))
+
+
+def toolkit_row(entry: dict) -> dict:
+    """One TRL log entry as a toolkit metrics row: step counted from 0, grad/norm and entropy/mean named as
+    the toolkit names them (when the diagnostics did not already log them); TRL's own keys kept."""
+    row = {"step": int(entry["step"]) - 1, **{k: v for k, v in entry.items() if k != "step"}}
+    if "grad_norm" in row:
+        row.setdefault("grad/norm", row["grad_norm"])
+    if "entropy" in row:
+        row.setdefault("entropy/mean", row["entropy"])
+    return row
+
+
+def _norm(xs: list[torch.Tensor]) -> float:
+    return math.sqrt(sum(float(x.double().pow(2).sum()) for x in xs))
+
+
+def _dot(xs: list[torch.Tensor], ys: list[torch.Tensor]) -> float:
+    return sum(float((x.double() * y.double()).sum()) for x, y in zip(xs, ys, strict=True))
+
+
+# ---------------------------------------------------------------------- pairwise: DPOTrainer
+# DPOConfig fields that define TRL's own DPO loss, with their trl 1.16 defaults.
+DPO_LOSS_FIELDS = {"loss_type": ["sigmoid"], "loss_weights": None, "ld_alpha": None,
+                   "f_divergence_type": "reverse_kl", "label_smoothing": 0.0, "use_weighting": False}
+
+
+class RegistryDPOTrainer(DPOTrainer):
+    """TRL's DPOTrainer with a registry pairwise objective (dpo, ipo, chipo) as its loss.
+
+    The batch is TRL's [chosen; rejected]: pair k is rows (k, N + k); Delta is taken against TRL's reference
+    log-probs (per token, or a precomputed sequence sum spread evenly over the tokens: the registry's sum and
+    mean log-ratios are linear, so they are unchanged). loss_is_scaled_for_ga = False: HF divides by the
+    accumulation steps. Logs every metric the objective returns, averaged over processes.
+    """
+
+    def __init__(self, *args, objective: str = "dpo", objective_config: dict | None = None, **kwargs) -> None:
+        targs = kwargs.get("args") if len(args) < 3 else args[2]
+        self.spec = get(objective)
+        if not self.spec.pairwise:
+            raise ValueError(f"objective {objective} is not pairwise: train it with RegistryGRPOTrainer")
+        self.obj_cfg = self.spec.make_config(**(objective_config or {}))
+        if isinstance(targs, DPOConfig):
+            for name, default in DPO_LOSS_FIELDS.items():
+                if getattr(targs, name, default) != default:
+                    raise ValueError(f"DPOConfig.{name}={getattr(targs, name)!r} has no effect with registry "
+                                     f"objective {objective}; leave it at {default!r}")
+        super().__init__(*args, **kwargs)
+
+    def pair_batch(self, model, inputs) -> PolicyBatch:
+        """PolicyBatch of TRL's [chosen; rejected] batch with per-token policy and reference log-probs."""
+        model_kwargs = {k: v for k, v in inputs.items()
+                        if k not in ("completion_mask", "ref_chosen_logps", "ref_rejected_logps")}
+        model_kwargs["use_cache"] = False
+        mask = inputs["completion_mask"][..., 1:]
+        labels = inputs["input_ids"].masked_fill(inputs["completion_mask"] == 0, -100)
+        outputs = model(**model_kwargs, labels=labels, fused_lm_head=True)
+        logp = outputs.log_probs[:, -mask.size(1):]
+        mask = mask.to(logp.dtype)
+        if self.precompute_ref_logps:
+            ref_sum = torch.cat([inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]]).to(logp.dtype)
+            ref = mask * (ref_sum / mask.sum(-1).clamp_min(1))[:, None]
+        else:
+            ref = torch.cat(self.compute_ref_log_probs_per_token(model_kwargs, labels, mask.size(1)))
+        n = logp.shape[0] // 2
+        idx = torch.arange(n, device=logp.device)
+        return PolicyBatch(logp=logp, logp_old=logp.detach(), mask=mask, group=torch.cat([idx, idx]),
+                           rewards=torch.cat([torch.ones(n), torch.zeros(n)]).to(logp),
+                           logp_ref=ref, chosen=idx, rejected=idx + n,
+                           entropy=outputs.entropy[:, -mask.size(1):].detach())
+
+    def compute_ref_log_probs_per_token(self, model_kwargs, labels, width):
+        if self.ref_model is None:
+            raise ValueError("RegistryDPOTrainer needs a reference model: pass ref_model, or set "
+                             "DPOConfig(precompute_ref_log_probs=True); PEFT adapters as the reference are not supported")
+        with torch.no_grad():
+            out = self.ref_model(**model_kwargs, labels=labels, fused_lm_head=True)
+        return out.log_probs[:, -width:].chunk(2)
+
+    def _compute_loss(self, model, inputs, return_outputs):
+        mode = "train" if self.model.training else "eval"
+        batch = self.pair_batch(model, inputs)
+        loss, parts = self.spec(batch, self.obj_cfg)
+        for k, v in parts.items():
+            self._metrics[mode][k].append(self.accelerator.gather(v.detach().float()).mean().item())
+        ent = (batch.entropy * batch.mask).sum() / batch.mask.sum().clamp_min(1)
+        self._metrics[mode]["entropy/mean"].append(self.accelerator.gather(ent).mean().item())
+        if return_outputs:
+            raise ValueError("RegistryDPOTrainer does not return outputs (TRL deprecates return_outputs)")
+        return loss
