@@ -4,14 +4,18 @@ VENV   ?= .venv
 TORCH  ?= torch==2.13.0
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
+# verl pins transformers below the hf extra, so its tests get their own virtualenv.
+VERL_VENV  ?= .venv-verl
+VERL_PY     = $(VERL_VENV)/bin/python
+VERL_STAMP  = $(VERL_VENV)/.installed
 
-.PHONY: setup run test test-all lint bench clean
+.PHONY: setup run test test-all test-verl lint bench clean runs notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,notebooks,hf]"
+	$(PY) -m pip install -q -e ".[dev,notebooks,hf,trl]"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
@@ -27,14 +31,34 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q
 
+$(VERL_STAMP): pyproject.toml
+	test -x $(VERL_PY) || $(PYTHON) -m venv $(VERL_VENV)
+	$(VERL_PY) -m pip install -q --upgrade pip
+	$(VERL_PY) -m pip install -q "$(TORCH)"
+	$(VERL_PY) -m pip install -q "verl==0.9.1" "$(TORCH)"
+	$(VERL_PY) -m pip install -q -e ".[dev]" "$(TORCH)"
+	touch $(VERL_STAMP)
+
+test-verl: $(VERL_STAMP)
+	$(VERL_PY) -m pytest -q -p no:cacheprovider tests/verl
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+# Retrain every committed LM run (figures/runs/cpu-tiny*, ~15 min on 2 cores), then `opo-theory figures`.
+runs: $(STAMP)
+	PY=$(PY) paper_repro/regen_runs.sh
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_bandit_grid.py
 	$(PY) benchmarks/bench_diagnostics.py
 	$(PY) benchmarks/bench_lm.py
 	$(PY) benchmarks/bench_vs_trl.py    # prints how to install trl when it is missing
+
+# Execute notebooks/*.ipynb in fresh kernels and write them with their outputs (deterministic: a rerun on
+# unchanged code gives identical files).
+notebooks: $(STAMP)
+	$(PY) notebooks/build/make.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,7 +1,11 @@
-"""`opo-theory` command line: one sub-command module per capability.
+"""`opo-theory` command line: one sub-command module per capability, imported only when its command runs.
 
-Each module listed in SUBCOMMANDS exposes ``register(subparsers)`` which adds its parser and sets
-``func`` (a callable taking the parsed namespace and returning an exit code).
+COMMANDS maps each command to the module that fills in its parser and to its one-line help. That module
+has ``configure(name, parser)``, which adds the arguments and sets ``func`` (a callable taking the parsed
+namespace and returning an exit code); it must import nothing heavy at module level (torch, numpy, sympy,
+matplotlib and the implementations are imported inside ``func``), so ``--help``, ``--version`` and
+argument errors cost milliseconds. To add a command: one line here and one branch in its module's
+``configure``.
 """
 
 from __future__ import annotations
@@ -10,12 +14,17 @@ import argparse
 import importlib
 import sys
 
-SUBCOMMANDS = (
-    "opo_theory.claims.cli",      # claims
-    "opo_theory.bandit.cli",      # bandit <experiment>
-    "opo_theory.lm.cli",          # train, compare
-    "opo_theory.figures.cli",     # figures
-)
+from opo_theory import __version__
+
+COMMANDS = {
+    "claims": ("opo_theory.claims.cli", "check every claim of the paper and print the verdicts"),
+    "bandit": ("opo_theory.bandit.cli", "exact toy dynamics on bandits (saturation, grid, ...)"),
+    "train": ("opo_theory.lm.cli", "SFT warm-up (cached) then RL with one registered objective"),
+    "compare": ("opo_theory.lm.cli", "several objectives x seeds from the same SFT policy"),
+    "audit": ("opo_theory.lm.audit_cli", "confidence-resolved gradient audit: K updates per objective from one policy"),
+    "objectives": ("opo_theory.cli", "list the registered objectives: hyperparameters, defaults, formula"),
+    "figures": ("opo_theory.figures.cli", "regenerate figures and tables (paper_repro/ -> figures/)"),
+}
 
 
 class UsageError(ValueError):
@@ -30,25 +39,55 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def selected_command(argv: list[str]) -> str | None:
+    """The command word of ``argv`` (the first argument that is not an option), None without one."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv``: every command is listed, only the selected one (all, for ``argv=None``)
+    gets its arguments, so building it imports only that command's light parser module."""
     parser = Parser(
         prog="opo-theory",
         description="Check claims about RLHF objectives (OPO and baselines), run toy dynamics, "
                     "train a compact LM, regenerate figures.",
     )
+    parser.add_argument("--version", action="version", version=f"opo-theory {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for module_name in SUBCOMMANDS:
-        importlib.import_module(module_name).register(sub)
+    chosen = None if argv is None else selected_command(argv)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if argv is None or name == chosen:
+            importlib.import_module(module_name).configure(name, p)
     return parser
+
+
+def configure(name: str, p: argparse.ArgumentParser) -> None:
+    """``objectives [NAME]``: the registry, described (opo_theory.objectives.describe)."""
+    p.add_argument("name", nargs="?", metavar="NAME", help="one objective in full (default: a line for each)")
+    p.set_defaults(func=run_objectives)
+
+
+def run_objectives(args) -> int:
+    from opo_theory.objectives.describe import describe, overview
+
+    print(overview() if args.name is None else describe(args.name))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one sub-command; bad input (checked before any output is written) gives exit 2 and one line."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         try:
-            args = build_parser().parse_args(argv)
-        except SystemExit as exc:  # --help printed its text
+            args = build_parser(argv).parse_args(argv)
+        except SystemExit as exc:  # --help or --version printed its text
             return exc.code if isinstance(exc.code, int) else 0
         return int(args.func(args) or 0)
     except ValueError as exc:  # bad input: one clear line, no traceback

@@ -1,4 +1,10 @@
-"""Parse `--set key=value` overrides against a function's or dataclass's defaults (typed, validated)."""
+"""Parse `--set key=value` overrides against a function's or dataclass's defaults (typed, validated).
+
+One text form per type, the one ``show_value`` prints (so ``--list-settings`` output can be pasted back):
+true/false for bools, plain numbers and strings, comma lists for tuples (``0.3,0.6,0.9``; the
+bracketed forms ``(0.3, 0.6)`` and ``[0.3, 0.6]`` are accepted too), None for an unset optional value.
+A TOML ``--config`` file holds the same keys with TOML's own types (``settings_from_toml``).
+"""
 
 from __future__ import annotations
 
@@ -32,7 +38,10 @@ def parse_value(text: str, default: Any) -> Any:
         return text.lower() in ("true", "1")
     if isinstance(default, tuple):
         kind = type(default[0]) if default else float
-        return tuple(_finite(kind(x)) for x in text.split(",") if x)
+        inner = text.strip()
+        if len(inner) >= 2 and (inner[0], inner[-1]) in (("(", ")"), ("[", "]")):
+            inner = inner[1:-1]
+        return tuple(_finite(kind(x)) for x in inner.split(",") if x.strip())
     if isinstance(default, (int, float, str)):
         return _finite(type(default)(text))
     try:
@@ -62,3 +71,45 @@ def function_defaults(fn: Callable) -> dict[str, Any]:
     """Keyword defaults of ``fn``."""
     return {k: p.default for k, p in inspect.signature(fn).parameters.items()
             if p.default is not inspect.Parameter.empty}
+
+
+def flatten(groups: list[list[str]] | None) -> list[str]:
+    """``--set a=1 b=2 --set c=3`` (argparse nargs='+' with action='append') -> ['a=1', 'b=2', 'c=3']."""
+    return [pair for group in groups or [] for pair in group]
+
+
+def show_value(value: Any) -> str:
+    """The text form ``parse_value`` reads back: true/false, comma lists, numbers and strings as they are."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (tuple, list)):
+        return ",".join(show_value(v) for v in value)
+    return str(value)
+
+
+def settings_from_toml(path: str) -> list[str]:
+    """A TOML file's keys as ``key=value`` texts (tables nest as ``table.key``), to go before ``--set``'s.
+
+    Values keep their TOML types up to the text form, so they are checked exactly as ``--set`` values are."""
+    import tomllib
+
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as exc:
+        raise ValueError(f"--config {show(path)} cannot be read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"--config {show(path)} is not valid TOML: {exc}") from None
+
+    def pairs(table: dict, prefix: str) -> list[str]:
+        out = []
+        for key, value in table.items():
+            if isinstance(value, dict):
+                out += pairs(value, f"{prefix}{key}.")
+            elif isinstance(value, (list, tuple)) and any(isinstance(v, (dict, list)) for v in value):
+                raise ValueError(f"--config {show(path)}: {prefix}{key} must be a flat list, got {show(value)}")
+            else:
+                out.append(f"{prefix}{key}={show_value(value)}")
+        return out
+
+    return pairs(data, "")

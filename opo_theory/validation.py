@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def _is_number(value: object) -> bool:
@@ -126,7 +129,106 @@ def require_output_file(name: str, path: str | os.PathLike) -> Path:
     if os.path.isdir(text) or text.endswith(os.sep):
         raise ValueError(f"{name} {show(text)} is a directory; expected a file path")
     p = Path(text)
-    require_output_dir(f"the directory of {name}", p.parent)
+    try:
+        require_output_dir(f"the directory of {name}", p.parent)
+    except ValueError as exc:
+        raise ValueError(f"{name} {show(text)}: {exc}") from None
     if len(p.name.encode(errors="surrogateescape")) > 255:
         raise ValueError(f"{name} {show(text)} has a file name longer than 255 bytes")
     return p
+
+
+# ---------------------------------------------------------------- ranges as data
+# A range object checks a value (``check(name, value)``, ValueError as above) and prints itself for
+# ``--list-settings``; config fields carry one in their metadata, so the check and its text share one source.
+
+@dataclass(frozen=True)
+class IntRange:
+    """An integer (not a bool) in [low, high]; high None: no upper limit."""
+
+    low: int
+    high: int | None = None
+
+    def check(self, name: str, value) -> None:
+        require_int(name, value, self.low, self.high)
+
+    def __str__(self) -> str:
+        return f"integer >= {self.low}" if self.high is None else f"integer in [{self.low}, {self.high}]"
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A finite number in the interval from low to high (high may be inf), each end optionally open."""
+
+    low: float
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+
+    def check(self, name: str, value) -> None:
+        if self.high == math.inf and self.low == 0:
+            (require_positive if self.low_open else require_nonnegative)(name, value)
+        else:
+            require_in_range(name, value, self.low, self.high, low_open=self.low_open, high_open=self.high_open)
+
+    def __str__(self) -> str:
+        if self.high == math.inf:
+            return f"> {self.low:g}" if self.low_open else f">= {self.low:g}"
+        return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """One of ``values`` (a sequence, or a function returning one, read when checked)."""
+
+    values: Any
+
+    def allowed(self) -> list:
+        return list(self.values() if callable(self.values) else self.values)
+
+    def check(self, name: str, value) -> None:
+        require_choice(name, value, self.allowed())
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(map(str, self.allowed()))
+
+
+@dataclass(frozen=True)
+class Flag:
+    """true or false (a bool, not 0/1)."""
+
+    def check(self, name: str, value) -> None:
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {show(value)}")
+
+    def __str__(self) -> str:
+        return "true or false"
+
+
+@dataclass(frozen=True)
+class Matches:
+    """A string matching ``pattern`` (fullmatch); ``text`` says what is allowed."""
+
+    pattern: str
+    text: str
+
+    def check(self, name: str, value) -> None:
+        if not isinstance(value, str) or not re.fullmatch(self.pattern, value):
+            raise ValueError(f"unknown {name} {show(value)}; allowed: {self.text}")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Checked:
+    """Whatever ``fn(value)`` accepts (it raises ValueError otherwise); ``text`` says what that is."""
+
+    fn: Callable[[Any], Any]
+    text: str
+
+    def check(self, name: str, value) -> None:
+        self.fn(value)
+
+    def __str__(self) -> str:
+        return self.text

@@ -1,4 +1,4 @@
-"""Fig 8: policy entropy vs step (LM compare runs)."""
+"""Fig 8: policy entropy vs step (LM compare runs; geometric mean and log-space band over seeds)."""
 
 from opo_theory.figures.runs import line_figure
 

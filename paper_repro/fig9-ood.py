@@ -1,12 +1,46 @@
-"""Fig 9: validation accuracy in distribution and out of distribution vs step."""
+"""Fig 9: greedy validation accuracy in distribution and out of distribution vs RL steps, from the SFT policy
+before the first update; "Did RL learn?" as the paired change from that pre-RL point."""
 
-from opo_theory.figures.runs import line_figure
+from __future__ import annotations
+
+import numpy as np
+
+from opo_theory.figures.runs import band_note, curve, exp2_dir, load, metric_range, pre_rl
+from opo_theory.figures.style import colors, new_figure, save_figure
+from opo_theory.io import repo_relative
+from opo_theory.lm.compare import change_verdict, mean_ci95
+
+NAME = "fig9-ood"
+PANELS = (("val/accuracy", "greedy accuracy, held-out train level"), ("val/ood_accuracy", "greedy accuracy, OOD level"))
 
 
 def main(rerun: bool = False):
-    return line_figure("fig9-ood", [("val/accuracy", "greedy accuracy, held-out train level", 1, False),
-                                    ("val/ood_accuracy", "greedy accuracy, OOD level", 1, False)],
-                       "Validation accuracy", rerun)
+    directory = exp2_dir(rerun)
+    runs, start = load(directory), pre_rl(directory)
+    palette = colors(list(runs))
+    fig, axes = new_figure(len(PANELS), 1)
+    data = {"pre_rl": start, "learned": {}}
+    for ax, (key, ylabel) in zip(axes[0], PANELS, strict=True):
+        data[key] = {}
+        for name, seed_rows in runs.items():
+            steps, mean, lo, hi = curve(seed_rows, key)
+            x, lo, hi = steps + 1, *np.clip([lo, hi], *metric_range(key))   # row `step` s: s + 1 updates done
+            before = [r.get(key) for r in start[name]]
+            if all(b is not None for b in before):        # runs without a pre-RL OOD value start at step 1
+                m0, h0 = mean_ci95(before)
+                h0 = 0.0 if np.isnan(h0) else h0
+                x, mean = np.r_[0, x], np.r_[m0, mean]
+                lo, hi = np.r_[max(m0 - h0, 0.0), lo], np.r_[min(m0 + h0, 1.0), hi]
+            ax.plot(x, mean, color=palette[name], label=name, marker=".")
+            ax.fill_between(x, lo, hi, color=palette[name], alpha=0.15, lw=0)
+            data[key][name] = {"step": x.tolist(), "mean": mean.tolist(), "low": lo.tolist(), "high": hi.tolist()}
+            last = [[r[key] for r in rows if r.get(key) is not None][-1] for rows in seed_rows]
+            data["learned"].setdefault(name, {})[key] = change_verdict(before, last, f"{key}, pre-RL -> last evaluation")
+        ax.set(xlabel="RL steps completed (0 = SFT policy before RL)", ylabel=ylabel)
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle(f"Validation accuracy from the pre-RL policy (cpu-tiny LM, {band_note(runs, ['val/accuracy'])})",
+                 fontsize=9)
+    return save_figure(fig, NAME, data, {"runs": repo_relative(directory)})
 
 
 if __name__ == "__main__":

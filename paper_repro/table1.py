@@ -1,30 +1,38 @@
-"""Table 1 (Exp 1): mean reward and grad norm over the last 20 steps, ours (mean ± 95% CI) next to the paper's."""
+"""Table 1 (Exp 1): mean reward and grad norm over the last 20 steps, ours (mean ± 95% CI) next to the paper's,
+and which objectives the runs can tell apart (paired over seeds, across averaging windows)."""
 
 from __future__ import annotations
 
-from opo_theory.figures.runs import compare_dir, describe_setup, load
+from opo_theory.figures.runs import compare_dir, describe_setup, load, reward_is_accuracy
 from opo_theory.figures.style import save_table
 from opo_theory.io import repo_relative
-from opo_theory.lm.compare import mean_ci95, tail_mean
+from opo_theory.lm.compare import mean_ci95, tail_mean, verdict_from_runs
 
 NAME = "table1"
 PAPER = {"grpo": (0.686, 0.61), "gspo": (0.713, 0.50), "dapo": (0.67, 0.22), "opo": (0.756, 0.90)}
-NOTE = ("Ours: {setup}; mean ± 95% t-interval over seeds. Paper: Qwen3-1.7B on MATH Level 3, one seed. "
-        "Grad norms of differently scaled losses are not directly comparable.")
+NOTE = ("Ours: {setup}; mean ± 95% t-interval over seeds; {reward}. Paper: Qwen3-1.7B on MATH Level 3, one seed "
+        "(its released reward adds a length bonus and a repetition penalty, so it is not accuracy). Grad norms "
+        "are pre-clip, of the step's last update; norms of differently scaled losses are not directly comparable.")
 
 
 def main(rerun: bool = False):
     directory = compare_dir(rerun)
+    runs = load(directory)
     table, rows = {}, []
-    for name, seed_rows in load(directory).items():
+    for name, seed_rows in runs.items():
         reward = mean_ci95([tail_mean(r, "reward/mean", 20) for r in seed_rows])
         grad = mean_ci95([tail_mean(r, "grad/norm", 20) for r in seed_rows])
         table[name] = {"reward_last20": reward, "grad_norm_last20": grad, "paper": PAPER.get(name)}
         paper = PAPER.get(name, ("—", "—"))
         rows.append([name, f"{reward[0]:.3f} ± {reward[1]:.3f}", f"{grad[0]:.3f} ± {grad[1]:.3f}",
                      str(paper[0]), str(paper[1])])
+    ranking = {"reward": verdict_from_runs(runs, "reward/mean", "training reward"),
+               "grad_norm": verdict_from_runs(runs, "grad/norm", "pre-clip grad norm")}
     header = ["objective", "reward, last 20 (ours)", "grad norm, last 20 (ours)", "paper reward", "paper grad norm"]
-    return save_table(NAME, header, rows, NOTE.format(setup=describe_setup(directory)), table, {"runs": repo_relative(directory)})
+    reward_note = "reward = accuracy (shaping 0)" if reward_is_accuracy(directory) else "reward includes shaping"
+    note = NOTE.format(setup=describe_setup(directory), reward=reward_note)
+    note += "\n\nRanking: " + "; ".join(v["text"] for v in ranking.values()) + "."
+    return save_table(NAME, header, rows, note, {"table": table, "ranking": ranking}, {"runs": repo_relative(directory)})
 
 
 if __name__ == "__main__":

@@ -65,6 +65,8 @@ def test_conformance_with_trl_losses(model_dir, tmp_path):
         ("dapo", {"adv_eps": 1e-4}, {"loss_type": "dapo", "epsilon_high": 0.28}),
         ("gspo", {"adv_eps": 1e-4}, {"loss_type": "grpo", "importance_sampling_level": "sequence",
                                      "epsilon_low": 3e-4, "epsilon_high": 4e-4}),
+        ("gspo", {"adv_eps": 1e-4, "aggregation": "token-mean"},      # TRL's default loss_type with GSPO
+         {"loss_type": "dapo", "importance_sampling_level": "sequence", "epsilon_low": 3e-4, "epsilon_high": 4e-4}),
         ("grpo", {"adv_eps": 1e-4, "eps_low": 0.1, "eps_high": 0.3},
          {"loss_type": "grpo", "epsilon_low": 0.1, "epsilon_high": 0.3}),
     ]

@@ -184,5 +184,6 @@ def test_a_gpu_preset_without_a_gpu_is_one_line(tmp_path, capsys):
         pytest.skip("a GPU is present")
     assert main(["train", "--objective", "opo", "--preset", "gpu-small", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["opo-theory: error: device 'cuda' requested but CUDA is not available; use --set device=cpu"]
+    assert len(err) == 1 and err[0].startswith("opo-theory: error: preset 'gpu-small' needs a GPU (device 'cuda') and "
+                                               "CUDA is not available; on a CPU use --preset cpu-tiny")
     assert not (tmp_path / "r").exists()

@@ -1,4 +1,4 @@
-"""Objectives under extreme inputs (issue 12, point 4): a seeded fuzz over every registered objective.
+"""Objectives under extreme inputs: a seeded fuzz over every registered objective.
 
 Every (objective, geometry) and (objective, aggregation) combination gets its own deterministic
 stream of small hostile batches: per-token log-ratios up to ±50, sequence log-probs down to -1800,

@@ -127,8 +127,8 @@ def test_compare_writes_only_strict_json(micro, tmp_path, capsys):
     argv = _lm_argv(["compare", "--objectives", "opo,grpo", "--seeds", "1", "--out", str(tmp_path / "cmp")], micro)
     assert main(argv) == 0
     names = {p.relative_to(tmp_path / "cmp").as_posix() for p in check_tree(tmp_path / "cmp")}
-    assert names == {"summary.json", "opo/seed0/config.json", "opo/seed0/metrics.jsonl",
-                     "grpo/seed0/config.json", "grpo/seed0/metrics.jsonl"}
+    assert names == {"summary.json", "opo/seed0/config.json", "opo/seed0/metrics.jsonl", "opo/seed0/pre_rl.json",
+                     "grpo/seed0/config.json", "grpo/seed0/metrics.jsonl", "grpo/seed0/pre_rl.json"}
     summary = strict_loads((tmp_path / "cmp" / "summary.json").read_text())
     assert summary["table"]["opo"]["final_reward"]["ci95"] is None       # one seed: no interval, null
 

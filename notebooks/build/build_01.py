@@ -1,5 +1,7 @@
 from _nb import write
 
+NAME = "01-geometry-and-claims.ipynb"
+
 cells = [
 ("md", r"""
 # 01 · Geometry of the OPO objective, and the paper's claims checked
@@ -10,7 +12,7 @@ This notebook uses only `opo_theory` (no math is re-implemented here):
    Tsallis family that contains all three as special cases / limits (`sympy.limit`).
 2. **Amari's alpha family** of f-divergence generators (`amari_alpha_generator`) and its limits.
 3. **Escort weights** (`escort_weight`): the two ends of the alpha path, and log-affinity in alpha.
-4. The **claims table** from `opo_theory.claims.check_all()` — every statement of spec §4 with a
+4. The **claims table** from `opo_theory.claims.check_all()` — every claim of the paper the package checks, with a
    verdict: *proved* (sympy), *verified* (numerically), *conditional* or *refuted*.
 5. A closer look at two non-trivial verdicts: `log-ratio-error` and `toy-saturation`.
 
@@ -39,7 +41,7 @@ print("small mode:", SMALL)
 
 For a convex $\Psi$, $D_\Psi(x, y) = \Psi(x) - \Psi(y) - \Psi'(y)(x-y)$. Written in the ratio
 $t = \pi/\pi_k$ and anchored at $y = 1$, the pointwise generator $D_\Psi(t, 1)$ integrates under
-$\pi_k$ to a divergence. The expected results (spec eq 16 and the `bregman-chi2` claim):
+$\pi_k$ to a divergence. The expected results (the paper's eq 16 and the `bregman-chi2` claim):
 
 | mirror map | $\Psi(x)$ | generator $D_\Psi(t,1)$ | divergence |
 |---|---|---|---|
@@ -115,7 +117,7 @@ for label, (got, want) in amari_cases.items():
 The unnormalized escort weight (Def 3.1) is $\tilde w_\alpha = \pi_k^{\alpha-1} P^{*\,1-\alpha}$.
 Paper convention: $\alpha \to 1$ is conservative (uniform weights), $\alpha \to 0$ aggressive
 ($P^*/\pi_k$). $\log \tilde w_\alpha$ is affine in $\alpha$ (second derivative zero), which is the
-e-geodesic statement of Prop 3.2. (The released code runs alpha the opposite way — see spec §2.)
+e-geodesic statement of Prop 3.2. (The released code runs alpha the opposite way: its alpha is 1 − the paper's.)
 """),
 ("code", r"""
 pi_k, p_star = sp.symbols("pi_k P^*", positive=True)
@@ -146,7 +148,7 @@ ax.legend(fontsize=8); fig.tight_layout(); plt.show()
 ("md", r"""
 ## 4. All claims, checked
 
-`check_all()` runs every check of spec §4. Each returns a verdict and a detail string that states
+`check_all()` runs every check of the claims catalogue. Each returns a verdict and a detail string that states
 the evidence (and the counterexample if there is one). The table is built by hand (no pandas).
 """),
 ("code", r"""
@@ -217,7 +219,7 @@ ax.legend(fontsize=8); fig.tight_layout(); plt.show()
 the measured loss gap scales like $\delta^2$ while $E[\Delta^3]$ scales like $\delta^3$, so their
 ratio blows up as $\delta \to 0$. The reason is the drive term: $-E[g(v-\Delta)] \approx
 -\tfrac12E[g\Delta^2]$, which is second order whenever the centred drive $g$ is $O(1)$. Reporting
-$E[\Delta^3]$ (spec §7 check 3) therefore does not bound the surrogate's error; the gradients do
+$E[\Delta^3]$ (the paper's surrogate-quality monitor) therefore does not bound the surrogate's error; the gradients do
 agree at $\Delta = 0$ and differ by $O(g\,\delta)$.
 """),
 ("md", r"""
@@ -231,33 +233,21 @@ gradient with respect to $\Delta$ and with respect to the logit $z$, for two dri
 ts = next(r for r in results if r.id == "toy-saturation")
 print("verdict:", ts.verdict)
 print(ts.detail, "\n")
-print(f"Delta is capped at log 2 = {ts.numbers['delta_cap']:.4f} on this toy")
-for key in ("g0.2_mu1", "g1_mu1"):
-    print(f"\n{key}:  {'p':>7} {'|dL/dDelta|':>12} {'|dL/dz|':>12}")
-    for p, v in ts.numbers[key].items():
-        print(f"{'':{len(key)+2}} {p:>7} {v['dL_dDelta']:12.4g} {v['dL_dz']:12.4g}")
-"""),
-("code", r"""
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-for ax, key in zip(axes, ("g0.2_mu1", "g1_mu1")):
-    ps = np.array([float(p) for p in ts.numbers[key]])
-    one_minus_p = 1 - ps
-    ax.loglog(one_minus_p, [v["dL_dDelta"] for v in ts.numbers[key].values()], "o-", label="|dL/dΔ|")
-    ax.loglog(one_minus_p, [v["dL_dz"] for v in ts.numbers[key].values()], "s--", label="|dL/dz|")
-    ax.invert_xaxis(); ax.set_xlabel("1 − p  (confidence grows →)"); ax.set_title(key.replace("_", ", "))
-axes[0].set_ylabel("|gradient|"); axes[0].legend(fontsize=8)
-fig.suptitle("OPO surrogate on the binary toy"); fig.tight_layout(); plt.show()
+print("holds in:", *ts.numbers["holds_in"], sep="\n  ")
+for regime, coords in ts.numbers["below_threshold"].items():
+    for coord, names in coords.items():
+        print(f"{regime:13s} d/d{coord:6s} below the threshold by p_max: {', '.join(names)}")
+split = ts.numbers["opo_fixed_anchor_logit"]["opo"]
+print(f"\nfixed-anchor OPO logit gradient at p_max: drive {split['logit_drive']:.3g}, penalty {split['logit_reg']:.3g} "
+      f"({split['unchosen_penalty_share']:.0%} of the penalty from the unchosen response)")
 """),
 ("md", r"""
-**Reading.** The verdict is *conditional*. In $\Delta$ (or $v$) coordinates OPO's gradient
-$-g + \mu\Delta$ is affine and does not vanish as $p\to1$ — but because $\Delta=\log 2p$ is capped at
-$\log 2$ on this toy it is nowhere near "linear growth in confidence": for $g = 0.2$ it grows only
-once $\Delta > g/\mu$, and for $g=1$ it *falls*. With respect to the logit, every log-probability
-loss carries the softmax factor $(1-p)$, OPO included, so $|dL/dz| \to 0$. Where OPO's gradient does
-grow, it is the χ² penalty's restoring force, not a stronger drive. Notebook 02 looks at the full
-curves for all objectives.
+**Reading.** The verdict depends on the setting (anchoring regime, coordinate, OPO form, DPO β),
+printed above. Where OPO's gradient does survive (fixed anchor, logit coordinate), the split shows
+it is the χ² penalty's restoring force on the unchosen response, not a stronger drive. Notebook 02
+plots the full curves for all objectives.
 """),
 ]
 
 if __name__ == "__main__":
-    print(write("01-geometry-and-claims.ipynb", cells))
+    print(write(NAME, cells))

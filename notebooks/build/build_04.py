@@ -1,25 +1,36 @@
 from _nb import write
 
+NAME = "04-lm-diagnostics.ipynb"
+
 cells = [
 ("md", r"""
 # 04 · LM diagnostics: OPO vs baselines on the tiny CPU language model
 
-This notebook reads the **committed** run logs of the CPU-sized LM comparison
-(`python -m opo_theory compare --preset cpu-tiny --out figures/runs/cpu-tiny`): a small
-character-level GPT, warmed up by SFT on an arithmetic task, then trained with each RL objective
-from the same starting policy, for several seeds. Layout:
+This notebook reads LM run logs — by default the **committed** ones of the CPU-sized comparison
+(`opo-theory compare --preset cpu-tiny --out figures/runs/cpu-tiny`): a small character-level GPT,
+warmed up by SFT on an arithmetic task, then trained with each RL objective from the same starting
+policy, for several seeds. It reads either output layout:
 
 ```
-figures/runs/cpu-tiny/<objective>/seed<k>/metrics.jsonl   one JSON object per training step
-figures/runs/cpu-tiny/summary.json                         per-objective summary over seeds
+compare --out DIR:  DIR/<objective>/seed<k>/metrics.jsonl   one JSON object per training step
+                    DIR/summary.json                         per-objective summary over seeds
+train --out DIR:    DIR/config.json, DIR/metrics.jsonl       one run (one objective, one seed)
 ```
 
-It plots, per objective, the mean over seeds with a min–max band of: training reward, accuracy,
-gradient norm, policy entropy and $E[\Delta^3]$ (the paper's surrogate-quality monitor), and shows
-the summary table. **No data is generated here**: if the logs are missing the notebook stops with
-an error saying how to produce them. Only `glob`/`json` are used to read them (no pandas).
+It plots, per objective, the mean over seeds with a min–max band of: training reward (and accuracy,
+when the reward is not simply the accuracy), gradient norm, policy entropy, $E[\Delta^3]$ (the
+paper's surrogate-quality monitor) and validation accuracy, and shows the summary table. **No data
+is generated here**: if the logs are missing the notebook stops with an error saying how to produce
+them. Only `glob`/`json` are used to read them (no pandas).
 
-Small mode (`OPO_NOTEBOOK_SMALL=1`) changes nothing but the figure size: reading logs is cheap.
+**Environment variables**
+
+| variable | effect | default |
+|---|---|---|
+| `OPO_RUNS_DIR` | the run logs to read: a `train --out` directory or a `compare --out` directory | `figures/runs/cpu-tiny` (committed) |
+| `OPO_NOTEBOOK_SMALL=1` | smaller figures (the test suite's setting; reading logs is cheap either way) | unset |
+
+e.g. `OPO_RUNS_DIR=runs/my-compare jupyter lab notebooks/04-lm-diagnostics.ipynb`.
 """),
 ("code", r"""
 %matplotlib inline
@@ -38,13 +49,13 @@ from opo_theory.lm.compare import SUMMARY_KEYS, run_summary
 
 SMALL = os.environ.get("OPO_NOTEBOOK_SMALL") == "1"
 ROOT = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists()), Path.cwd())
-RUN_DIR = Path(os.environ.get("OPO_LM_RUN_DIR", ROOT / "figures" / "runs" / "cpu-tiny"))
+RUN_DIR = Path(os.environ.get("OPO_RUNS_DIR") or ROOT / "figures" / "runs" / "cpu-tiny")
 REQUIRED = ("step", "reward/mean", "accuracy", "grad/norm", "entropy/mean", "delta/m3")
-print("small mode:", SMALL, "| run dir:", RUN_DIR)
+print("small mode:", SMALL, "| run dir:", os.path.relpath(RUN_DIR, ROOT))     # relative: the same on every clone
 """),
 ("code", r"""
-HOW = ("Produce them with `python -m opo_theory compare --preset cpu-tiny --out figures/runs/cpu-tiny` "
-       "(see README); this notebook only reads logs and never fabricates them.")
+HOW = ("Produce them with `opo-theory compare --out DIR` or `opo-theory train --out DIR` (see README) and point "
+       "OPO_RUNS_DIR at DIR; this notebook only reads logs and never fabricates them.")
 if not RUN_DIR.is_dir():
     raise FileNotFoundError(f"LM run logs not found: {RUN_DIR} does not exist. {HOW}")
 
@@ -59,14 +70,25 @@ def read_jsonl(path):
                     print(f"warning: {path}: line {i + 1} is not valid JSON ({err}); ignored")
     return rows
 
-runs = {}          # objective -> {seed: rows}
-for path in sorted(glob.glob(str(RUN_DIR / "*" / "seed*" / "metrics.jsonl"))):
-    objective, seed = Path(path).parts[-3], Path(path).parts[-2]
-    rows = read_jsonl(path)
-    if rows:
-        runs.setdefault(objective, {})[seed] = rows
-if not runs:
-    raise FileNotFoundError(f"{RUN_DIR} holds no <objective>/seed<k>/metrics.jsonl with any rows. {HOW}")
+SINGLE = (RUN_DIR / "config.json").is_file()     # a `train` run; else a `compare` directory
+runs = {}          # objective (or variant label) -> {seed: rows}
+if SINGLE:
+    config = json.loads((RUN_DIR / "config.json").read_text())["config"]
+    runs[config["objective"]] = {f"seed{config['seed']}": read_jsonl(RUN_DIR / "metrics.jsonl")}
+    print(f"one `train` run: {config['objective']} seed {config['seed']}, preset {config['preset']}")
+else:
+    summary_path = RUN_DIR / "summary.json"
+    labels = {}    # run directory name -> label (variants have their own directory names)
+    if summary_path.exists():
+        labels = {d: label for label, d in json.loads(summary_path.read_text()).get("run_dirs", {}).items()}
+    for path in sorted(glob.glob(str(RUN_DIR / "*" / "seed*" / "metrics.jsonl"))):
+        name, seed = Path(path).parts[-3], Path(path).parts[-2]
+        rows = read_jsonl(path)
+        if rows:
+            runs.setdefault(labels.get(name, name), {})[seed] = rows
+if not any(rows for seeds in runs.values() for rows in seeds.values()):
+    raise FileNotFoundError(f"{RUN_DIR} holds no metrics.jsonl with any rows (neither a train run nor "
+                            f"<objective>/seed<k>/metrics.jsonl). {HOW}")
 
 for objective, seeds in runs.items():
     for seed, rows in seeds.items():
@@ -114,21 +136,25 @@ def band(ax, key, title, yscale=None):
         marker = dict(marker="o", ms=3) if len(steps) < 30 else {}     # sparse series (evaluations)
         ax.plot(steps, mean, color=color, lw=1.6, label=f"{objective} (n={vals.shape[0]})", **marker)
         ax.fill_between(steps, np.nanmin(vals, 0), np.nanmax(vals, 0), color=color, alpha=0.2, lw=0)
-    ax.set_title(title, fontsize=10); ax.set_xlabel("step")
+    ax.set_title(title, fontsize=10)
     if yscale == "symlog":
         ax.set_yscale("symlog", linthresh=1e-2)
     elif yscale:
         ax.set_yscale(yscale)
 """),
 ("code", r"""
-PANELS = [("reward/mean", "training reward (mean over the batch)", None),
-          ("accuracy", "training accuracy", None),
-          ("grad/norm", "gradient norm (before clipping)", "log"),
-          ("entropy/mean", "policy entropy", None),
-          ("delta/m3", "E[Δ³] (sequence log-ratio)", "symlog")]
-has_val = any("val/accuracy" in r for seeds in runs.values() for rows in seeds.values() for r in rows)
-if has_val:
-    PANELS.append(("val/accuracy", "validation accuracy (logged every few steps)", None))
+reward_is_accuracy = all(r["reward/mean"] == r["accuracy"]
+                         for seeds in runs.values() for rows in seeds.values() for r in rows)
+PANELS = [("reward/mean", "training reward = accuracy (no shaping)" if reward_is_accuracy
+           else "training reward (mean over the batch)", None)]
+if not reward_is_accuracy:         # with shaping, reward and accuracy differ: both panels
+    PANELS.append(("accuracy", "training accuracy (sampled)", None))
+PANELS += [("grad/norm", "gradient norm (before clipping)", "log"),
+           ("entropy/mean", "policy entropy (nats per token)", None),
+           ("delta/m3", "E[Δ³] (sequence log-ratio), dotted ±0.1", "symlog")]
+logged = {k for seeds in runs.values() for rows in seeds.values() for r in rows for k in r}
+PANELS += [(k, t, None) for k, t in (("val/accuracy", "greedy validation accuracy (train level)"),
+                                     ("val/ood_accuracy", "greedy OOD accuracy (held-out level)")) if k in logged]
 ncol = 3
 nrow = math.ceil(len(PANELS) / ncol)
 size = (12, 3.2 * nrow) if SMALL else (16, 4.2 * nrow)
@@ -141,27 +167,39 @@ for level in (0.1, -0.1):
     m3_ax.axhline(level, color="k", ls=":", lw=1)      # the paper's |E[Delta^3]| = 0.1 threshold
 for ax in axes[len(PANELS):]:
     ax.axis("off")
-axes[0].legend(fontsize=8)
-fig.suptitle(f"{RUN_DIR.name}: mean over seeds, band = min–max", y=1.0)
-fig.tight_layout(); plt.show()
+for ax in axes[:len(PANELS)]:
+    ax.set_xlabel("RL step")
+handles, names = axes[0].get_legend_handles_labels()
+fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False, fontsize=9)
+fig.suptitle(f"{RUN_DIR.name}: " + ("one run" if SINGLE else "mean over seeds, band = min–max over seeds"))
+fig.tight_layout(rect=(0, 0.05, 1, 1)); plt.show()
 """),
 ("md", r"""
-## Summary table (`summary.json`)
+## Summary table
 
-`summary.json` is written by `opo_theory.lm.compare` at the end of the comparison: for each
-objective and statistic, the mean over seeds and the half-width of its 95% t-interval. The
-statistics (from `SUMMARY_KEYS`) are tail means over the last steps (or the last evaluation).
-Below it we recompute the same statistics from the logs with the package's own `run_summary` to
-check that the summary matches the committed logs.
+For a `compare` directory this is its `summary.json`, written by `opo_theory.lm.compare` at the end
+of the comparison: for each objective and statistic, the mean over seeds and the half-width of its
+95% t-interval. The statistics (from `SUMMARY_KEYS`) are tail means over the last steps (or the last
+evaluation). Below it we recompute the same statistics from the logs with the package's own
+`run_summary` to check that the summary matches the logs. For a single `train` run (or a comparison
+that has not written its summary yet) the table is computed here from the logs with `run_summary`;
+one seed has no interval.
 """),
 ("code", r"""
 summary_path = RUN_DIR / "summary.json"
-if not summary_path.exists():
-    raise FileNotFoundError(f"{summary_path} is missing: the comparison has not finished writing its summary. {HOW}")
-summary = json.loads(summary_path.read_text())
-table = summary["table"]
-print("preset:", summary.get("preset"), "| seeds:", summary.get("seeds"), "| objectives:", summary.get("objectives"),
-      "| settings:", summary.get("settings"))
+FROM_SUMMARY = not SINGLE and summary_path.exists()
+if FROM_SUMMARY:
+    summary = json.loads(summary_path.read_text())
+    table = summary["table"]
+    print("summary.json | preset:", summary.get("preset"), "| seeds:", summary.get("seeds"),
+          "| objectives:", summary.get("objectives"), "| settings:", summary.get("settings"))
+else:
+    from opo_theory.lm.compare import mean_ci95
+    table = {}
+    for name, seeds in runs.items():
+        per_seed = [run_summary(rows) for _, rows in sorted(seeds.items())]
+        table[name] = {c: dict(zip(("mean", "ci95"), mean_ci95([p[c] for p in per_seed]))) for c in SUMMARY_KEYS}
+    print("computed from metrics.jsonl" + ("" if SINGLE else " (no summary.json yet: the comparison is unfinished)"))
 cols = [c for c in SUMMARY_KEYS if any(c in row for row in table.values())]
 fmt = lambda cell: "n/a" if not finite(cell.get("mean")) else (
     f"{cell['mean']:.3g}" + (f" ± {cell['ci95']:.2g}" if finite(cell.get("ci95")) else ""))
@@ -175,7 +213,7 @@ display(HTML(f"<table><thead><tr><th>objective</th>{head}</tr></thead><tbody>{bo
 ("code", r"""
 # Recompute from the logs with the package's run_summary and compare with summary.json.
 worst = 0.0
-for name, row in table.items():
+for name, row in table.items() if FROM_SUMMARY else ():
     if name not in runs:
         print(f"warning: {name} is in summary.json but has no logs under {RUN_DIR}")
         continue
@@ -188,12 +226,13 @@ for name, row in table.items():
             worst = max([worst, *diffs])
         else:
             print(f"warning: {name}/{c}: summary has {len(stored)} seeds, logs have {len(logged)}")
-print(f"largest |summary.json - recomputed from metrics.jsonl| over all per-seed statistics: {worst:.3g}")
+print(f"largest |summary.json - recomputed from metrics.jsonl| over all per-seed statistics: {worst:.3g}"
+      if FROM_SUMMARY else "nothing to check: the table above was computed from the logs")
 """),
 ("code", r"""
 # Which objective ends highest on each headline statistic, and is the lead outside the seed noise?
-for c in ("final_reward", "final_accuracy", "val_accuracy"):
-    if c not in cols:
+for c in ("final_reward", "final_accuracy", "val_accuracy", "ood_accuracy"):
+    if c not in cols or (c == "final_accuracy" and reward_is_accuracy):      # the same numbers as final_reward
         continue
     entries = [(name, row[c]["mean"], row[c].get("ci95")) for name, row in table.items() if finite(row[c]["mean"])]
     if not entries:
@@ -241,7 +280,7 @@ reproduce the paper's OPO advantage; it does not refute it either (tiny model, f
 ## How to read these curves
 
 * **Reward vs accuracy.** With the task's shaping off, reward equals accuracy; with shaping on,
-  "mean reward" is not accuracy (the same caveat applies to the paper's numbers, spec §5).
+  "mean reward" is not accuracy (the same caveat applies to the paper's reported rewards).
 * **Gradient norms are not comparable across objectives.** Each loss has its own scale (OPO's
   sequence-level $-g\Delta + \tfrac{\mu}{2}\Delta^2$ vs token-level clipped ratios), so a larger OPO
   gradient norm — the paper's "gradient response efficiency" argument — says nothing by itself
@@ -258,4 +297,4 @@ reproduce the paper's OPO advantage; it does not refute it either (tiny model, f
 ]
 
 if __name__ == "__main__":
-    print(write("04-lm-diagnostics.ipynb", cells))
+    print(write(NAME, cells))

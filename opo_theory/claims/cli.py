@@ -1,19 +1,19 @@
-"""`opo-theory claims`: run the claim checks and print a table, JSON or markdown."""
+"""`opo-theory claims`: run the claim checks and print a table, JSON or markdown.
+
+Only the selected claims are checked (``--id``), one at a time as they are printed; the catalogue and its
+check modules (sympy, numpy) are imported when the command runs, not when its parser is built.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import shutil
 import sys
 import textwrap
 
-from opo_theory.claims.catalogue import check_all, get_claim
-from opo_theory.io import dumps_json
-
-COLUMNS = ("id", "source", "statement", "verdict", "detail")
+VERDICT_WIDTH = 11     # longest verdict: 'conditional'
 
 
-def register(sub) -> None:
-    p = sub.add_parser("claims", help="check every claim of the paper and print the verdicts")
+def configure(name: str, p) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON list of {id, source, statement, verdict, detail, numbers}")
     fmt.add_argument("--markdown", action="store_true", help="markdown table (id, source, verdict, detail)")
@@ -22,10 +22,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    for claim_id in args.ids or []:
-        get_claim(claim_id)          # unknown id -> ValueError before any check runs
+    import dataclasses
+
+    from opo_theory.claims.catalogue import catalogue, get_claim
+    from opo_theory.io import dumps_json
+
+    claims = [get_claim(i) for i in (args.ids or catalogue())]     # unknown id -> ValueError before any check
     try:
-        results = check_all(args.ids)
+        results = [c.run() for c in claims]
     except Exception as exc:  # a check that errors is a defect, not a verdict
         print(f"opo-theory claims: a check raised {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -36,16 +40,24 @@ def run(args) -> int:
         for r in results:
             print(f"| `{r.id}` | {r.source} | **{r.verdict}** | {r.detail.replace('|', '/')} |")
     else:
-        print_table(results)
+        print(table(results, shutil.get_terminal_size((100, 24)).columns))
     return 0
 
 
-def print_table(results) -> None:
-    counts = {}
+def table(results, width: int = 100) -> str:
+    """A header, one row per claim (id, source, verdict, detail wrapped to ``width`` columns), and the counts."""
+    id_w = max([len("claim")] + [len(r.id) for r in results])
+    src_w = min(18, max([len("source")] + [len(r.source) for r in results]))
+    indent = id_w + src_w + VERDICT_WIDTH + 3
+    detail_w = max(20, min(width, 120) - indent - 1)
+    lines = [f"{'claim':{id_w}} {'source':{src_w}} {'verdict':{VERDICT_WIDTH}} detail",
+             f"{'-' * id_w} {'-' * src_w} {'-' * VERDICT_WIDTH} {'-' * min(detail_w, 40)}"]
+    counts: dict[str, int] = {}
     for r in results:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
-        lines = textwrap.wrap(r.detail, 88) or [""]
-        print(f"{r.id:22s} {r.verdict:12s} {lines[0]}")
-        for line in lines[1:]:
-            print(f"{'':35s} {line}")
-    print("\n" + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) + f" ({len(results)} claims)")
+        source = textwrap.shorten(r.source, src_w, placeholder="~")
+        detail = textwrap.wrap(r.detail, detail_w) or [""]
+        lines.append(f"{r.id:{id_w}} {source:{src_w}} {r.verdict:{VERDICT_WIDTH}} {detail[0]}")
+        lines += [f"{'':{indent}}{line}" for line in detail[1:]]
+    lines.append("\n" + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) + f" ({len(results)} claims)")
+    return "\n".join(lines)

@@ -1,4 +1,4 @@
-"""`opo-theory figures`: list or regenerate the paper's figures and tables."""
+"""`opo-theory figures`: list or regenerate the paper's figures and tables (matplotlib imported on run)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,25 @@ import sys
 import time
 from pathlib import Path
 
-from opo_theory.figures import catalogue
-from opo_theory.figures.style import FIGURES_DIR
-from opo_theory.validation import require_output_dir, show
 
-
-def register(sub) -> None:
-    p = sub.add_parser("figures", help="regenerate figures and tables (paper_repro/ -> figures/)")
+def configure(name: str, p) -> None:
     p.add_argument("names", nargs="*", metavar="NAME", help="artifacts to build (default: all)")
     p.add_argument("--list", action="store_true", help="list the artifacts and exit")
     p.add_argument("--out", metavar="DIR", help="write the artifacts to DIR instead of figures/ (the report "
                                                 "then writes DIR/REPORT.md instead of REPORT.md)")
     p.add_argument("--rerun", action="store_true",
                    help="recompute LM runs instead of reading the committed logs in figures/runs/")
+    p.add_argument("--runs", metavar="DIR", help="draw the LM figures and tables from your own `compare --out DIR` "
+                                                 "instead of the committed logs (default output DIR/figures; "
+                                                 "without NAMEs, every artifact that reads LM runs but the report)")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from opo_theory.figures import catalogue
+    from opo_theory.figures.style import FIGURES_DIR
+    from opo_theory.validation import require_output_dir, show
+
     names = catalogue.artifact_names()
     if args.list:
         for name in names:
@@ -31,17 +33,53 @@ def run(args) -> int:
     for name in args.names:  # validate every name and the output directory before any work starts
         if name not in names:
             raise ValueError(f"unknown figure {show(name)}; allowed: {', '.join(names)}")
-    selected = [n for n in names if n in args.names] if args.names else names    # catalogue order: report last
-    out = FIGURES_DIR if args.out is None else Path(require_output_dir("--out", args.out))
+    runs = lm_runs(args, names) if args.runs is not None else None
+    pool = names if runs is None else runs[1]
+    selected = [n for n in names if n in args.names] if args.names else pool    # catalogue order: report last
+    default_out = FIGURES_DIR if runs is None else runs[0] / "figures"
+    out = default_out if args.out is None else Path(require_output_dir("--out", args.out))
     for name in selected:
         missing = [r for r in catalogue.requires(name) if r not in selected and not (out / f"{r}.json").exists()]
         if missing:
             raise ValueError(f"figure {name!r} reads {', '.join(missing)}, which {out} does not hold; "
                              f"build them too (e.g. opo-theory figures {' '.join(missing)} {name} --out {out})")
-    for i, name in enumerate(selected, 1):
-        start = time.perf_counter()
-        paths = catalogue.build(name, rerun=args.rerun, out=out)
-        print(f"[{i}/{len(selected)}] {name}: {', '.join(p.name for p in paths)} "
-              f"({time.perf_counter() - start:.1f} s)", flush=True)
-        sys.stdout.flush()
+    from opo_theory.figures.source import reading_runs
+
+    print(f"figures: {len(selected)} artifact(s) into {out}" + ("" if runs is None else f", LM runs read from {runs[0]}"),
+          file=sys.stderr, flush=True)
+    with reading_runs(None if runs is None else runs[0]):
+        for i, name in enumerate(selected, 1):
+            start = time.perf_counter()
+            try:
+                paths = catalogue.build(name, rerun=args.rerun, out=out)
+            except KeyboardInterrupt as exc:
+                import shlex
+
+                where = getattr(exc, "where", f"{name} ({i} of {len(selected)})")
+                again = ["opo-theory", "figures", *args.names, *(["--out", args.out] if args.out else []),
+                         *(["--runs", args.runs] if args.runs else []), *(["--rerun"] if args.rerun else [])]
+                print(f"opo-theory: interrupted at {where}; "
+                      + ("the LM runs done so far are kept, " if args.rerun else "")
+                      + f"the same command continues: {shlex.join(again)}", file=sys.stderr, flush=True)
+                return 130
+            print(f"[{i}/{len(selected)}] {name}: {', '.join(p.name for p in paths)} "
+                  f"({time.perf_counter() - start:.1f} s)", flush=True)
+            sys.stdout.flush()
     return 0
+
+
+def lm_runs(args, names: list[str]) -> tuple[Path, list[str]]:
+    """``--runs DIR``: the compare directory and the artifacts drawn from it (those reading LM runs, but the
+    report, which describes the committed runs); ValueError for --rerun or a NAME that does not read them."""
+    from opo_theory.figures import catalogue
+    from opo_theory.figures.source import reads_runs, require_compare_dir
+
+    if args.rerun:
+        raise ValueError("--runs and --rerun exclude each other: --runs draws DIR's logs, --rerun trains new ones")
+    directory = require_compare_dir(args.runs)
+    drawn = [n for n in names if n != catalogue.REPORT and reads_runs(catalogue.load_artifact(n))]
+    other = [n for n in args.names if n not in drawn]
+    if other:
+        raise ValueError(f"--runs: {', '.join(other)} do(es) not draw from LM runs; with --runs name only "
+                         f"{', '.join(drawn)}")
+    return directory, drawn

@@ -1,98 +1,218 @@
-"""LM run logs for figures: load a `compare` directory and reduce curves over seeds (mean, 95% band)."""
+"""LM run logs for figures: load a `compare` directory and reduce curves over seeds (mean and 95% band;
+positive quantities get a log-space band, which cannot reach zero)."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 
-from opo_theory.figures.style import FIGURES_DIR, color
+from opo_theory.figures.style import FIGURES_DIR, colors
 from opo_theory.io import repo_relative
-from opo_theory.lm.compare import mean_ci95, read_metrics
+from opo_theory.lm.compare import mean_ci95, mean_ci95_log, read_metrics
 
 RUNS_DIR = FIGURES_DIR / "runs" / "cpu-tiny"
+SCARCE_DIR = FIGURES_DIR / "runs" / "cpu-tiny-scarce"     # Exp 2's data-scarce runs (paper_repro/regen_runs.sh)
+LONG_DIR = FIGURES_DIR / "runs" / "cpu-tiny-long"         # optional >= 200-step runs (regen_runs.sh with LONG=1)
 RERUN_DIR = Path("runs") / "figures-rerun" / "cpu-tiny"
 OBJECTIVES = ("opo", "grpo", "dapo", "gspo", "dr-grpo")
+PRE_RL_FILE = "pre_rl.json"         # written by the trainer before the first update (opo_theory.lm.trainer.PRE_RL)
+# The trainer's norm of the update actually applied, theta_after - theta_before (after clipping and AdamW);
+# one constant, so a rename is one edit.
+APPLIED_KEY = "grad/update_norm"     # docs/metrics.md: the parameter step actually applied
 
 
 def compare_dir(rerun: bool) -> Path:
-    """The committed logs, or (``rerun``) a fresh `compare` run with the same settings."""
+    """The `compare` output chosen by ``figures --runs`` (opo_theory.figures.source), else the committed logs,
+    or (``rerun``) a fresh `compare` run with the same settings."""
+    from opo_theory.figures.source import chosen_runs, rerun_once
+
+    if chosen_runs() is not None:
+        return chosen_runs()
     if not rerun:
         if not (RUNS_DIR / "summary.json").exists():
             raise ValueError(f"no committed LM logs at {RUNS_DIR}; run `opo-theory figures --rerun`")
         return RUNS_DIR
-    from opo_theory.lm.compare import compare
-    compare(list(OBJECTIVES), 3, "cpu-tiny", RERUN_DIR, resume=True, quiet=True)
-    return RERUN_DIR
+    return rerun_once(RERUN_DIR, OBJECTIVES)
+
+
+def committed(directory: Path, rerun: bool) -> bool:
+    """True when the figures read the committed logs (no --runs, no --rerun) and ``directory`` holds a compare."""
+    from opo_theory.figures.source import chosen_runs
+
+    return not rerun and chosen_runs() is None and (directory / "summary.json").exists()
+
+
+def exp2_dir(rerun: bool) -> Path:
+    """Exp 2 (Table 2, Fig 9): the committed data-scarce runs when they exist, else compare_dir's runs."""
+    return SCARCE_DIR if committed(SCARCE_DIR, rerun) else compare_dir(rerun)
+
+
+def summary_of(directory: Path) -> dict:
+    return json.loads((directory / "summary.json").read_text())
+
+
+def run_dir(directory: Path, label: str) -> Path:
+    """Directory of one objective or variant (summary.json's run_dirs; older runs: the label itself)."""
+    return directory / summary_of(directory).get("run_dirs", {}).get(label, label)
 
 
 def load(directory: Path) -> dict[str, list[list[dict]]]:
-    """{objective: [rows of seed 0, rows of seed 1, ...]} from out/<objective>/seed<k>/metrics.jsonl."""
-    summary = json.loads((directory / "summary.json").read_text())
-    return {o: [read_metrics(directory / o / f"seed{s}" / "metrics.jsonl") for s in range(summary["seeds"])]
+    """{objective: [rows of seed 0, rows of seed 1, ...]} from out/<run dir>/seed<k>/metrics.jsonl."""
+    summary = summary_of(directory)
+    return {o: [read_metrics(run_dir(directory, o) / f"seed{s}" / "metrics.jsonl") for s in range(summary["seeds"])]
             for o in summary["objectives"]}
+
+
+def seed_config(directory: Path, label: str, seed: int = 0) -> dict:
+    return json.loads((run_dir(directory, label) / f"seed{seed}" / "config.json").read_text())
+
+
+def pre_rl(directory: Path) -> dict[str, list[dict]]:
+    """{objective: [pre-RL evaluation of seed 0, ...]}: the trainer's pre_rl.json; for runs logged before it
+    existed, what the logs still hold: the SFT warm-up's last greedy val accuracy (the cached policy is the one
+    it evaluated when it stopped at an evaluation step) and step 0's sampled accuracy (its rollouts come from
+    the policy before the first update). ``source`` says which."""
+    summary = summary_of(directory)
+    out = {}
+    for o in summary["objectives"]:
+        rows = []
+        for s in range(summary["seeds"]):
+            path = run_dir(directory, o) / f"seed{s}" / PRE_RL_FILE
+            if path.exists():
+                rows.append({**json.loads(path.read_text()), "source": "pre_rl.json"})
+                continue
+            record = seed_config(directory, o, s)
+            sft, c = record["sft"], record["config"]
+            evaluated = bool(sft.get("sft_steps")) and sft["sft_steps"] % c["sft_eval_every"] == 0   # SFT stops
+            # only at evaluation steps, and at sft_max_steps, which is evaluated when a multiple of sft_eval_every
+            first = read_metrics(run_dir(directory, o) / f"seed{s}" / "metrics.jsonl")[0]
+            rows.append({"val/accuracy": sft["sft_val_accuracy"] if evaluated else None, "val/ood_accuracy": None,
+                         "train/sampled_accuracy": first["accuracy"], "source": "sft-info+step0"})
+        out[o] = rows
+    return out
+
+
+def positive(key: str) -> bool:
+    """Metrics that are > 0 by construction (norms, entropies, efficiency, max|Delta|): log-space bands."""
+    return key.startswith(("grad/norm", "entropy/", "grad/response_efficiency", "delta/abs_max")) or key == APPLIED_KEY
 
 
 def describe_setup(directory: Path) -> str:
     """One line on what the logged runs are, read from their config.json (preset, model, task, schedule)."""
-    summary = json.loads((directory / "summary.json").read_text())
-    objective = summary["objectives"][0]
-    c = json.loads((directory / objective / "seed0" / "config.json").read_text())["config"]
+    summary = summary_of(directory)
+    c = seed_config(directory, summary["objectives"][0])["config"]
     model = c.get("model", "char-gpt")         # runs logged before hf models existed have no model field
     model = f"char GPT ({c['n_layer']} layers x {c['n_embd']} wide)" if model == "char-gpt" else f"`{model}`"
+    data = ""
+    if c.get("train_fraction", 1.0) < 1.0 or c.get("prompt_sampling", "replacement") == "epochs":
+        n = max(1, round(c.get("train_fraction", 1.0) * c["pool_size"]))
+        data = (f", {n} training problems ({c.get('train_fraction', 1.0):g} of the pool) drawn "
+                + ("without replacement, " if c.get("prompt_sampling") == "epochs" else "with replacement, ")
+                + f"{c['prompts_per_step'] * c['steps'] / n:.1f} epochs")
     return (f"`{c['preset']}` {model} on arithmetic, train level "
             f"{c['train_level']}, OOD = held-out level {c['ood_level']}, {summary['seeds']} seeds, {c['steps']} RL "
             f"steps of {c['prompts_per_step']} prompts x {c['group_size']} responses, {c['ppo_epochs']} PPO epochs x "
-            f"{c['minibatches']} mini-batches")
+            f"{c['minibatches']} mini-batches{data}")
 
 
-def curve(seed_rows: list[list[dict]], key: str, smooth: int = 1):
-    """(steps, mean, low, high) of ``key`` over seeds at the steps where every seed logged it."""
+def reward_is_accuracy(directory: Path) -> bool:
+    """True when every run's reward is exactly its accuracy: no partial credit (shaping 0) and no overlong penalty."""
+    summary = summary_of(directory)
+    cfgs = [seed_config(directory, o, s)["config"] for o in summary["objectives"] for s in range(summary["seeds"])]
+    return all(c["shaping"] == 0 and not c.get("overlong_buffer", 0) for c in cfgs)
+
+
+def reward_label(directory: Path, smooth: int) -> str:
+    """The y label of a reward axis: says when the reward is the accuracy."""
+    what = "reward = accuracy (shaping 0)" if reward_is_accuracy(directory) else "mean reward"
+    return what + (f" ({smooth}-step moving average)" if smooth > 1 else "")
+
+
+def band(values: list[float], log: bool) -> tuple[float, float, float]:
+    """(centre, low, high) over seeds: mean and t-interval, or (``log``) geometric mean and log-space t-interval.
+    With one seed the band is the value itself."""
+    if log:
+        m, lo, hi = mean_ci95_log(values)
+    else:
+        m, h = mean_ci95(values)
+        lo, hi = m - h, m + h
+    return (m, m, m) if math.isnan(lo) else (m, lo, hi)
+
+
+def curve(seed_rows: list[list[dict]], key: str, smooth: int = 1, log: bool = False):
+    """(steps, centre, low, high) of ``key`` over seeds at the steps where every seed logged it."""
     by_step: dict[int, list[float]] = {}
     for rows in seed_rows:
         vals = [(r["step"], r[key]) for r in rows if key in r and r[key] is not None]
+        if smooth > 1 and len(vals) < smooth:      # no full window: no smoothed point
+            vals = []
         if smooth > 1 and vals:
             ys = np.convolve([v for _, v in vals], np.ones(smooth) / smooth, mode="valid")
             vals = list(zip([s for s, _ in vals][smooth - 1:], ys, strict=True))
         for s, v in vals:
             by_step.setdefault(s, []).append(float(v))
     steps = sorted(s for s, v in by_step.items() if len(v) == len(seed_rows))
-    stats = [mean_ci95(by_step[s]) for s in steps]
-    mean = np.array([m for m, _ in stats])
-    half = np.nan_to_num(np.array([h for _, h in stats]))
-    return np.array(steps), mean, mean - half, mean + half
+    stats = np.array([band(by_step[s], log) for s in steps]).reshape(-1, 3)
+    return np.array(steps), stats[:, 0], stats[:, 1], stats[:, 2]
 
 
-def plot_metric(ax, runs: dict, key: str, ylabel: str, smooth: int = 1,
-                clip: tuple[float, float] | None = None) -> dict:
-    """One line per objective with its 95% band (band clipped to ``clip``); returns the plotted numbers."""
+def plot_metric(ax, runs: dict, key: str, ylabel: str, smooth: int = 1, log: bool | None = None,
+                clip: tuple[float, float] | None = None, style: str = "-", suffix: str = "",
+                palette: dict[str, str] | None = None) -> dict:
+    """One line per objective with its 95% band (log-space for positive metrics unless ``log`` says otherwise;
+    a linear band clipped to ``clip``, the metric's range); returns the plotted numbers."""
+    log = positive(key) if log is None else log
+    palette = palette or colors(list(runs))
     data = {}
     for name, seed_rows in runs.items():
-        steps, mean, lo, hi = curve(seed_rows, key, smooth)
+        steps, mean, lo, hi = curve(seed_rows, key, smooth, log)
         if len(steps) == 0:
             continue
-        if clip is not None:    # a t-band can leave the metric's range (negative norms, |cos| > 1)
+        if clip is not None and not log:    # a linear t-band can leave the metric's range (fractions)
             lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
-        ax.plot(steps, mean, color=color(name), label=name)
-        ax.fill_between(steps, lo, hi, color=color(name), alpha=0.18, lw=0)
-        data[name] = {"step": steps.tolist(), "mean": mean.tolist(), "low": lo.tolist(), "high": hi.tolist()}
+        ax.plot(steps, mean, style, color=palette[name], label=name + suffix)
+        ax.fill_between(steps, lo, hi, color=palette[name], alpha=0.15, lw=0)
+        data[name] = {"step": steps.tolist(), "mean": mean.tolist(), "low": lo.tolist(), "high": hi.tolist(),
+                      "band": "geometric mean, log-space 95% t-interval" if log else "mean, 95% t-interval"}
     ax.set_xlabel("RL step")
     ax.set_ylabel(ylabel)
     return data
+
+
+def set_log(ax) -> None:
+    """Log y axis when the panel has a positive value to show (a panel left empty by short runs stays linear)."""
+    from matplotlib.collections import PathCollection
+
+    ys = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()]
+    ys += [np.asarray(c.get_offsets(), dtype=float).reshape(-1, 2)[:, 1] for c in ax.collections
+           if isinstance(c, PathCollection)]                          # scatter points
+    if any(((y > 0) & np.isfinite(y)).any() for y in ys):
+        ax.set_yscale("log")
 
 
 def metric_range(key: str) -> tuple[float, float] | None:
     """The range a metric cannot leave (fractions in [0, 1], norms and entropies >= 0), else None."""
     if key in ("accuracy", "val/accuracy", "val/ood_accuracy") or key.startswith("clip/"):
         return (0.0, 1.0)
-    if key.startswith(("grad/norm", "entropy/", "grad/response_efficiency")):
+    if positive(key):
         return (0.0, np.inf)
     return None
 
 
-def line_figure(name: str, panels: list[tuple[str, str, int, bool]], title: str, rerun: bool):
-    """One panel per (metric key, y label, smoothing window, log y) from the compare runs; saved as ``name``."""
+def band_note(runs: dict, keys: list[str]) -> str:
+    """Caption text for the bands drawn."""
+    seeds = len(next(iter(runs.values())))
+    kinds = {"geometric mean, log-space 95% t-band" if positive(k) else "mean, 95% t-band" for k in keys}
+    return f"{' / '.join(sorted(kinds))} over {seeds} seeds"
+
+
+def line_figure(name: str, panels: list[tuple[str, str, int, bool]], title: str, rerun: bool,
+                extra=None):
+    """One panel per (metric key, y label, smoothing window, log y) from the compare runs; saved as ``name``;
+    ``extra(runs)`` adds computed entries to the JSON."""
     from opo_theory.figures.style import new_figure, save_figure
 
     directory = compare_dir(rerun)
@@ -100,9 +220,11 @@ def line_figure(name: str, panels: list[tuple[str, str, int, bool]], title: str,
     fig, axes = new_figure(len(panels), 1)
     data = {}
     for ax, (key, ylabel, smooth, log_y) in zip(axes[0], panels, strict=True):
-        data[key] = plot_metric(ax, runs, key, ylabel, smooth, clip=(1e-2, np.inf) if log_y else metric_range(key))
+        data[key] = plot_metric(ax, runs, key, ylabel, smooth, clip=metric_range(key))
         if log_y:
-            ax.set_yscale("log")
+            set_log(ax)
     axes[0, 0].legend(fontsize=7)
-    fig.suptitle(f"{title} (cpu-tiny LM, mean and 95% band over seeds)", fontsize=9)
+    if extra is not None:
+        data.update(extra(runs))
+    fig.suptitle(f"{title} ({summary_of(directory)['preset']} LM, {band_note(runs, [p[0] for p in panels])})", fontsize=9)
     return save_figure(fig, name, data, {"runs": repo_relative(directory)})

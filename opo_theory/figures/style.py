@@ -16,10 +16,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 from opo_theory.io import (  # noqa: E402
     REPO_ROOT,
+    dumps_json,
     provenance,
     write_bytes_atomic,
     write_json_atomic,
-    write_text_atomic,
 )
 
 FIGURES_DIR = REPO_ROOT / "figures"       # the committed artifacts (and LM logs in runs/); default output
@@ -61,6 +61,21 @@ def color(name: str) -> str:
     return OBJECTIVE_COLORS.get(name, "#555555")
 
 
+# For variants (labels outside OBJECTIVE_COLORS): dark tab20b/tab20c shades, none of them in the palette above.
+EXTRA_COLORS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354")
+
+
+def colors(names: list[str]) -> dict[str, str]:
+    """One distinct colour per name: the palette's for registered objectives, the next unused EXTRA_COLORS
+    shade (in order) for the others, so a figure never draws two lines in one colour."""
+    out = {n: OBJECTIVE_COLORS[n] for n in names if n in OBJECTIVE_COLORS}
+    spare = iter(c for c in EXTRA_COLORS if c not in out.values())
+    for n in names:
+        if n not in out:
+            out[n] = next(spare, "#555555")
+    return out
+
+
 def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float = 3.2, **kw):
     """A figure in the shared style with ``nrows x ncols`` panels."""
     plt.rcParams.update(STYLE)
@@ -73,7 +88,7 @@ def save_figure(fig, name: str, data: dict[str, Any], config: dict[str, Any]) ->
     for ext in ("png", "pdf"):
         buf = io.BytesIO()
         fig.savefig(buf, format=ext, metadata={"CreationDate": None} if ext == "pdf" else None)
-        paths.append(write_bytes_atomic(out_dir() / f"{name}.{ext}", buf.getvalue()))
+        paths.append(write_if_changed(out_dir() / f"{name}.{ext}", buf.getvalue()))
     plt.close(fig)
     paths.append(save_data(name, data, config))
     return paths
@@ -82,7 +97,33 @@ def save_figure(fig, name: str, data: dict[str, Any], config: dict[str, Any]) ->
 def save_data(name: str, data: dict[str, Any], config: dict[str, Any]) -> Path:
     """Write ``<name>.json`` (strict JSON) with the numbers, the config that produced them and provenance."""
     record = {"name": name, "config": config, "data": data, "provenance": provenance()}
-    return write_json_atomic(out_dir() / f"{name}.json", record)
+    path = out_dir() / f"{name}.json"
+    if path.exists() and same_but_provenance(path, record):
+        return path
+    return write_json_atomic(path, record)
+
+
+def write_if_changed(path: Path, data: bytes) -> Path:
+    """Write ``data`` atomically unless ``path`` already holds exactly these bytes (a rebuild with unchanged
+    content leaves the file, and a git checkout, untouched)."""
+    if path.exists() and path.read_bytes() == data:
+        return path
+    return write_bytes_atomic(path, data)
+
+
+def same_but_provenance(path: Path, record: dict) -> bool:
+    """True when the JSON at ``path`` equals ``record`` in everything but its provenance: the numbers did not
+    change, so the file keeps the provenance of the revision that last changed them."""
+    import json
+
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    new = json.loads(dumps_json(record))
+    old.pop("provenance", None)
+    new.pop("provenance", None)
+    return old == new
 
 
 def save_table(name: str, header: list[str], rows: list[list[str]], note: str, data: dict[str, Any],
@@ -90,5 +131,5 @@ def save_table(name: str, header: list[str], rows: list[list[str]], note: str, d
     """Write ``<name>.md`` (a markdown table and a note) and ``<name>.json`` (the numbers) to ``out_dir()``."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    md = write_text_atomic(out_dir() / f"{name}.md", "\n".join(lines) + f"\n\n{note}\n")
+    md = write_if_changed(out_dir() / f"{name}.md", ("\n".join(lines) + f"\n\n{note}\n").encode())
     return [md, save_data(name, data, config)]

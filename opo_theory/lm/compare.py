@@ -1,8 +1,11 @@
-"""`compare`: several objectives x seeds from the same SFT policy; summary.json / summary.md."""
+"""`compare`: several objectives (or variants) x seeds from the same SFT policy; summary.json / summary.md;
+the ranking verdict (paired across seeds, stable across averaging windows)."""
 
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -10,10 +13,97 @@ from scipy import stats
 
 from opo_theory.io import read_jsonl, write_json_atomic, write_text_atomic
 from opo_theory.lm.config import TrainConfig, make_config
+from opo_theory.lm.progress import Interrupted, note
 from opo_theory.lm.trainer import Trainer, check_run_dir
 from opo_theory.validation import require_int, require_output_dir, show
 
 MAX_SEEDS = 1_000
+
+# Named variants: `--objectives NAME` runs NAME's NAME(KEY=VALUE,...) form. A key is an objective hyperparameter
+# or a train setting (dynamic_sampling, overlong_buffer, ...).
+VARIANTS = {
+    # OPO as released (author's verl fork): code geometry, length-normalised log-ratio clamped to ±5, drive
+    # summed per group; code alpha 0.75 / mu 0.5 (code alpha runs the other way: paper 0.4 = code 0.6)
+    "opo-released": "opo(geometry=code,seq_logratio=mean,delta_clamp=5,normalization=released,alpha=0.75,mu=0.5)",
+    # DAPO as its paper specifies: dynamic sampling and the soft overlong penalty (the last 20% of max_new);
+    # the OPO paper's released DAPO config had both off
+    "dapo-paper": "dapo(dynamic_sampling=true,overlong_buffer=2)",
+}
+VALUE_TEXT = re.compile(r"[A-Za-z0-9_.+-]+")     # variant values: safe in a directory name
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One entry of --objectives: its label, registered objective, --set style settings and run directory."""
+
+    label: str
+    objective: str
+    settings: tuple[str, ...]
+    dirname: str
+
+
+def split_variants(items: list[str] | str) -> list[str]:
+    """'opo, opo(geometry=code,mu=0.5)' (or that text already split at every comma) -> the top-level items."""
+    from opo_theory.bandit.cli import split_top_level
+
+    return split_top_level(items if isinstance(items, str) else ",".join(items))
+
+
+def parse_variant(item: str) -> Variant:
+    """NAME, a VARIANTS name, or NAME(KEY=VALUE,...): each KEY an objective hyperparameter of NAME or a train
+    setting; values are plain words/numbers; the run directory is NAME+KEY=VALUE+... (filesystem-safe)."""
+    from opo_theory.lm.config import FLAG_FIELDS, settable_fields
+    from opo_theory.objectives import available, get
+
+    text = VARIANTS.get(item, item)
+    name, paren, rest = text.partition("(")
+    name = name.strip()
+    if paren and not rest.endswith(")"):
+        raise ValueError(f"--objectives item {show(item)} must be NAME or NAME(KEY=VALUE,...)")
+    if name not in available():
+        raise ValueError(f"--objectives item {show(item)}: unknown objective {show(name)}; allowed: "
+                         f"{', '.join(available())} or a named variant ({', '.join(VARIANTS)})")
+    obj_keys = set(get(name).make_config().__dict__)
+    train_keys = {f.name for f in settable_fields()}
+    settings, parts = [], []
+    for pair in (p.strip() for p in rest[:-1].split(",") if p.strip()) if paren else ():
+        key, eq, value = (x.strip() for x in pair.partition("="))
+        if not eq or not VALUE_TEXT.fullmatch(value):
+            raise ValueError(f"--objectives item {show(item)}: {show(pair)} must be KEY=VALUE with a value of "
+                             "letters, digits and _ . + -")
+        if key in obj_keys and key in train_keys:
+            raise ValueError(f"--objectives item {show(item)}: {key} is both an objective and a train setting")
+        if key not in obj_keys and key not in train_keys:
+            raise ValueError(f"--objectives item {show(item)}: unknown key {show(key)}; allowed: {name}'s "
+                             f"{', '.join(sorted(obj_keys))} or a train setting (--list-settings)"
+                             + (f" ({key} has its own option)" if key in FLAG_FIELDS else ""))
+        if any(p.split("=", 1)[0] == key for p in parts):
+            raise ValueError(f"--objectives item {show(item)} sets {key} twice")
+        parts.append(f"{key}={value}")
+        settings.append(f"objective.{key}={value}" if key in obj_keys else f"{key}={value}")
+    if item in VARIANTS:
+        return Variant(item, name, tuple(settings), item)
+    return Variant(f"{name}({','.join(parts)})" if parts else name, name, tuple(settings), "+".join([name, *parts]))
+
+
+def parse_variants(items: list[str] | str) -> list[Variant]:
+    """The --objectives list as Variants; an empty list or a run listed twice is an error."""
+    variants = [parse_variant(i) for i in split_variants(items)]
+    if not variants:
+        raise ValueError("--objectives must name at least one objective")
+    seen: dict[tuple, str] = {}
+    for v in variants:
+        key = (v.objective, frozenset(v.settings))
+        if key in seen or v.label in seen.values():
+            raise ValueError(f"--objectives lists {show(v.label)} more than once"
+                             + (f" (as {show(seen[key])})" if key in seen and seen[key] != v.label else ""))
+        seen[key] = v.label
+    return variants
+
+
+def variant_config(variant: Variant, preset: str, seed: int, settings=None, steps=None, model=None) -> TrainConfig:
+    """The TrainConfig of one variant: the shared settings, then the variant's own (which win)."""
+    return make_config(variant.objective, preset, seed, [*(settings or []), *variant.settings], steps, model)
 
 SUMMARY_KEYS = {  # summary name -> (metric key, how many final steps to average; 0 = last evaluation)
     "final_reward": ("reward/mean", 10), "final_accuracy": ("accuracy", 10),
@@ -52,10 +142,127 @@ def mean_ci95(values: list[float]) -> tuple[float, float]:
     return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
 
 
-def summarize(out: Path, objectives: list[str], seeds: int) -> dict:
+def mean_ci95_log(values: list[float]) -> tuple[float, float, float]:
+    """Geometric mean and its 95% t-interval computed on log values (exp(mean log x ± t s/sqrt n)): an interval
+    that cannot reach 0 for a positive quantity. Non-finite values are skipped; any value <= 0 gives (arithmetic
+    mean, nan, nan); one value gives (it, nan, nan)."""
+    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    if (x <= 0).any():
+        return float(x.mean()), math.nan, math.nan
+    m, h = mean_ci95(list(np.log(x)))
+    return float(math.exp(m)), math.exp(m - h), math.exp(m + h)
+
+
+# ---------------------------------------------------------------- ranking verdict
+
+WINDOWS = (0.1, 0.2, 0.5)     # averaging windows: the last 10%, 20% and 50% of a run's steps
+ALPHA = 0.05                  # family-wise error of the pairwise comparisons (Holm) in each window
+MIN_SEEDS = 3
+
+
+def window_mean(rows: list[dict], key: str, frac: float) -> float:
+    """Mean of the finite values of ``key`` logged in the last ``frac`` of the run's steps (the last logged value
+    when none falls inside, e.g. an evaluation-only key in a short window)."""
+    vals = [(r["step"], r[key]) for r in rows if r.get(key) is not None and math.isfinite(r[key])]
+    if not vals:
+        return math.nan
+    n = max(r["step"] for r in rows) + 1
+    cut = n - max(1, round(frac * n))
+    inside = [v for s, v in vals if s >= cut]
+    return float(np.mean(inside)) if inside else float(vals[-1][1])
+
+
+def paired_p(a: list[float], b: list[float]) -> tuple[float, float]:
+    """(mean of a - b, two-sided paired t-test p) over seeds; p = 1 with fewer than 2 pairs, and 0 or 1 when
+    every difference is the same (non-zero or zero)."""
+    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    d = d[np.isfinite(d)]
+    if len(d) < 2:
+        return (float(d.mean()) if len(d) else math.nan), 1.0
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0:
+        return mean, 0.0 if mean != 0 else 1.0
+    return mean, float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(len(d))), len(d) - 1))
+
+
+def holm(p: list[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (same order as ``p``)."""
+    order = sorted(range(len(p)), key=lambda i: p[i])
+    out, running = [0.0] * len(p), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def ranking_verdict(by_window: dict[float, dict[str, list[float]]], what: str = "value",
+                    alpha: float = ALPHA, min_seeds: int = MIN_SEEDS) -> dict:
+    """Which objectives differ: per averaging window, a paired t-test over seeds (seed k of every objective
+    shares the SFT start and the prompt stream) for every pair, Holm-corrected within the window. A pair is
+    ranked only when it is significant in every window with the same sign; otherwise it is indistinguishable.
+
+    ``by_window``: {window: {objective: [value of seed 0, 1, ...]}}; returns the separated pairs, the order by
+    the widest window's mean, and the verdict and its one-line text."""
+    windows = sorted(by_window)
+    names = list(by_window[windows[0]])
+    seeds = min(len(v) for w in windows for v in by_window[w].values())
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+    tests = {}
+    for w in windows:
+        raw = [paired_p(by_window[w][a], by_window[w][b]) for a, b in pairs]
+        tests[w] = list(zip([d for d, _ in raw], holm([p for _, p in raw]), strict=True))
+    separated = []
+    for k, (a, b) in enumerate(pairs):
+        diffs, ps = [tests[w][k][0] for w in windows], [tests[w][k][1] for w in windows]
+        same_sign = all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
+        if seeds >= min_seeds and same_sign and max(ps) < alpha:
+            better, worse = (a, b) if diffs[0] > 0 else (b, a)
+            separated.append({"better": better, "worse": worse, "diff": [abs(d) for d in diffs], "p_holm": ps})
+    widest = by_window[windows[-1]]
+    order = sorted(names, key=lambda n: -float(np.nanmean(widest[n])))
+    label = "/".join(f"{round(100 * w)}%" for w in windows)
+    test = (f"paired t-test over {seeds} seeds, Holm-corrected p < {alpha} in every averaging window "
+            f"(last {label} of the steps)")
+    if not separated:
+        why = f"fewer than {min_seeds} seeds" if seeds < min_seeds else f"no pair passes a {test}"
+        text = f"indistinguishable by {what}: {why}"
+    else:
+        first = [n for n in names if sum(s["better"] == n for s in separated) == len(names) - 1]
+        text = (f"{first[0]} ranks first by {what}; " if first else f"by {what}: ") + ", ".join(
+            f"{s['better']} > {s['worse']}" for s in separated) + f" ({test}); every other pair is indistinguishable"
+    return {"verdict": "ranked" if separated else "indistinguishable", "text": text, "separated": separated,
+            "order": order, "windows": list(windows), "seeds": seeds, "alpha": alpha}
+
+
+def change_verdict(before: list[float], after: list[float], what: str) -> dict:
+    """Paired change after - before over seeds: mean, 95% t-interval, and 'improved' / 'worsened' when the
+    interval excludes 0 (else 'no detectable change'); fewer than 2 pairs: 'undetermined'."""
+    pairs = [(b, a) for b, a in zip(before, after, strict=True)
+             if b is not None and a is not None and math.isfinite(b) and math.isfinite(a)]
+    d = [a - b for b, a in pairs]
+    mean, half = mean_ci95(d)
+    if len(d) < 2 or not math.isfinite(half):
+        verdict = "undetermined"
+    else:
+        verdict = "improved" if mean - half > 0 else "worsened" if mean + half < 0 else "no detectable change"
+    return {"before": float(np.mean([b for b, _ in pairs])) if pairs else math.nan,
+            "after": float(np.mean([a for _, a in pairs])) if pairs else math.nan,
+            "change": mean, "ci95": half, "seeds": len(d), "verdict": verdict, "what": what}
+
+
+def verdict_from_runs(runs: dict[str, list[list[dict]]], key: str, what: str) -> dict:
+    """ranking_verdict of ``key`` for {objective: [rows of seed 0, ...]} over the WINDOWS."""
+    return ranking_verdict({w: {o: [window_mean(r, key, w) for r in seed_rows] for o, seed_rows in runs.items()}
+                            for w in WINDOWS}, what)
+
+
+def summarize(out: Path, objectives: list[str], seeds: int, run_dirs: dict[str, str] | None = None) -> dict:
     table = {}
     for name in objectives:
-        per_seed = [run_summary(read_metrics(out / name / f"seed{s}" / "metrics.jsonl")) for s in range(seeds)]
+        d = out / (run_dirs or {}).get(name, name)
+        per_seed = [run_summary(read_metrics(d / f"seed{s}" / "metrics.jsonl")) for s in range(seeds)]
         table[name] = {k: dict(zip(("mean", "ci95"), mean_ci95([p[k] for p in per_seed]), strict=True))
                        | {"seeds": [p[k] for p in per_seed]} for k in SUMMARY_KEYS}
     return table
@@ -78,23 +285,33 @@ def check_outputs(out: str | Path, cfg: TrainConfig) -> None:
 
 def compare(objectives: list[str], seeds: int, preset: str, out: str | Path, settings=None,
             steps: int | None = None, resume: bool = False, quiet: bool = False, model: str | None = None) -> dict:
-    """Train every objective for seeds 0..seeds-1 under out/<objective>/seed<k>, then summarize."""
+    """Train every objective or variant (parse_variant) for seeds 0..seeds-1 under out/<run dir>/seed<k>, then
+    summarize."""
     out = Path(out)
     if not objectives:
         raise ValueError("--objectives must name at least one objective")
-    repeated = sorted({o for o in objectives if objectives.count(o) > 1})
-    if repeated:
-        raise ValueError(f"--objectives lists {', '.join(map(show, repeated))} more than once")
+    variants = parse_variants(objectives)
+    objectives = [v.label for v in variants]
+    run_dirs = {v.label: v.dirname for v in variants}
     require_int("--seeds", seeds, 1, MAX_SEEDS)
-    configs = {(o, s): make_config(o, preset, s, settings, steps, model) for o in objectives for s in range(seeds)}
+    configs = {(v.dirname, s): variant_config(v, preset, s, settings, steps, model)
+               for v in variants for s in range(seeds)}
     check_outputs(out, next(iter(configs.values())))     # every config, path and run directory checked
     for (name, seed), cfg in configs.items():              # before any work starts
         check_run_dir(out / name / f"seed{seed}", cfg, resume)
-    for (name, seed), cfg in configs.items():     # a finished run resumes at its last step: nothing to do
-        Trainer(cfg, out / name / f"seed{seed}", resume=resume, quiet=quiet).run()
-    table = summarize(out, objectives, seeds)
+    for i, ((name, seed), cfg) in enumerate(configs.items(), 1):     # a finished run resumes at its last step
+        note(f"compare: run {i} of {len(configs)}", quiet)
+        try:
+            Trainer(cfg, out / name / f"seed{seed}", resume=resume, quiet=quiet).run()
+        except Interrupted as stop:
+            stop.where += f", run {i} of {len(configs)} of the comparison"
+            raise
+    table = summarize(out, objectives, seeds, run_dirs)
     write_json_atomic(out / "summary.json", {"preset": preset, "seeds": seeds, "objectives": objectives,
+                                             "run_dirs": run_dirs,
                                              "settings": settings or [], "model": next(iter(configs.values())).model if configs else None,
                                              "table": table})
     write_text_atomic(out / "summary.md", markdown(table))
+    note(f"compare: {len(configs)} runs done; summary in {out / 'summary.md'} and {out / 'summary.json'}, logs in "
+         f"{out}/<objective>/seed<k>/metrics.jsonl", quiet)
     return table

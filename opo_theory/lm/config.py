@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import re
 from dataclasses import dataclass, field
 
 from opo_theory.lm.backend import CHAR_GPT, check_model_spec, model_fingerprint
@@ -14,26 +13,20 @@ from opo_theory.lm.task import LEVELS, SPLIT_SIZES
 from opo_theory.objectives import available, get
 from opo_theory.settings import parse_overrides
 from opo_theory.validation import (
+    Checked,
+    Flag,
+    Interval,
+    IntRange,
+    Matches,
+    OneOf,
     require_choice,
-    require_in_range,
-    require_int,
-    require_nonnegative,
-    require_positive,
     require_size,
     show,
 )
 
-# Range of each integer field; the upper limits keep a hostile value from exhausting memory or time.
 MAX_SEED = 2**32 - 1
-INT_RANGES = {"steps": (1, 10**6), "prompts_per_step": (1, 65_536), "group_size": (1, 4_096),
-              "max_new": (1, 1_024), "sft_batch": (1, 65_536), "sft_max_steps": (0, 10**7),
-              "pool_size": (1, 10**6), "val_size": (1, 10**5), "ppo_epochs": (1, 1_000),
-              "minibatches": (1, 65_536), "val_every": (1, None), "checkpoint_every": (1, None),
-              "sft_eval_every": (1, None), "n_layer": (1, 1_024), "n_head": (1, 1_024), "n_embd": (1, 65_536),
-              "seed": (0, MAX_SEED), "sft_seed": (0, MAX_SEED)}
 MAX_ROLLOUTS = 2**20        # prompts_per_step x group_size
 MAX_PARAMS = 10**10         # about 12 n_layer n_embd^2 for the char GPT
-DEVICE = re.compile(r"cpu|cuda(:\d+)?")
 
 
 def check_objective_values(objective: str, values: dict) -> None:
@@ -56,80 +49,91 @@ def check_objective_values(objective: str, values: dict) -> None:
 RUNTIME_FIELDS = ("steps", "device", "peak_tflops", "compile")   # a run may resume with other values
 
 
+def setting(default, range, help: str, **kw):
+    """A TrainConfig field with its allowed range (checked in __post_init__, printed by --list-settings) and
+    its one-line meaning. To add a field: ``name: type = setting(default, IntRange(1, 100), "what it does")``
+    with a range from opo_theory.validation (IntRange, Interval, OneOf, Flag, Matches, Checked); checks that
+    tie several fields together go at the end of __post_init__."""
+    return field(default=default, metadata={"range": range, "help": help}, **kw)
+
+
+COUNT = IntRange(1, None)   # an every-N-steps period
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a run depends on. objective_config holds the objective's own hyperparameters."""
+    """Everything a run depends on. objective_config holds the objective's own hyperparameters.
 
-    objective: str = "opo"
-    preset: str = "cpu-tiny"
-    seed: int = 0
-    objective_config: dict = field(default_factory=dict)
-    # model: "char-gpt" (built here from n_layer/n_head/n_embd) or "hf:<local dir>" (save_pretrained)
-    model: str = "char-gpt"
-    n_layer: int = 3
-    n_head: int = 4
-    n_embd: int = 96
+    The upper limits of the integer ranges keep a hostile value from exhausting memory or time."""
+
+    objective: str = setting("opo", OneOf(available), "registered objective (--objective)")
+    preset: str = setting("cpu-tiny", OneOf(lambda: PRESETS), "named preset the other values start from (--preset)")
+    seed: int = setting(0, IntRange(0, MAX_SEED), "RL seed: sampling and minibatch order (--seed)")
+    objective_config: dict = field(default_factory=dict, metadata={
+        "help": "the objective's own hyperparameters (--set objective.KEY=VALUE)"})
+    model: str = setting(CHAR_GPT, Checked(check_model_spec, "char-gpt or hf:<dir written by save_pretrained>"),
+                         "policy: the built-in char GPT or a local transformers causal LM (--model)")
+    n_layer: int = setting(3, IntRange(1, 1_024), "char GPT: transformer blocks")
+    n_head: int = setting(4, IntRange(1, 1_024), "char GPT: attention heads (must divide n_embd)")
+    n_embd: int = setting(96, IntRange(1, 65_536), "char GPT: embedding width")
     # task
-    train_level: int = 3
-    ood_level: int = 4
-    pool_size: int = 4000
-    val_size: int = 200
-    shaping: float = 0.0
+    train_level: int = setting(3, OneOf(LEVELS), "arithmetic difficulty level RL trains and validates on")
+    ood_level: int = setting(4, OneOf(LEVELS), "harder level for the out-of-distribution accuracy")
+    pool_size: int = setting(4000, IntRange(1, 10**6), "training problems drawn from the train split")
+    val_size: int = setting(200, IntRange(1, 10**5), "validation problems per level (greedy accuracy)")
+    shaping: float = setting(0.0, Interval(0.0, 1.0), "partial credit for a well-formed wrong answer")
     # SFT warm-up (shared by every RL run with the same model/task/SFT settings)
-    sft_seed: int = 0
-    sft_max_steps: int = 3000
-    sft_batch: int = 128
-    sft_lr: float = 3e-3
-    sft_target_accuracy: float = 0.35
-    sft_eval_every: int = 250
-    sft_cache: str = "runs/sft-cache"
+    sft_seed: int = setting(0, IntRange(0, MAX_SEED), "seed of the SFT warm-up (and of the char GPT's weights)")
+    sft_max_steps: int = setting(3000, IntRange(0, 10**7), "SFT step limit (0: RL starts from the model as loaded)")
+    sft_batch: int = setting(128, IntRange(1, 65_536), "SFT batch size")
+    sft_lr: float = setting(3e-3, Interval(0.0, low_open=True), "SFT learning rate (AdamW)")
+    sft_target_accuracy: float = setting(0.35, Interval(0.0, 1.0), "SFT stops early at this greedy val accuracy")
+    sft_eval_every: int = setting(250, COUNT, "SFT steps between accuracy checks")
+    sft_cache: str = setting("runs/sft-cache", Matches(r"(?s).+", "a non-empty directory path"),
+                             "directory of cached SFT warm-ups (keyed by a hash of their settings)")
     # RL
-    steps: int = 100
-    prompts_per_step: int = 32
-    group_size: int = 6
-    max_new: int = 8
-    temperature: float = 1.0
-    top_p: float = 1.0
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ppo_epochs: int = 2      # >1 update per rollout batch: at the anchor (Delta = 0) the chi² penalty
-    minibatches: int = 2     # has zero gradient, so with one update OPO's mu would never act
-    val_every: int = 25
-    checkpoint_every: int = 25
-    approx_grad: bool = True            # OPO: cosine of exact-vs-surrogate gradients, one extra backward
-    grad_split: bool = True             # drive/regularizer gradient split, one extra backward
-    trust_region_metrics: bool = True   # Delta/ratio/kl moments after the step's updates: one extra forward
-    device: str = "cpu"
-    bf16: bool = False
-    peak_tflops: float = 0.0            # for throughput/mfu; 0 = the CUDA device's dense bf16 peak (none on CPU)
-    compile: bool = False               # torch.compile the policy (measured: see README, Performance)
+    steps: int = setting(100, IntRange(1, 10**6), "RL steps (rollout batch + updates)")
+    prompts_per_step: int = setting(32, IntRange(1, 65_536), "prompts per RL step (divisible by minibatches)")
+    group_size: int = setting(6, IntRange(1, 4_096), "responses sampled per prompt (the group)")
+    max_new: int = setting(8, IntRange(1, 1_024), "longest response in tokens")
+    temperature: float = setting(1.0, Interval(0.0, 10.0), "sampling temperature (0: greedy)")
+    top_p: float = setting(1.0, Interval(0.0, 1.0, low_open=True), "nucleus sampling mass")
+    lr: float = setting(1e-4, Interval(0.0, low_open=True), "RL learning rate (AdamW)")
+    weight_decay: float = setting(0.0, Interval(0.0), "AdamW weight decay")
+    grad_clip: float = setting(1.0, Interval(0.0, low_open=True), "global gradient-norm clip")
+    # >1 update per rollout batch: at the anchor (Delta = 0) the chi² penalty has zero gradient, so with
+    # one update OPO's mu would never act
+    ppo_epochs: int = setting(2, IntRange(1, 1_000), "passes over each rollout batch")
+    minibatches: int = setting(2, IntRange(1, 65_536), "updates per pass (prompts split evenly)")
+    val_every: int = setting(25, COUNT, "RL steps between validation/OOD accuracy rows")
+    checkpoint_every: int = setting(25, COUNT, "RL steps between resumable checkpoints")
+    approx_grad: bool = setting(True, Flag(), "OPO: cosine of exact-vs-surrogate gradients (one extra backward)")
+    grad_split: bool = setting(True, Flag(), "drive/regularizer gradient split (one extra backward)")
+    trust_region_metrics: bool = setting(True, Flag(), "Delta/ratio/kl moments after the updates (one extra forward)")
+    device: str = setting("cpu", Matches(r"cpu|cuda(:\d+)?", "cpu, cuda, cuda:<index>"), "torch device")
+    bf16: bool = setting(False, Flag(), "bf16 autocast for every forward (weights stay float32)")
+    peak_tflops: float = setting(0.0, Interval(0.0), "for throughput/mfu; 0 = the CUDA device's dense bf16 peak")
+    compile: bool = setting(False, Flag(), "torch.compile the policy (measured: see README, Performance)")
+    # DAPO's batch and reward shaping (its paper: both on; its released configs and the OPO paper's: both off)
+    dynamic_sampling: bool = setting(False, Flag(), "DAPO: drop groups whose rewards are all equal and sample "
+                                                    "more prompts until the batch is full")
+    dynamic_sampling_rounds: int = setting(4, IntRange(1, 1_000), "DAPO: most rollout rounds per step (then the "
+                                                                  "batch is topped up with uninformative groups)")
+    overlong_buffer: int = setting(0, IntRange(0, 1_024), "DAPO soft overlong punishment: reward falls linearly "
+                                                          "to -1 over the last N tokens before max_new (0: off)")
+    # Exp 2's data-scarce design
+    train_fraction: float = setting(1.0, Interval(0.0, 1.0, low_open=True),
+                                    "share of the train pool RL draws its prompts from")
+    prompt_sampling: str = setting("replacement", OneOf(("replacement", "epochs")),
+                                   "replacement: prompts drawn uniformly each step; epochs: without replacement, "
+                                   "reshuffled every pass")
 
     def __post_init__(self) -> None:
-        require_choice("objective", self.objective, available())
-        require_choice("preset", self.preset, PRESETS)
-        check_model_spec(self.model)
+        for f in dataclasses.fields(self):           # each field's own range (its metadata)
+            if "range" in f.metadata:
+                f.metadata["range"].check(f.name, getattr(self, f.name))
         check_objective_values(self.objective, self.objective_config)
         get(self.objective).make_config(**self.objective_config)     # validates its keys/values
-        for name, (low, high) in INT_RANGES.items():
-            require_int(name, getattr(self, name), low, high)
-        require_in_range("top_p", self.top_p, 0.0, 1.0, low_open=True)
-        require_in_range("temperature", self.temperature, 0.0, 10.0)
-        for name in ("lr", "sft_lr", "grad_clip"):
-            require_positive(name, getattr(self, name))
-        require_nonnegative("weight_decay", self.weight_decay)
-        require_nonnegative("peak_tflops", self.peak_tflops)
-        require_in_range("shaping", self.shaping, 0.0, 1.0)
-        require_in_range("sft_target_accuracy", self.sft_target_accuracy, 0.0, 1.0)
-        require_choice("train_level", self.train_level, LEVELS)
-        require_choice("ood_level", self.ood_level, LEVELS)
-        for name in ("approx_grad", "grad_split", "trust_region_metrics", "bf16", "compile"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, got {show(getattr(self, name))}")
-        if not isinstance(self.device, str) or not DEVICE.fullmatch(self.device):
-            raise ValueError(f"unknown device {show(self.device)}; allowed: cpu, cuda, cuda:<index>")
-        if not isinstance(self.sft_cache, str) or not self.sft_cache:
-            raise ValueError(f"sft_cache must be a non-empty directory path, got {show(self.sft_cache)}")
         for name, level, split in (("pool_size", self.train_level, "train"), ("val_size", self.train_level, "val"),
                                    ("val_size", self.ood_level, "val")):
             if getattr(self, name) > SPLIT_SIZES[level, split]:
@@ -143,6 +147,19 @@ class TrainConfig:
         if self.prompts_per_step % self.minibatches:
             raise ValueError(f"prompts_per_step ({self.prompts_per_step}) must be divisible by "
                              f"minibatches ({self.minibatches})")
+        if self.overlong_buffer > self.max_new:
+            raise ValueError(f"overlong_buffer must be at most max_new ({self.max_new}), got {self.overlong_buffer}")
+        if self.prompt_sampling == "epochs" and self.rl_pool_size() < self.prompts_per_step:
+            raise ValueError(f"prompt_sampling=epochs needs at least prompts_per_step ({self.prompts_per_step}) "
+                             f"RL problems; train_fraction x pool_size gives {self.rl_pool_size()}")
+
+    def rl_pool_size(self) -> int:
+        """Problems RL draws prompts from: the first round(train_fraction x pool_size) of the train pool (>= 1)."""
+        return max(1, round(self.train_fraction * self.pool_size))
+
+    def epochs(self) -> float:
+        """Passes over the RL problems in ``steps`` steps (prompts_per_step x steps / rl_pool_size)."""
+        return self.prompts_per_step * self.steps / self.rl_pool_size()
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -165,12 +182,25 @@ class TrainConfig:
         return d
 
 
+FLAG_FIELDS = ("objective", "preset", "seed", "objective_config", "model")   # set by their own options
+
+
+def settable_fields() -> list[dataclasses.Field]:
+    """The TrainConfig fields ``--set KEY=VALUE`` (and a ``--config`` file) may set."""
+    return [f for f in dataclasses.fields(TrainConfig) if f.name not in FLAG_FIELDS]
+
+
 PRESETS = {
     # SFT + 100 RL steps in a few minutes on 2 CPU cores. One level below the paper's L3/L4 mirror:
     # this 0.3M-parameter model reaches only ~0.12 greedy accuracy on L3 in 3000 SFT steps, too weak
     # a start for RL to improve within 100 steps; on L2 it passes the 0.35 target in ~1750 steps.
     # 64 prompts x 8 responses per step: smaller batches were too noisy to move accuracy in 100 steps.
     "cpu-tiny": {"train_level": 2, "ood_level": 3, "prompts_per_step": 64, "group_size": 8},
+    # Exp 2's data-scarce design at cpu-tiny: 10% of the train pool (400 problems), 8 epochs without
+    # replacement (64 prompts x 50 steps / 400 = 8 passes), validation every 10 steps.
+    "cpu-tiny-scarce": {"train_level": 2, "ood_level": 3, "prompts_per_step": 64, "group_size": 8,
+                        "train_fraction": 0.1, "prompt_sampling": "epochs", "steps": 50, "val_every": 10,
+                        "checkpoint_every": 10},
     # >= 10M parameters, bf16 autocast, sized for one H100 (not run in this repository's CI).
     "gpu-small": {"n_layer": 8, "n_head": 8, "n_embd": 384, "prompts_per_step": 64, "group_size": 8,
                   "steps": 400, "sft_batch": 512, "sft_max_steps": 6000, "sft_lr": 1e-3, "lr": 1e-4,
@@ -187,8 +217,7 @@ def make_config(objective: str, preset: str, seed: int = 0, settings: list[str] 
     base = {**PRESETS[preset]}
     plain = [s for s in settings or [] if not s.startswith("objective.")]
     obj = [s for s in settings or [] if s.startswith("objective.")]      # errors name the key as given
-    defaults = {f.name: getattr(TrainConfig(), f.name) for f in dataclasses.fields(TrainConfig)
-                if f.name not in ("objective", "preset", "seed", "objective_config", "model")}
+    defaults = {f.name: f.default for f in settable_fields()}
     defaults.update(base)
     base.update(parse_overrides(plain, defaults, "train"))
     obj_defaults = {f"objective.{k}": v for k, v in get(objective).make_config().__dict__.items()}

@@ -116,9 +116,6 @@ class GPT(nn.Module):
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
-    def n_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
     def forward(self, idx: Tensor, cache: KVCache | None = None) -> Tensor:
         t = idx.shape[1]
         start = 0 if cache is None else cache.length

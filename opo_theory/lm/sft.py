@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import math
-import sys
 from pathlib import Path
 
 import torch
@@ -14,6 +13,7 @@ from opo_theory.io import remove_stale_temporaries, write_bytes_atomic
 from opo_theory.lm.backend import hf_dir
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.model import GPT, GPTConfig
+from opo_theory.lm.progress import Interrupted, note
 from opo_theory.lm.sampling import generate, response_logits
 from opo_theory.lm.task import Problem, problems
 from opo_theory.lm.tokenizer import CHAR_VOCAB, Vocabulary
@@ -94,30 +94,52 @@ def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[torch.nn.M
     if path.exists():
         blob = torch.load(path, map_location="cpu", weights_only=False)
         model.load_state_dict(blob["model"])
-        return model.to(cfg.device), blob["info"]
+        info = blob["info"]
+        note(f"sft: cached warm-up policy loaded from {path} ({info['sft_steps']} steps, val accuracy "
+             f"{info['sft_val_accuracy']:.3f}); no SFT needed", quiet)
+        return model.to(cfg.device), info
+    note(f"sft: no cached warm-up policy for these settings; training up to {cfg.sft_max_steps} steps until val "
+         f"accuracy >= {cfg.sft_target_accuracy:g} (checked every {cfg.sft_eval_every}), then caching it at {path}",
+         quiet)
+    model, info = sft_train(cfg, pools, model, width, quiet)
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "info": info}, buf)
+    write_bytes_atomic(path, buf.getvalue())
+    reached = info["sft_val_accuracy"] >= cfg.sft_target_accuracy
+    note(f"sft: {'reached' if reached else 'stopped at the step limit with'} val accuracy "
+         f"{info['sft_val_accuracy']:.3f} ({'>=' if reached else '<'} target {cfg.sft_target_accuracy:g}) at step "
+         f"{info['sft_steps']}/{cfg.sft_max_steps}; cached at {path}", quiet)
+    return model, info
+
+
+def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool) -> tuple[torch.nn.Module, dict]:
+    """Teacher-forced SFT of ``model`` on the train pool until the target val accuracy or sft_max_steps;
+    Ctrl-C raises Interrupted naming the steps done."""
     model.to(cfg.device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0, fused=True)
     gen = torch.Generator().manual_seed(cfg.sft_seed)
     acc, step = 0.0, 0
-    for step in range(1, cfg.sft_max_steps + 1):
-        lr = sft_learning_rate(cfg, step)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        idx = torch.randint(len(pools["train"]), (cfg.sft_batch,), generator=gen)
-        batch = sft_batch(pools["train"], idx, width, model.vocab)
-        loss = sft_loss(model, *(x.to(cfg.device) for x in batch))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if step % cfg.sft_eval_every == 0:
-            acc = accuracy(model, pools["val"], width, cfg.max_new)
-            if not quiet:
-                print(f"sft step {step}: loss {loss.item():.3f} val accuracy {acc:.3f}", file=sys.stderr, flush=True)
-            if acc >= cfg.sft_target_accuracy:
-                break
-    info = {"sft_steps": step, "sft_val_accuracy": acc, "sft_key": cfg.sft_key()}
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "info": info}, buf)
-    write_bytes_atomic(path, buf.getvalue())
-    return model, info
+    try:
+        for step in range(1, cfg.sft_max_steps + 1):
+            lr = sft_learning_rate(cfg, step)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            idx = torch.randint(len(pools["train"]), (cfg.sft_batch,), generator=gen)
+            batch = sft_batch(pools["train"], idx, width, model.vocab)
+            loss = sft_loss(model, *(x.to(cfg.device) for x in batch))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            if step % cfg.sft_eval_every == 0:
+                acc = accuracy(model, pools["val"], width, cfg.max_new)
+                note(f"sft step {step}/{cfg.sft_max_steps}: loss {loss.item():.3f} val accuracy {acc:.3f} "
+                     f"(target {cfg.sft_target_accuracy:g})", quiet)
+                if acc >= cfg.sft_target_accuracy:
+                    break
+    except KeyboardInterrupt:
+        raise Interrupted(f"SFT warm-up step {max(step - 1, 0)}/{cfg.sft_max_steps}",
+                          "the warm-up is cached only once it finishes, so a rerun starts it over") from None
+    if step % cfg.sft_eval_every:          # the step limit fell between two checks: measure the final policy
+        acc = accuracy(model, pools["val"], width, cfg.max_new)
+    return model, {"sft_steps": step, "sft_val_accuracy": acc, "sft_key": cfg.sft_key()}

@@ -24,13 +24,18 @@ from opo_theory.io import (
     write_text_atomic,
 )
 from opo_theory.lm.backend import param_groups
+from opo_theory.lm.confidence import param_snapshot, step_metrics
 from opo_theory.lm.config import RUNTIME_FIELDS, TrainConfig
+from opo_theory.lm.progress import Interrupted, note
 from opo_theory.lm.sampling import generate, response_logprobs, response_mask
 from opo_theory.lm.sft import accuracy, prompt_width, task_pools, warm_start
 from opo_theory.lm.task import reward
 from opo_theory.lm.throughput import clock, peak_flops, rl_step_flops
 from opo_theory.objectives import PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
+from opo_theory.objectives.shaping import overlong_penalty
+
+PRE_RL = "pre_rl.json"      # the SFT policy's evaluation before the first RL update
 
 
 class RunDirError(ValueError):
@@ -90,8 +95,16 @@ class Trainer:
         self.cfg, self.out, self.quiet = cfg, Path(out), quiet
         if cfg.device.startswith("cuda") and not torch.cuda.is_available():
             raise ValueError(f"device {cfg.device!r} requested but CUDA is not available; use --set device=cpu")
+        started = (self.out / "config.json").exists()
         resumable = check_run_dir(self.out, cfg, resume)
+        self.label = f"[{cfg.objective} seed {cfg.seed}]"
+        if not resumable:
+            note(f"{self.label} {self.out} has no checkpoint yet: starting it over from step 0" if started else
+                 f"{self.label} nothing to resume in {self.out} (no run there yet): starting a new run of {cfg.steps} "
+                 "steps" if resume else f"{self.label} training {cfg.steps} steps into {self.out}", quiet)
         self.pools = task_pools(cfg)
+        self.rl_pool = self.pools["train"][:cfg.rl_pool_size()]    # train_fraction of the pool (Exp 2)
+        self.cursor = 0           # prompt_sampling=epochs: prompts drawn so far from the epoch stream
         self.model, self.sft_info = warm_start(cfg, self.pools, quiet)
         self.model.eval()       # no dropout: rollouts, anchor and updates must see one and the same policy
         self.vocab = self.model.vocab
@@ -109,9 +122,13 @@ class Trainer:
         self.gen = torch.Generator().manual_seed(cfg.seed)       # prompts; on the CPU also the sampling
         self.sample_gen = self.gen if cfg.device == "cpu" else torch.Generator(cfg.device).manual_seed(cfg.seed)
         torch.manual_seed(cfg.seed)
-        self.step = 0
+        self.step = self.saved_step = 0       # saved_step: the step of the checkpoint on disk
         if resumable:
             self._load()
+            self.saved_step = self.step
+            note(f"{self.label} {self.out} already finished ({self.step}/{cfg.steps} steps): nothing to train"
+                 if self.step >= cfg.steps else
+                 f"{self.label} resumed {self.out} at step {self.step}/{cfg.steps} (its last checkpoint)", quiet)
         else:
             self.out.mkdir(parents=True, exist_ok=True)
             write_json_atomic(self.out / "config.json", {"config": cfg.to_json(), "sft": self.sft_info,
@@ -123,7 +140,7 @@ class Trainer:
         buf = io.BytesIO()
         torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
                     "gen": self.gen.get_state(), "sample_gen": self.sample_gen.get_state(),
-                    "torch_rng": torch.get_rng_state()}, buf)
+                    "torch_rng": torch.get_rng_state(), "cursor": self.cursor}, buf)
         write_bytes_atomic(self.out / "checkpoint.pt", buf.getvalue())
 
     def _load(self) -> None:
@@ -134,6 +151,7 @@ class Trainer:
         self.gen.set_state(blob["gen"])
         self.sample_gen.set_state(blob["sample_gen"])
         torch.set_rng_state(blob["torch_rng"])
+        self.cursor = blob.get("cursor", 0)
         kept = [row for row in read_jsonl(self.out / "metrics.jsonl") if row["step"] < self.step]
         write_text_atomic(self.out / "metrics.jsonl", "".join(map(json_line, kept)))
 
@@ -154,12 +172,26 @@ class Trainer:
                 out[skip:] = response_logprobs(self.model, prompts[skip // g:], tokens[skip:], repeats=g)[0]
         return out
 
-    def _rollout(self):
-        """Sample the step's prompts (one row per group) and G responses each; score them."""
+    def _draw(self, n: int) -> list[int]:
+        """``n`` indices into the RL pool: uniform with replacement, or (prompt_sampling=epochs) the next ``n``
+        of a stream of permutations, one per pass, each seeded by (seed, pass) so a resume continues it."""
+        size = len(self.rl_pool)
+        if self.cfg.prompt_sampling == "replacement":
+            return torch.randint(size, (n,), generator=self.gen).tolist()
+        out = []
+        while len(out) < n:
+            epoch, pos = divmod(self.cursor, size)
+            perm = torch.randperm(size, generator=torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch))
+            take = perm[pos:pos + n - len(out)].tolist()
+            out += take
+            self.cursor += len(take)
+        return out
+
+    def _rollout(self, n: int | None = None):
+        """Sample ``n`` prompts (default prompts_per_step; one row per group) and G responses each; score them
+        (plus DAPO's overlong penalty when overlong_buffer > 0)."""
         cfg = self.cfg
-        pool = self.pools["train"]
-        idx = torch.randint(len(pool), (cfg.prompts_per_step,), generator=self.gen)
-        items = [pool[i] for i in idx.tolist()]
+        items = [self.rl_pool[i] for i in self._draw(cfg.prompts_per_step if n is None else n)]
         prompts = self.vocab.prompts([p.prompt for p in items], self.width).to(cfg.device)
         with self._autocast():
             tokens = generate(self.model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, self.sample_gen,
@@ -169,7 +201,42 @@ class Trainer:
                   for i, t in enumerate(tokens.tolist())]
         rewards = torch.tensor([s[0] for s in scored], dtype=torch.float32, device=cfg.device)
         correct = torch.tensor([s[1] for s in scored], dtype=torch.float32)
+        if cfg.overlong_buffer:
+            lengths = response_mask(tokens, self.vocab).sum(1)
+            rewards = rewards + overlong_penalty(lengths, cfg.max_new, cfg.overlong_buffer).to(rewards)
         return prompts, tokens, rewards, correct
+
+    def _collect(self):
+        """The step's rollout batch. With dynamic_sampling (DAPO), groups whose rewards are all equal are dropped
+        and more prompts are sampled until prompts_per_step groups are informative or dynamic_sampling_rounds
+        rounds are spent; the rest of the batch is then filled with uninformative groups of the last round.
+        Returns (prompts, tokens, rewards, first-round rewards, first-round correctness, sampling metrics):
+        the logged reward and accuracy are the first round's, on uniformly drawn prompts."""
+        cfg, g = self.cfg, self.cfg.group_size
+        prompts, tokens, rewards, correct = self._rollout()
+        if not cfg.dynamic_sampling:
+            return prompts, tokens, rewards, rewards, correct, {}
+        first_rewards, rounds = rewards, 1
+        parts, n_kept = [], 0
+        while True:
+            r = rewards.view(-1, g)
+            informative = r.max(1).values > r.min(1).values
+            keep = informative.nonzero().flatten()[:cfg.prompts_per_step - n_kept]
+            parts.append((prompts[keep], tokens.view(-1, g, tokens.shape[1])[keep], r[keep]))
+            n_kept += len(keep)
+            if n_kept == cfg.prompts_per_step or rounds == cfg.dynamic_sampling_rounds:
+                spare = (~informative).nonzero().flatten()[:cfg.prompts_per_step - n_kept]
+                parts.append((prompts[spare], tokens.view(-1, g, tokens.shape[1])[spare], r[spare]))
+                break
+            prompts, tokens, rewards, _ = self._rollout(cfg.prompts_per_step)
+            rounds += 1
+        width = max(t.shape[2] for _, t, _ in parts)
+        pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[2]), value=self.vocab.pad_id)
+        tokens = torch.cat([pad(t) for _, t, _ in parts]).reshape(-1, width)
+        batch_rewards = torch.cat([r for _, _, r in parts]).reshape(-1)
+        extra = {"sampling/rounds": float(rounds), "sampling/informative_share": n_kept / cfg.prompts_per_step,
+                 "sampling/batch_reward_mean": float(batch_rewards.mean())}
+        return torch.cat([p for p, _, _ in parts]), tokens, batch_rewards, first_rewards, correct, extra
 
     def _update(self, prompts, tokens, rewards):
         """PPO epochs x mini-batches of registry-loss updates against the frozen anchor.
@@ -197,12 +264,16 @@ class Trainer:
                 loss, parts = self.spec(batch, self.obj_cfg)
                 approx = None if self.twin is None else self.twin(batch, self.obj_cfg)[0]
                 self.opt.zero_grad(set_to_none=True)
+                g_tok = torch.autograd.grad(loss, batch.logp, retain_graph=True)[0]   # dL/dlogp: loss ops only
                 metrics = gradient_metrics(loss, parts, model.parameters(), split=cfg.grad_split, approx=approx)
                 metrics.update({k: float(v.detach()) for k, v in parts.items()})   # every metric it returns
+                params = [p for p in model.parameters() if p.requires_grad]
+                before = param_snapshot(params)
                 if math.isfinite(metrics["grad/norm"]):
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                     self.opt.step()
                     updated = True
+                metrics.update(step_metrics(batch, g_tok, params, before, metrics["grad/norm"], cfg.grad_clip))
                 metrics["entropy/mean"] = float((batch.entropy * batch.mask).sum() / batch.mask.sum())
         return metrics, logp_old, updated
 
@@ -220,7 +291,7 @@ class Trainer:
     def rl_step(self) -> dict:
         cfg = self.cfg
         t0 = clock(cfg.device)
-        prompts, tokens, rewards, correct = self._rollout()
+        prompts, tokens, rewards, shown, correct, sampling = self._collect()
         t_gen = clock(cfg.device) - t0
         metrics, logp_old, updated = self._update(prompts, tokens, rewards)
         t_train = clock(cfg.device) - t0 - t_gen
@@ -234,8 +305,8 @@ class Trainer:
         t_step = clock(cfg.device) - t0
         flops = rl_step_flops(self.n_params, prompts.numel() + tokens.numel(), cfg.ppo_epochs)
         metrics.update({
-            "reward/mean": float(rewards.mean()), "accuracy": float(correct.mean()),
-            "reward/frac_zero_std": float((rewards.view(-1, cfg.group_size).std(1) == 0).float().mean()),
+            "reward/mean": float(shown.mean()), "accuracy": float(correct.mean()), **sampling,
+            "reward/frac_zero_std": float((shown.view(-1, cfg.group_size).std(1) == 0).float().mean()),
             "completions/mean_length": n_tokens / len(tokens), "updated": float(updated),
             "time/generate_s": t_gen, "time/train_s": t_train, "time/step_s": t_step,
             "throughput/tokens_per_s": n_tokens / t_step, "throughput/model_tflops": flops / t_step / 1e12,
@@ -251,10 +322,57 @@ class Trainer:
         return {"val/accuracy": accuracy(self.model, self.pools["val"], self.width, self.cfg.max_new),
                 "val/ood_accuracy": accuracy(self.model, self.pools["ood"], self.width, self.cfg.max_new)}
 
+    @torch.no_grad()
+    def pre_rl_evaluation(self) -> dict:
+        """The policy before any RL update: evaluate() plus greedy and sampled (group_size samples at the RL
+        temperature/top_p, from a generator of its own so the RL streams are untouched) accuracy on the first
+        val_size problems of the RL pool."""
+        cfg = self.cfg
+        items = self.rl_pool[:cfg.val_size]
+        prompts = self.vocab.prompts([p.prompt for p in items], self.width).to(cfg.device)
+        gen = torch.Generator(cfg.device).manual_seed(cfg.seed + 7919)
+        with self._autocast():
+            out = generate(self.model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, gen, repeats=cfg.group_size)
+        hits = [reward(self.vocab.decode(t), items[i // cfg.group_size].answer)[1] for i, t in enumerate(out.tolist())]
+        return {**self.evaluate(), "train/greedy_accuracy": accuracy(self.model, items, self.width, cfg.max_new),
+                "train/sampled_accuracy": sum(hits) / len(hits), "problems": len(items)}
+
+    def _write_pre_rl(self) -> None:
+        """pre_rl.json next to the metrics, once, before the first update (a resumed run already has it)."""
+        if self.step == 0 and not (self.out / PRE_RL).exists():
+            write_json_atomic(self.out / PRE_RL, self.pre_rl_evaluation())
+
     def run(self) -> Path:
+        """Train to cfg.steps; a checkpoint every cfg.checkpoint_every steps; Ctrl-C raises Interrupted naming
+        the step reached and the checkpoint a resume restarts from; ends with a one-line summary."""
+        try:
+            self._loop()
+        except KeyboardInterrupt:
+            if sys.stderr.isatty():
+                note("", self.quiet)                 # end the \r progress line
+            restart = (f"a resume restarts from its checkpoint at step {self.saved_step}" if self.saved_step else
+                       f"no checkpoint yet (one every {self.cfg.checkpoint_every} steps), so a resume restarts it "
+                       "from step 0")
+            raise Interrupted(f"step {self.step}/{self.cfg.steps} of {self.cfg.objective} seed {self.cfg.seed} "
+                              f"({self.out})", restart) from None
+        self._summary()
+        return self.out / "metrics.jsonl"
+
+    def _summary(self) -> None:
+        """One line: final reward (mean of the last 10 steps), last val and OOD accuracy, where the logs are."""
+        from opo_theory.lm.compare import SUMMARY_KEYS, run_summary
+
+        rows = read_jsonl(self.out / "metrics.jsonl")
+        s, tail = run_summary(rows), min(SUMMARY_KEYS["final_reward"][1], len(rows))
+        note(f"{self.label} done, {self.step}/{self.cfg.steps} steps: final reward {s['final_reward']:.3f} (last {tail} "
+             f"steps), val accuracy {s['val_accuracy']:.3f}, OOD accuracy {s['ood_accuracy']:.3f} (last evaluation); "
+             f"logs: {self.out / 'metrics.jsonl'}", self.quiet)
+
+    def _loop(self) -> None:
         cfg = self.cfg
         show = not self.quiet
-        start = clock(cfg.device)
+        self._write_pre_rl()
+        start, first = clock(cfg.device), self.step
         with open(self.out / "metrics.jsonl", "a") as log:
             while self.step < cfg.steps:
                 m = {"step": self.step, **self.rl_step()}
@@ -265,9 +383,11 @@ class Trainer:
                 self.step += 1
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
                     self._save()
+                    self.saved_step = self.step
                 if show and (self.step % 10 == 0 or self.step == cfg.steps):
                     end = "\r" if sys.stderr.isatty() and self.step < cfg.steps else "\n"
-                    print(f"[{cfg.objective} seed {cfg.seed}] step {self.step}/{cfg.steps} reward "
-                          f"{m['reward/mean']:.3f} acc {m['accuracy']:.3f} grad {m.get('grad/norm', float('nan')):.3f} "
-                          f"({clock(cfg.device) - start:.0f} s)", end=end, file=sys.stderr, flush=True)
-        return self.out / "metrics.jsonl"
+                    took = clock(cfg.device) - start
+                    left = took / (self.step - first) * (cfg.steps - self.step)
+                    note(f"{self.label} step {self.step}/{cfg.steps} reward {m['reward/mean']:.3f} acc "
+                         f"{m['accuracy']:.3f} grad {m.get('grad/norm', float('nan')):.3f} ({took:.0f} s, about "
+                         f"{left:.0f} s left)", end=end)

@@ -1,4 +1,4 @@
-"""The clipped policy-gradient family (baselines.md): grpo, dr-grpo, dapo, gspo, ppo-kl.
+"""The clipped policy-gradient family: grpo, dr-grpo, dapo, gspo, ppo-kl.
 
 Token loss l = -min(r A, clip(r, 1-eps_low, 1+eps_high) A), r = pi/pi_old per token; optional
 verl dual clip (A < 0: l = min(l, -c A)). Aggregation is a separate, named choice.
@@ -6,7 +6,7 @@ verl dual clip (A < 0: l = min(l, -c A)). Aggregation is a separate, named choic
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -18,7 +18,6 @@ from opo_theory.objectives.reduce import (
     AGGREGATIONS,
     STD_KINDS,
     aggregate,
-    mean_over_responses,
     seq_logratio,
 )
 from opo_theory.objectives.registry import DRIVE_KEY, REG_KEY, register
@@ -37,8 +36,8 @@ class ClipConfig:
     (None = the batch's T); normalizer: replaces the aggregation denominator (micro-batching).
     """
 
-    eps_low: float = 0.2
-    eps_high: float = 0.2
+    eps_low: float = field(default=0.2, metadata={"help": "ratio clipped below at 1 - eps_low where A < 0"})
+    eps_high: float = field(default=0.2, metadata={"help": "ratio clipped above at 1 + eps_high where A > 0"})
     advantage: str = "zscore"
     adv_eps: float = 1e-6
     adv_std: str = "sample"
@@ -84,7 +83,7 @@ class GSPOConfig(ClipConfig):
 class PPOKLConfig(ClipConfig):
     """beta: KL coefficient; kl: k1|k2|k3|k3+ (k3 value with k2 gradient)|abs (verl's |x|); kl_clamp: ±clamp of x (verl 10)."""
 
-    beta: float = 0.04
+    beta: float = field(default=0.04, metadata={"help": "coefficient of the per-token KL(pi||pi_ref) penalty"})
     kl: str = "k3"
     kl_clamp: float | None = 10.0
 
@@ -142,11 +141,14 @@ def dapo_loss(batch: PolicyBatch, cfg: DAPOConfig):
 
 @register("gspo", GSPOConfig, "sequence", "GSPO: clipped geometric-mean sequence ratio")
 def gspo_loss(batch: PolicyBatch, cfg: GSPOConfig):
-    """s_i = exp(mean_t log r), l_i = -min(s A, clip(s, 1-3e-4, 1+4e-4) A), mean over responses."""
+    """s_i = exp(mean_t log r), l_i = -min(s A, clip(s, 1-3e-4, 1+4e-4) A) on each of the response's tokens,
+    aggregated by cfg.aggregation (seq-mean-token-mean: the mean of l_i over responses, a response with no
+    counted token giving 0; token-mean: l_i weighted by length, TRL's default loss_type 'dapo')."""
     adv = advantages(batch, cfg.advantage, cfg.adv_eps, cfg.adv_std).detach()
     s = torch.exp(seq_logratio(batch, "mean"))
     per_seq, flags = clipped_surrogate(s, adv, cfg)
-    loss = mean_over_responses(per_seq, batch, cfg.normalizer)
+    loss = aggregate(per_seq[:, None].expand_as(batch.mask), batch, cfg.aggregation, cfg.norm_len,
+                     cfg.normalizer)
     ones = torch.ones_like(s)
     return loss, {"loss/total": loss.detach(),
                   **_clip_metrics({k: v[:, None] for k, v in flags.items()}, ones[:, None])}

@@ -1,4 +1,4 @@
-"""Preference objectives on (chosen, rejected) pairs and SFT (baselines.md).
+"""Preference objectives on (chosen, rejected) pairs and SFT.
 
 Margin h = Delta_w - Delta_l with Delta = sequence log-ratio against the reference (logp_ref when
 the batch has one, otherwise the anchor logp_old).
@@ -6,7 +6,7 @@ the batch has one, otherwise the anchor logp_old).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ PHI_DELTA_CLAMP = 20.0  # chiPO's e^Delta: documented overflow guard on the sequ
 class PairConfig:
     """beta: inverse temperature; seq_logratio: sum|mean (TRL's IPO averages per token)."""
 
-    beta: float = 0.1
+    beta: float = field(default=0.1, metadata={"help": "inverse temperature on the margin h = Delta_w - Delta_l"})
     seq_logratio: str = "sum"
 
     def __post_init__(self) -> None:

@@ -1,4 +1,4 @@
-"""Sampling geometries: the four published definitions of OPO's driving field (spec §2).
+"""Sampling geometries: the four published definitions of OPO's driving field.
 
 Each returns the uncentred weights w [B]; ``drive`` centres them (eq 8: g = w - E[w]).
 alpha directions differ and are kept as published:

@@ -1,0 +1,443 @@
+"""Confidence-resolved gradient audit: the same seeded rollouts for every objective, then K updates from
+the anchor with each, measuring per bin of the anchor's token probability where the gradient goes
+(opo_theory.lm.confidence), and per update the trust region taken and the update actually applied.
+
+Positive quantities get geometric means with 95% t-intervals in log space (they cannot cross zero);
+shares and fractions arithmetic means with t-intervals clipped to [0, 1]; signed quantities plain
+t-intervals; all over rollout seeds.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from opo_theory.diagnostics import approx_metrics, delta_metrics, gradient_metrics
+from opo_theory.io import (
+    REPO_ROOT,
+    dumps_json,
+    provenance,
+    to_strict_json,
+    write_bytes_atomic,
+    write_json_atomic,
+    write_text_atomic,
+)
+from opo_theory.lm.backend import param_groups
+from opo_theory.lm.compare import mean_ci95, mean_ci95_log
+from opo_theory.lm.confidence import (
+    BIN_NAMES,
+    CONFIDENT_BINS,
+    SIGNS,
+    bin_statistics,
+    logit_scale,
+    param_snapshot,
+    update_norm,
+)
+from opo_theory.lm.config import TrainConfig
+from opo_theory.lm.progress import note
+from opo_theory.lm.sampling import generate, response_logits, response_mask
+from opo_theory.lm.sft import (
+    accuracy,
+    initial_policy,
+    prompt_width,
+    sft_batch,
+    sft_loss,
+    task_pools,
+    warm_start,
+)
+from opo_theory.lm.task import reward
+from opo_theory.lm.trainer import used_columns
+from opo_theory.objectives import DRIVE_KEY, REG_KEY, PolicyBatch, get
+from opo_theory.objectives.advantages import advantages
+from opo_theory.objectives.opo import OPOConfig
+from opo_theory.objectives.reduce import seq_logratio
+from opo_theory.validation import require_choice, require_int
+
+# label -> (registered objective, config overrides): opo in the paper's and the released code's geometry
+AUDIT_OBJECTIVES = {
+    "opo": ("opo", {}), "opo-code": ("opo", {"geometry": "code"}), "opo-exact": ("opo-exact", {}),
+    "gopo": ("gopo", {}), "grpo": ("grpo", {}), "dapo": ("dapo", {}), "gspo": ("gspo", {}),
+    "dr-grpo": ("dr-grpo", {}), "ppo-kl": ("ppo-kl", {}),
+}
+POLICIES = ("sft", "confident")
+MAX_SEEDS, MAX_UPDATES = 100, 100
+POSITIVE = ("grad_abs", "grad_rel", "logit_abs", "drive_abs", "reg_abs", "grad/norm", "grad/norm_drive",
+            "grad/norm_reg", "grad/update_norm", "delta/abs_max", "delta/m2")
+FRACTIONS = ("share", "clip_zero")
+UPDATE_KEYS = ("grad/norm", "grad/norm_drive", "grad/norm_reg", "grad/cos_drive_reg", "approx/grad_cos",
+               "grad/update_norm", "clip_zero", "delta/abs_max", "delta/m2", "delta/m3", "approx/loss_gap")
+BASELINES = ("grpo", "dapo")
+OPO_LABELS = ("opo", "opo-code", "opo-exact")
+
+
+# ---------------------------------------------------------------------------------------- policies
+def _autocast(cfg: TrainConfig):
+    return torch.autocast(cfg.device.split(":")[0], dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
+
+
+@torch.no_grad()
+def answer_confidence(model, items, width: int) -> float:
+    """Mean teacher-forced probability pi(y_t) of the correct answer's tokens (and <eos>) on ``items``."""
+    device = next(model.parameters()).device
+    prompts, answers, targets = (x.to(device) for x in sft_batch(items, torch.arange(len(items)), width, model.vocab))
+    logp = F.log_softmax(response_logits(model, prompts, answers).float(), -1)
+    keep = targets >= 0
+    p = logp.gather(-1, answers[..., None]).squeeze(-1).exp()
+    return float(p[keep].mean())
+
+
+def confident_key(cfg: TrainConfig, target_accuracy: float, target_prob: float, max_steps: int) -> str:
+    blob = json.dumps([cfg.sft_key(), target_accuracy, target_prob, max_steps, cfg.sft_lr, cfg.sft_batch])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def confident_policy(cfg: TrainConfig, pools, target_accuracy: float = 0.8, target_prob: float = 0.95,
+                     max_steps: int = 4000, quiet: bool = False):
+    """The SFT warm-up trained on (SFT continued at sft_lr) until greedy train accuracy >= target_accuracy
+    or the mean answer-token probability >= target_prob on the first val_size train problems, or
+    ``max_steps``; cached beside the SFT warm-up, keyed by these settings. Returns (model, info)."""
+    model, sft_info = warm_start(cfg, pools, quiet)
+    path = Path(cfg.sft_cache) / f"confident-{confident_key(cfg, target_accuracy, target_prob, max_steps)}.pt"
+    if path.exists():
+        blob = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(blob["model"])
+        return model.to(cfg.device), blob["info"]
+    width = prompt_width(model.vocab, *pools.values())
+    probe = pools["train"][:cfg.val_size]
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0)
+    gen = torch.Generator().manual_seed(cfg.sft_seed + 1)
+    acc, prob, step = accuracy(model, probe, width, cfg.max_new), answer_confidence(model, probe, width), 0
+    while step < max_steps and acc < target_accuracy and prob < target_prob:
+        for _ in range(cfg.sft_eval_every):
+            idx = torch.randint(len(pools["train"]), (cfg.sft_batch,), generator=gen)
+            loss = sft_loss(model, *(x.to(cfg.device) for x in sft_batch(pools["train"], idx, width, model.vocab)))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        step += cfg.sft_eval_every
+        acc, prob = accuracy(model, probe, width, cfg.max_new), answer_confidence(model, probe, width)
+        note(f"[confident] step {step}: train accuracy {acc:.3f}, answer-token probability {prob:.4f}", quiet)
+    info = {**sft_info, "confident_steps": step, "train_accuracy": acc, "answer_token_prob": prob,
+            "target_accuracy": target_accuracy, "target_prob": target_prob, "max_steps": max_steps,
+            "reached": acc >= target_accuracy or prob >= target_prob}
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "info": info}, buf)
+    write_bytes_atomic(path, buf.getvalue())
+    return model, info
+
+
+def checkpoint_config(run_dir: Path) -> TrainConfig:
+    """The TrainConfig a run directory was trained with (its config.json)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file() or not (Path(run_dir) / "checkpoint.pt").is_file():
+        raise ValueError(f"--checkpoint {run_dir}: expected a run directory with config.json and checkpoint.pt")
+    return TrainConfig(**json.loads(path.read_text())["config"])
+
+
+def audit_config(preset: str, settings: list[str] | None, model: str | None, checkpoint: str | None,
+                 policy: str = "sft") -> TrainConfig:
+    """The preset with ``--set`` overrides, or a checkpoint's own config with them."""
+    import dataclasses
+
+    from opo_theory.lm.config import make_config, settable_fields
+    from opo_theory.settings import parse_overrides
+
+    require_choice("--policy", policy, POLICIES)
+    objective_keys = [s for s in settings or [] if s.startswith("objective.")]
+    if objective_keys:
+        raise ValueError(f"the audit runs every objective at its defaults; drop {objective_keys[0]!r}")
+    if checkpoint is None:
+        return make_config("opo", preset, 0, settings, None, model)
+    if policy != "sft" or model is not None:
+        raise ValueError("--checkpoint audits the run's own policy and model; drop --policy/--model")
+    cfg = checkpoint_config(Path(checkpoint))
+    defaults = {f.name: getattr(cfg, f.name) for f in settable_fields()}
+    return dataclasses.replace(cfg, **parse_overrides(settings, defaults, "audit"))
+
+
+def load_policy(cfg: TrainConfig, pools, policy: str, checkpoint: str | None, quiet: bool):
+    """(model, info, optimizer state or None): the SFT warm-up, the confident policy, or a run's checkpoint."""
+    require_choice("--policy", policy, POLICIES)
+    if checkpoint is not None:
+        model = initial_policy(cfg, pools)
+        blob = torch.load(Path(checkpoint) / "checkpoint.pt", map_location="cpu", weights_only=False)
+        model.load_state_dict(blob["model"])
+        return model.to(cfg.device), {"checkpoint": str(checkpoint), "step": blob["step"]}, blob["opt"]
+    if policy == "confident":
+        model, info = confident_policy(cfg, pools, quiet=quiet)
+    else:
+        model, info = warm_start(cfg, pools, quiet)
+    return model, {"policy": policy, **info}, None
+
+
+# ---------------------------------------------------------------------------------------- one seed
+def sample_rollouts(model, pools, width: int, cfg: TrainConfig, seed: int) -> dict:
+    """Seeded prompts (one row per group) and cfg.group_size sampled responses each, with rewards."""
+    gen = torch.Generator().manual_seed(seed)
+    sample_gen = gen if cfg.device == "cpu" else torch.Generator(cfg.device).manual_seed(seed)
+    pool = pools["train"]
+    items = [pool[i] for i in torch.randint(len(pool), (cfg.prompts_per_step,), generator=gen).tolist()]
+    prompts = model.vocab.prompts([p.prompt for p in items], width).to(cfg.device)
+    with torch.no_grad(), _autocast(cfg):
+        tokens = generate(model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, sample_gen, repeats=cfg.group_size)
+    tokens = tokens[:, :used_columns(tokens, model.vocab)]
+    scored = [reward(model.vocab.decode(t), items[i // cfg.group_size].answer, cfg.shaping)
+              for i, t in enumerate(tokens.tolist())]
+    return {"prompts": prompts, "tokens": tokens,
+            "rewards": torch.tensor([s[0] for s in scored], dtype=torch.float32, device=cfg.device),
+            "accuracy": sum(s[1] for s in scored) / len(scored)}
+
+
+def policy_forward(model, rollout: dict, cfg: TrainConfig, grad: bool = True):
+    """(log pi(o_t) [B, T], ||e_y - pi|| [B, T]) of the rollout's responses, one shared-prefix forward."""
+    with (nullcontext() if grad else torch.no_grad()), _autocast(cfg):
+        logits = response_logits(model, rollout["prompts"], rollout["tokens"], repeats=cfg.group_size)
+    logp_all = F.log_softmax(logits.float(), -1)
+    tokens = rollout["tokens"]
+    return logp_all.gather(-1, tokens[..., None]).squeeze(-1), logit_scale(logp_all, tokens)
+
+
+def audit_objective(model, anchor_state: dict, opt_state, rollout: dict, label: str, cfg: TrainConfig,
+                    updates: int) -> dict:
+    """K updates from the anchor with one objective: per-update metrics and per-bin statistics of the
+    first and the last update (raw values of this seed)."""
+    name, overrides = AUDIT_OBJECTIVES[label]
+    spec = get(name)
+    if spec.pairwise:
+        raise ValueError(f"objective {name!r} needs preference pairs; the audit runs group objectives")
+    obj_cfg = spec.make_config(**overrides)
+    twin = get(spec.twin) if spec.twin else None
+    model.load_state_dict(anchor_state)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)   # as the trainer
+    if opt_state is not None:
+        opt.load_state_dict(copy.deepcopy(opt_state))
+    tokens = rollout["tokens"]
+    mask = response_mask(tokens, model.vocab).to(tokens.device)
+    group = torch.arange(len(tokens), device=tokens.device) // cfg.group_size
+    logp_old = rollout["logp_old"]
+    extra = {"logp_ref": logp_old} if spec.needs_reference else {}
+    per_update = {k: [] for k in UPDATE_KEYS}
+    per_bin = {}
+    logp, scale = policy_forward(model, rollout, cfg)
+    for k in range(1, updates + 1):
+        batch = PolicyBatch(logp=logp, logp_old=logp_old, mask=mask, group=group, rewards=rollout["rewards"], **extra)
+        loss, parts = spec(batch, obj_cfg)
+        approx = twin(batch, obj_cfg)[0] if twin is not None else None
+        has_parts = DRIVE_KEY in parts and REG_KEY in parts
+        g_tok = torch.autograd.grad(loss, logp, retain_graph=True)[0]      # dL/dlogp (through the loss only)
+        d_drive = torch.autograd.grad(parts[DRIVE_KEY], logp, retain_graph=True)[0] if has_parts else None
+        opt.zero_grad(set_to_none=True)
+        gm = gradient_metrics(loss, parts, params, split=True, approx=approx)
+        adv = advantages(batch, "centered")
+        parts_tok = {"logit_abs": g_tok * scale}
+        if has_parts:
+            parts_tok.update({"drive_abs": d_drive, "reg_abs": g_tok - d_drive})
+        stats = bin_statistics(logp_old, mask, g_tok, adv, extra=parts_tok, signs=SIGNS)
+        if k in (1, updates):
+            per_bin["first" if k == 1 else "last"] = stats
+            if k == 1 == updates:
+                per_bin["last"] = stats
+        before = param_snapshot(params)
+        if math.isfinite(gm["grad/norm"]):
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+        gm["grad/update_norm"] = update_norm(params, before)
+        gm["clip_zero"] = stats["total/clip_zero"]
+        logp, scale = policy_forward(model, rollout, cfg, grad=k < updates)
+        post = PolicyBatch(logp=logp.detach(), logp_old=logp_old, mask=mask, group=group, rewards=rollout["rewards"])
+        gm.update(delta_metrics(seq_logratio(post, "sum"), post))
+        if twin is not None and isinstance(obj_cfg, OPOConfig):
+            gm["approx/loss_gap"] = approx_metrics(seq_logratio(post, obj_cfg.seq_logratio), post, obj_cfg)[
+                "approx/loss_gap"]
+        for key in UPDATE_KEYS:
+            per_update[key].append(gm.get(key, math.nan))
+    return {"per_update": per_update, "per_bin": per_bin}
+
+
+# ---------------------------------------------------------------------------------------- statistics
+def interval(values, kind: str) -> dict:
+    """{"mean", "low", "high", "n"} over seeds: 'positive' geometric mean and a log-space t-interval (an
+    arithmetic one clipped at 0 if a value is 0), 'fraction' clipped to [0, 1], 'signed' a plain t-interval."""
+    xs = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if not xs:
+        return {"mean": math.nan, "low": math.nan, "high": math.nan, "n": 0}
+    if kind == "positive" and min(xs) > 0:
+        m, lo, hi = mean_ci95_log(xs)
+        return {"mean": m, "low": lo, "high": hi, "n": len(xs)}
+    m, h = mean_ci95(xs)
+    lo, hi = m - h, m + h
+    if kind in ("positive", "fraction"):
+        lo = max(lo, 0.0)
+    if kind == "fraction":
+        hi = min(hi, 1.0)
+    return {"mean": m, "low": lo, "high": hi, "n": len(xs)}
+
+
+def stat_kind(stat: str) -> str:
+    return "positive" if stat in POSITIVE else "fraction" if stat in FRACTIONS else "signed"
+
+
+def summarize(raw: dict[str, list[dict]], updates: int) -> dict:
+    """Per objective: per-bin intervals ({first, last} x sign x bin x stat) and per-update intervals.
+
+    ``grad_rel`` = a bin's mean |dL/dlogp| / the objective's mean over every counted token of the batch:
+    the confidence profile with each loss's own scale (1/L, z-score, mu) divided out."""
+    out = {}
+    for label, seeds in raw.items():
+        bins = {}
+        for which in ("first", "last"):
+            rows = [s["per_bin"][which] for s in seeds]
+            for r in rows:
+                for b in BIN_NAMES:
+                    for tag in ("", "/pos", "/neg"):
+                        g, tot = r.get(f"{b}{tag}/grad_abs"), r["total/grad_abs"]
+                        r[f"{b}{tag}/grad_rel"] = g / tot if tot and g is not None and math.isfinite(g) else math.nan
+            stats = sorted({k.rsplit("/", 1)[1] for k in rows[0] if not k.startswith("total/")})
+            bins[which] = {sign: {b: {st: interval([r.get(f"{b}{'' if sign == 'all' else '/' + sign}/{st}")
+                                                    for r in rows], stat_kind(st)) for st in stats}
+                                  for b in BIN_NAMES} for sign in SIGNS}
+        upd = {key: [interval([s["per_update"][key][k] for s in seeds], stat_kind(key)) for k in range(updates)]
+               for key in UPDATE_KEYS}
+        out[label] = {"per_bin": bins, "per_update": upd}
+    return out
+
+
+def compare_intervals(a: dict, b: dict) -> str:
+    """'higher' / 'lower' when the 95% intervals do not overlap, 'overlap' when they do, 'no data' otherwise."""
+    if not (a["n"] >= 2 and b["n"] >= 2 and all(math.isfinite(x) for x in (a["low"], a["high"], b["low"], b["high"]))):
+        return "no data"
+    return "higher" if a["low"] > b["high"] else "lower" if a["high"] < b["low"] else "overlap"
+
+
+def mechanism_verdict(summary: dict, stat: str = "grad_rel", which: str = "last") -> dict:
+    """Per confident bin (p_old >= 0.9): 'holds' when every OPO variant's mean |dL/dlogp| ({stat}) lies above
+    GRPO's and DAPO's with non-overlapping 95% intervals, 'fails' when every one lies below, 'conditional'
+    otherwise; overall the same over the bins with data. Returns {"overall", "bins", "text"}."""
+    opos = [o for o in OPO_LABELS if o in summary]
+    bases = [b for b in BASELINES if b in summary]
+    if not opos or not bases:
+        raise ValueError(f"the verdict needs an OPO variant and grpo or dapo in the audit, got {sorted(summary)}")
+    per_bin, parts = {}, []
+    for b in CONFIDENT_BINS:
+        pairs = {f"{o} vs {base}": compare_intervals(summary[o]["per_bin"][which]["all"][b][stat],
+                                                     summary[base]["per_bin"][which]["all"][b][stat])
+                 for o in opos for base in bases}
+        seen = [v for v in pairs.values() if v != "no data"]
+        verdict = ("no data" if not seen else "holds" if all(v == "higher" for v in seen) else
+                   "fails" if all(v == "lower" for v in seen) else "conditional")
+        per_bin[b] = {"verdict": verdict, "pairs": pairs}
+        detail = ", ".join(f"{p} {v}" for p, v in pairs.items())
+        parts.append(f"p_old {b}: {verdict} ({detail})")
+    seen = [v["verdict"] for v in per_bin.values() if v["verdict"] != "no data"]
+    overall = ("no data" if not seen else "holds" if all(v == "holds" for v in seen) else
+               "fails" if all(v == "fails" for v in seen) else "conditional")
+    return {"overall": overall, "stat": stat, "update": which, "bins": per_bin, "text": "; ".join(parts)}
+
+
+# ---------------------------------------------------------------------------------------- the command
+def audit_key(cfg: TrainConfig, policy_info: dict, objectives, seeds: int, updates: int) -> str:
+    blob = json.dumps([cfg.identity(), policy_info, list(objectives), seeds, updates], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def check_objectives(objectives) -> list[str]:
+    objectives = list(objectives)
+    if not objectives:
+        raise ValueError("--objectives must name at least one objective")
+    for o in objectives:
+        require_choice("audit objective", o, AUDIT_OBJECTIVES)
+    if len(set(objectives)) != len(objectives):
+        raise ValueError(f"--objectives lists an objective more than once: {','.join(objectives)}")
+    return objectives
+
+
+def run_audit(cfg: TrainConfig, out: str | Path, *, policy: str = "sft", checkpoint: str | None = None,
+              objectives=tuple(AUDIT_OBJECTIVES), seeds: int = 8, updates: int = 8, resume: bool = False,
+              quiet: bool = False) -> Path:
+    """Audit one policy: ``seeds`` rollout batches x every objective x ``updates`` updates; writes
+    ``out/audit.json`` (summary, verdict) and one resumable ``out/partial/seed<s>-<objective>.json`` per pair."""
+    objectives = check_objectives(objectives)
+    require_int("--seeds", seeds, 1, MAX_SEEDS)
+    require_int("--updates", updates, 1, MAX_UPDATES)
+    out = Path(out)
+    start = time.perf_counter()
+    pools = task_pools(cfg)
+    model, info, opt_state = load_policy(cfg, pools, policy, checkpoint, quiet)
+    model.eval()
+    key = audit_key(cfg, info, objectives, seeds, updates)
+    existing = sorted((out / "partial").glob("*.json")) if (out / "partial").is_dir() else []
+    if existing:
+        stored = json.loads(existing[0].read_text())["key"]
+        if stored != key:
+            raise ValueError(f"output dir {out} holds a different audit; choose another --out")
+        if not resume:
+            raise ValueError(f"output dir {out} already holds this audit; pass --resume to continue it")
+    width = prompt_width(model.vocab, *pools.values())
+    anchor = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    raw = {o: [] for o in objectives}
+    acc = []
+    for s in range(seeds):
+        model.load_state_dict(anchor)
+        rollout = sample_rollouts(model, pools, width, cfg, s)
+        rollout["logp_old"] = policy_forward(model, rollout, cfg, grad=False)[0].detach()
+        acc.append(rollout["accuracy"])
+        for o in objectives:
+            path = out / "partial" / f"seed{s}-{o}.json"
+            if path.exists():
+                raw[o].append(json.loads(path.read_text())["data"])
+                continue
+            data = audit_objective(model, anchor, opt_state, rollout, o, cfg, updates)
+            write_json_atomic(path, {"key": key, "data": data})
+            raw[o].append(to_strict_json(data))
+            note(f"[audit] seed {s + 1}/{seeds} {o}: {updates} updates ({time.perf_counter() - start:.0f} s)", quiet)
+    model.load_state_dict(anchor)
+    summary = summarize(raw, updates)
+    record = {"settings": {"objectives": objectives, "seeds": seeds, "updates": updates, "policy": policy,
+                           "checkpoint": checkpoint, "bins": list(BIN_NAMES), "config": cfg.to_json()},
+              "policy": info, "rollout_accuracy": interval(acc, "fraction"), "summary": summary,
+              "verdict": {"relative": mechanism_verdict(summary, "grad_rel") if _has_verdict(objectives) else None,
+                          "raw": mechanism_verdict(summary, "grad_abs") if _has_verdict(objectives) else None},
+              "time_s": time.perf_counter() - start, "provenance": provenance()}
+    return write_text_atomic(out / "audit.json", dumps_json(rounded(record), separators=(",", ":")) + "\n")
+
+
+def rounded(obj, digits: int = 5):
+    """``obj`` with every float rounded to ``digits`` significant digits (the audit's JSON stays small)."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{digits}g}") if math.isfinite(obj) else obj
+    if isinstance(obj, dict):
+        return {k: rounded(v, digits) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [rounded(v, digits) for v in obj]
+    return obj
+
+
+COMMITTED_AUDIT = REPO_ROOT / "figures" / "runs" / "cpu-tiny" / "audit"
+RERUN_AUDIT = Path("runs") / "figures-rerun" / "cpu-tiny" / "audit"
+
+
+def audit_record(rerun: bool = False) -> tuple[dict, Path]:
+    """(audit.json record, its directory): the committed default audit, or (``rerun``) a fresh default run."""
+    if rerun:
+        run_audit(audit_config("cpu-tiny", None, None, None), RERUN_AUDIT, resume=True, quiet=True)
+        directory = RERUN_AUDIT
+    else:
+        directory = COMMITTED_AUDIT
+        if not (directory / "audit.json").is_file():
+            raise ValueError(f"no committed audit at {directory}; run `opo-theory figures --rerun`")
+    return json.loads((directory / "audit.json").read_text()), directory
+
+
+def _has_verdict(objectives) -> bool:
+    return any(o in OPO_LABELS for o in objectives) and any(o in BASELINES for o in objectives)

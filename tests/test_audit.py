@@ -1,0 +1,244 @@
+"""Confidence-resolved gradient audit: per-bin statistics against a hand computation, the audit's gradients
+against direct autograd, the applied update norm, the trainer's per-step keys, the verdict, the CLI."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from opo_theory.cli import main
+from opo_theory.lm import audit as A
+from opo_theory.lm.confidence import BIN_NAMES, bin_statistics, confidence_bins, logit_scale
+from opo_theory.lm.config import make_config
+from opo_theory.lm.model import GPT, GPTConfig
+from opo_theory.lm.sampling import response_logprobs, response_mask
+from opo_theory.lm.sft import prompt_width, task_pools
+from opo_theory.lm.tokenizer import CHAR_VOCAB
+from opo_theory.lm.trainer import Trainer
+from opo_theory.objectives import PolicyBatch, get
+
+MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
+         "train_level=2", "ood_level=3", "sft_batch=32", "shaping=0.5", "prompts_per_step=4", "group_size=4",
+         "max_new=5", "lr=0.01"]
+
+
+@pytest.fixture(scope="module")
+def micro(tmp_path_factory):
+    return MICRO + [f"sft_cache={tmp_path_factory.mktemp('sft')}"]
+
+
+# token probabilities of the anchor, one per bin and the two bin edges 0.9 and 0.999 (left-closed bins)
+P_OLD = torch.tensor([[0.3, 0.7, 0.95], [0.995, 0.9995, 0.9], [0.6, 0.999, 0.2], [0.97, 0.4, 0.9999]])
+RATIO = torch.tensor([[1.5, 1.3, 1.05], [0.7, 0.75, 1.0], [0.9, 0.5, 1.6], [1.02, 1.02, 0.85]])   # p_old r <= 1
+MASK = torch.tensor([[1.0, 1, 1], [1, 1, 0], [1, 1, 1], [1, 0, 1]])
+REWARDS = torch.tensor([1.0, 0.0, 0.0, 1.0])         # groups (0, 1), (2, 3): A = +, -, -, +
+
+
+def test_bins_are_left_closed_at_the_stated_edges():
+    p = torch.tensor([0.49, 0.5, 0.89, 0.9, 0.99, 0.995, 0.999, 1.0])
+    assert confidence_bins(p.log()).tolist() == [0, 1, 1, 2, 3, 3, 4, 4]
+
+
+def test_grpo_bins_against_a_hand_computation():
+    """dL/dlogp of GRPO by autograd, binned, equals the hand formula: -A r / (L_i B) where the clip does not
+    bind, exactly 0 where it does (A > 0 and r > 1.2, or A < 0 and r < 0.8)."""
+    assert (P_OLD * RATIO <= 1).all()
+    logp_old = P_OLD.log()
+    logp = (logp_old + RATIO.log()).requires_grad_()
+    batch = PolicyBatch(logp=logp, logp_old=logp_old, mask=MASK, group=torch.tensor([0, 0, 1, 1]), rewards=REWARDS)
+    loss, _ = get("grpo")(batch)
+    grad = torch.autograd.grad(loss, logp)[0]
+    stats = bin_statistics(logp_old, MASK, grad, torch.tensor([0.5, -0.5, -0.5, 0.5]), signs=("all", "pos", "neg"))
+    a = 0.5 / (math.sqrt(0.5) + 1e-6)               # z-scored advantage of a 1/0 group (sample std)
+    edges = (0.5, 0.9, 0.99, 0.999)
+    sums, counts, zeros = {}, {}, {}
+    for i in range(4):
+        adv = a if REWARDS[i] == 1.0 else -a
+        length = float(MASK[i].sum())
+        for t in range(3):
+            if MASK[i, t] == 0:
+                continue
+            p, r = float(P_OLD[i, t]), float(RATIO[i, t])
+            b = BIN_NAMES[sum(p >= e for e in edges)]
+            clipped = (adv > 0 and r > 1.2) or (adv < 0 and r < 0.8)
+            g = 0.0 if clipped else abs(adv * r) / (length * 4)
+            for key in (b, f"{b}/{'pos' if adv > 0 else 'neg'}"):
+                sums[key] = sums.get(key, 0.0) + g
+                counts[key] = counts.get(key, 0) + 1
+                zeros[key] = zeros.get(key, 0) + clipped
+    assert sum(zeros.values()) >= 6 and len({k for k in counts if "/" not in k}) == 5    # clips bind; every bin
+    for key, n in counts.items():
+        assert stats[f"{key}/grad_abs"] == pytest.approx(sums[key] / n, rel=1e-5)
+        assert stats[f"{key}/clip_zero"] == pytest.approx(zeros[key] / n)
+        assert stats[f"{key}/share"] == pytest.approx(n / MASK.sum().item())
+    assert stats["0.99-0.999/clip_zero"] == 1.0 and stats["ge0.999/clip_zero"] == pytest.approx(2 / 3)  # A < 0 side
+    assert stats["0.9-0.99/pos/clip_zero"] == 0.0      # A > 0: r > 1.2 is impossible once p_old > 1/1.2
+
+
+def test_logit_scale_is_the_norm_of_e_y_minus_pi():
+    logits = torch.randn(2, 3, 7, dtype=torch.float64)
+    tokens = torch.randint(7, (2, 3))
+    pi = logits.softmax(-1)
+    direct = (torch.nn.functional.one_hot(tokens, 7) - pi).norm(dim=-1)
+    assert torch.allclose(logit_scale(logits.log_softmax(-1), tokens), direct)
+    # and |dL/dz| = |dL/dlogp_y| ||e_y - pi|| for any loss of logp_y
+    z = logits.clone().requires_grad_()
+    logp = z.log_softmax(-1).gather(-1, tokens[..., None]).squeeze(-1)
+    w = torch.randn(2, 3, dtype=torch.float64)
+    g_logp = w
+    g_z = torch.autograd.grad((w * logp).sum(), z)[0]
+    assert torch.allclose(g_z.norm(dim=-1), g_logp.abs() * direct)
+
+
+@pytest.fixture(scope="module")
+def setup(micro):
+    cfg = make_config("opo", "cpu-tiny", 0, micro)
+    torch.manual_seed(0)
+    pools = task_pools(cfg)
+    width = prompt_width(CHAR_VOCAB, *pools.values())
+    model = GPT(GPTConfig(CHAR_VOCAB.size, 1, 2, 16, width + cfg.max_new + 1)).eval()
+    rollout = A.sample_rollouts(model, pools, width, cfg, seed=1)
+    rollout["rewards"] = torch.arange(len(rollout["tokens"]), dtype=torch.float32) % 3   # varied within groups
+    rollout["logp_old"] = A.policy_forward(model, rollout, cfg, grad=False)[0]
+    return cfg, model, rollout
+
+
+@pytest.mark.parametrize("label", ["opo", "ppo-kl", "dapo"])
+def test_audit_bins_equal_direct_autograd_and_update_norm_is_the_parameter_change(label, setup):
+    """The first update's per-bin numbers equal bin_statistics of dL/dlogp computed directly (a gradient
+    accumulated from the diagnostics' extra backwards would not); the update norm is ||theta_1 - theta_0||."""
+    cfg, model, rollout = setup
+    anchor = {k: v.clone() for k, v in model.state_dict().items()}
+    data = A.audit_objective(model, anchor, None, rollout, label, cfg, updates=1)
+    moved = math.sqrt(sum(float((model.state_dict()[k] - v).double().pow(2).sum()) for k, v in anchor.items()))
+    assert data["per_update"]["grad/update_norm"][0] == pytest.approx(moved, rel=1e-6) and moved > 0
+    model.load_state_dict(anchor)
+    name, over = A.AUDIT_OBJECTIVES[label]
+    logp, _ = response_logprobs(model, rollout["prompts"], rollout["tokens"], repeats=cfg.group_size)
+    mask = response_mask(rollout["tokens"], CHAR_VOCAB)
+    group = torch.arange(len(mask)) // cfg.group_size
+    batch = PolicyBatch(logp=logp, logp_old=rollout["logp_old"], mask=mask, group=group, rewards=rollout["rewards"],
+                        logp_ref=rollout["logp_old"])
+    loss, parts = get(name)(batch, get(name).make_config(**over))
+    grad = torch.autograd.grad(loss, logp)[0]
+    adv = rollout["rewards"] - rollout["rewards"].view(-1, cfg.group_size).mean(1).repeat_interleave(cfg.group_size)
+    direct = bin_statistics(rollout["logp_old"], mask, grad, adv, signs=("all", "pos", "neg"))
+    got = data["per_bin"]["first"]
+    for key, value in direct.items():
+        assert got[key] == pytest.approx(value, rel=1e-4, abs=1e-12, nan_ok=True), key
+
+
+def test_trainer_logs_the_cheap_part_identically_with_and_without_extra_backwards(micro, tmp_path):
+    """conf/* keys do not depend on grad_split/approx_grad (their extra backwards must not leak into them),
+    and grad/update_norm is ||theta_after - theta_before|| of the step's one update."""
+    rows = []
+    for extra in ([], ["grad_split=false", "approx_grad=false", "trust_region_metrics=false"]):
+        cfg = make_config("opo", "cpu-tiny", 0, micro + ["ppo_epochs=1", "minibatches=1"] + extra, steps=1)
+        trainer = Trainer(cfg, tmp_path / str(len(extra)), quiet=True)
+        before = [p.detach().clone() for p in trainer.model.parameters()]
+        row = trainer.rl_step()
+        moved = math.sqrt(sum(float((p.detach() - b).double().pow(2).sum())
+                              for p, b in zip(trainer.model.parameters(), before)))
+        assert row["grad/update_norm"] == pytest.approx(moved, rel=1e-6)
+        clipped = math.sqrt(sum(float(p.grad.double().pow(2).sum()) for p in trainer.model.parameters()
+                                if p.grad is not None))       # the gradient clip_grad_norm_ left for AdamW
+        assert row["grad/norm_applied"] == pytest.approx(clipped, rel=1e-5)
+        assert row["grad/norm_applied"] == pytest.approx(min(row["grad/norm"], cfg.grad_clip), rel=1e-5)
+        rows.append(row)
+    conf = sorted(k for k in rows[0] if k.startswith("conf/"))
+    assert len(conf) == 2 + 3 * len(BIN_NAMES) and "delta/abs_max_update" in rows[1]
+    for k in conf:
+        assert rows[0][k] == pytest.approx(rows[1][k], rel=1e-6, nan_ok=True), k
+    assert sum(rows[0][f"conf/{b}/share"] for b in BIN_NAMES) == pytest.approx(1.0)
+
+
+def interval(mean, low, high, n=3):
+    return {"mean": mean, "low": low, "high": high, "n": n}
+
+
+def fake_summary(opo_iv, base_iv):
+    bins = lambda iv: {"last": {"all": {b: {"grad_rel": iv, "grad_abs": iv} for b in BIN_NAMES}}}
+    return {"opo": {"per_bin": bins(opo_iv)}, "grpo": {"per_bin": bins(base_iv)}, "dapo": {"per_bin": bins(base_iv)}}
+
+
+def test_verdict_is_computed_from_the_intervals():
+    assert A.mechanism_verdict(fake_summary(interval(2, 1.5, 2.5), interval(1, 0.8, 1.2)))["overall"] == "holds"
+    assert A.mechanism_verdict(fake_summary(interval(1, 0.8, 1.2), interval(2, 1.5, 2.5)))["overall"] == "fails"
+    v = A.mechanism_verdict(fake_summary(interval(1, 0.8, 1.6), interval(1.4, 1.2, 1.5)))
+    assert v["overall"] == "conditional" and "p_old ge0.999: conditional" in v["text"]
+    summary = fake_summary(interval(2, 1.5, 2.5), interval(1, 0.8, 1.2))
+    summary["dapo"]["per_bin"]["last"]["all"]["ge0.999"]["grad_rel"] = interval(3, 2.6, 3.5)
+    v = A.mechanism_verdict(summary)
+    assert v["bins"]["ge0.999"]["verdict"] == "conditional" and v["bins"]["0.9-0.99"]["verdict"] == "holds"
+    assert v["overall"] == "conditional"
+    empty = fake_summary(interval(math.nan, math.nan, math.nan, 0), interval(1, 0.8, 1.2))
+    assert A.mechanism_verdict(empty)["overall"] == "no data"
+
+
+def test_intervals_of_positive_quantities_cannot_cross_zero():
+    iv = A.interval([1e-3, 1.0, 30.0], "positive")
+    assert 0 < iv["low"] < iv["mean"] < iv["high"] and iv["mean"] == pytest.approx((1e-3 * 30) ** (1 / 3))
+    frac = A.interval([0.0, 0.02, 0.99], "fraction")
+    assert 0.0 <= frac["low"] and frac["high"] <= 1.0
+    assert A.interval([None, math.nan], "signed")["n"] == 0
+
+
+def test_cli_runs_on_the_char_gpt_resumes_and_rejects_bad_input(micro, tmp_path, capsys):
+    out = tmp_path / "audit"
+    args = ["audit", "--out", str(out), "--seeds", "2", "--updates", "2", "--objectives", "opo,grpo,dapo,gspo",
+            "--quiet", "--set", *micro]
+    assert main(args) == 0
+    record = json.loads((out / "audit.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-strict {c}"))
+    assert record["settings"]["seeds"] == 2 and set(record["summary"]) == {"opo", "grpo", "dapo", "gspo"}
+    assert record["verdict"]["relative"]["overall"] in ("holds", "fails", "conditional", "no data")
+    assert len(record["summary"]["opo"]["per_update"]["delta/m3"]) == 2
+    assert main(args) == 2 and "already holds this audit; pass --resume" in capsys.readouterr().err
+    assert main(args + ["--resume"]) == 0
+    assert json.loads((out / "audit.json").read_text())["summary"] == record["summary"]
+    for bad, message in ((["--seeds", "0"], "--seeds must be"), (["--objectives", "nope"], "unknown audit objective"),
+                         (["--policy", "bogus"], "unknown --policy 'bogus'"),
+                         (["--checkpoint", str(tmp_path / "none")], "expected a run directory"),
+                         (["--set", "objective.mu=2"], "drop 'objective.mu=2'")):
+        assert main(["audit", "--out", str(tmp_path / "bad"), "--quiet", "--set", *micro] + bad) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err
+
+
+def test_cli_audits_a_checkpoint_and_an_hf_model(micro, tmp_path):
+    pytest.importorskip("transformers")
+    from opo_theory.lm.tiny_hf import build_tiny_model
+
+    run = tmp_path / "run"
+    assert main(["train", "--objective", "grpo", "--out", str(run), "--steps", "1", "--quiet", "--set", *micro]) == 0
+    assert main(["audit", "--checkpoint", str(run), "--out", str(tmp_path / "ck"), "--seeds", "2", "--updates", "1",
+                 "--objectives", "opo,grpo", "--quiet"]) == 0
+    assert json.loads((tmp_path / "ck" / "audit.json").read_text())["policy"]["step"] == 1
+    hf = build_tiny_model(tmp_path / "llama", "llama", layers=1, width=16, heads=2, vocab_size=40)
+    hf_settings = [s for s in micro if not s.startswith(("n_layer", "n_embd", "n_head", "sft_max"))]
+    assert main(["audit", "--model", f"hf:{hf}", "--out", str(tmp_path / "hf"), "--seeds", "2", "--updates", "2",
+                 "--objectives", "opo,dapo", "--quiet", "--set", *hf_settings, "sft_max_steps=0"]) == 0
+    record = json.loads((tmp_path / "hf" / "audit.json").read_text())
+    assert record["settings"]["config"]["model"] == f"hf:{hf}"
+    shares = record["summary"]["dapo"]["per_bin"]["first"]["all"]
+    assert sum(shares[b]["share"]["mean"] for b in BIN_NAMES) == pytest.approx(1.0)
+    assert all(x["n"] == 2 for x in record["summary"]["opo"]["per_update"]["grad/norm"])
+
+
+def test_confident_policy_trains_until_the_stated_level_and_is_cached(micro, monkeypatch):
+    cfg = make_config("opo", "cpu-tiny", 0, micro + ["sft_eval_every=40", "sft_lr=0.01"])
+    pools = task_pools(cfg)
+    model, info = A.confident_policy(cfg, pools, target_accuracy=1.0, target_prob=0.3, max_steps=400, quiet=True)
+    assert info["reached"] and info["answer_token_prob"] >= 0.3 and info["confident_steps"] <= 400
+    width = prompt_width(model.vocab, *pools.values())
+    items = pools["train"][:cfg.val_size]
+    probs = []                                    # direct: pi(answer token) of each problem, one at a time
+    for p in items:
+        prompt = model.vocab.prompts([p.prompt], width)
+        answer = torch.tensor([model.vocab.encode_answer(p.answer) + [model.vocab.eos_id]])
+        probs += response_logprobs(model, prompt, answer)[0].exp().flatten().tolist()
+    assert info["answer_token_prob"] == pytest.approx(sum(probs) / len(probs), rel=1e-4)
+    monkeypatch.setattr(A, "sft_loss", lambda *a: pytest.fail("the cached confident policy was retrained"))
+    again, info2 = A.confident_policy(cfg, pools, target_accuracy=1.0, target_prob=0.3, max_steps=400, quiet=True)
+    assert info2 == info and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                                   again.state_dict().values()))
