@@ -40,7 +40,7 @@ def main(rerun: bool = False):
     summary = record["summary"]
     palette = colors(list(summary))
     k = record["settings"]["updates"]
-    fig, axes = new_figure(4, 2, width=4.2, height=3.1)
+    fig, axes = new_figure(4, 2, width=4.2, height=3.4)
     data = {"share": {}, "first": {}, "last": {}}
     any_obj = next(iter(summary.values()))
     x = np.arange(len(BIN_NAMES))
@@ -59,6 +59,7 @@ def main(rerun: bool = False):
             ax.set(title=f"({'bcd'[col - 1] if row == 0 else 'efg'[col - 1]}) {label}, update {1 if which == 'first' else k}")
             ax.title.set_fontsize(8)
     axes[0, 1].legend(fontsize=5, ncol=2)
+    fig.subplots_adjust(hspace=0.45)
     verdict = {"relative": mechanism_verdict(summary, "grad_rel"), "raw": mechanism_verdict(summary, "grad_abs")}
     seeds = record["settings"]["seeds"]
     fig.suptitle(f"Confidence-resolved gradient audit, {seeds} rollout seeds (95% intervals; log-space for sizes); "

@@ -41,7 +41,7 @@ def main(rerun: bool = False):
             data[key][name] = iv
         if log and ax.get_lines():
             ax.set_yscale("log")
-        ax.set(xlabel="update k from the anchor", title=label)
+        ax.set(title=label, xlabel="update k from the anchor" if ax in axes[1] else "")
         ax.title.set_fontsize(8)
     axes[0, 0].axhline(1.0, color="k", lw=0.8, ls=":")
     axes[1, 0].legend(fontsize=5, ncol=2)

@@ -27,7 +27,9 @@ compare() {  # compare PRESET OBJECTIVES STEPS DIR [--resume]
         --quiet ${5:-} ${EXTRA:+--set $EXTRA}
 }
 
-rm -rf "$RUNS/cpu-tiny" "$RUNS/cpu-tiny-scarce" "$RUNS/cpu-tiny-long"
+# the runs go; the committed audit (cpu-tiny/audit, `opo-theory audit`, its own command) stays
+find "$RUNS/cpu-tiny" -mindepth 1 -maxdepth 1 ! -name audit -exec rm -rf {} + 2>/dev/null || true
+rm -rf "$RUNS/cpu-tiny-scarce" "$RUNS/cpu-tiny-long"
 # the SFT warm-up every preset here shares (same SFT settings), once, before the workers start
 $PY -m opo_theory train --objective grpo --preset cpu-tiny --steps 1 --out "$RUNS/.sft-warmup" --quiet \
     --set trust_region_metrics=false grad_split=false $EXTRA

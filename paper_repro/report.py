@@ -262,6 +262,7 @@ def audit_section() -> list[str]:
     last = lambda key, o: tr[key][o][-1] if o in tr.get(key, {}) else {"mean": None, "low": None, "high": None}
     trust = "; ".join(f"{o}: max|Delta| {iv(last('delta/abs_max', o))}, pre-clip norm {iv(last('grad/norm', o))}, "
                       f"applied ||Delta theta|| {iv(last('grad/update_norm', o))}" for o in shown)
+    first = [tr["grad/update_norm"][o][0]["mean"] for o in tr["grad/update_norm"]]
     policy = settings["policy"]
     return [
         "## Confidence-resolved gradient audit ([figure](figures/audit-confidence.png), "
@@ -275,7 +276,9 @@ def audit_section() -> list[str]:
         f"Verdict on the mechanism (OPO keeps gradient where GRPO/DAPO lose it as p_old -> 1; relative size, update "
         f"{k}, non-overlapping intervals): **{rel['overall']}** — {rel['text']}. On the raw |dL/dlogp| (loss scales "
         f"not divided out): **{raw['overall']}**.",
-        f"Trust region at update {k}: {trust}.", ""]
+        f"The first update from the anchor moves the parameters by ||Delta theta|| = {min(first):.4g}–{max(first):.4g} "
+        "for every objective (AdamW's first step is about lr per parameter whatever the gradient), so pre-clip "
+        f"gradient norms say little about update size. Trust region at update {k}: {trust}.", ""]
 
 
 def main(rerun: bool = False):

@@ -173,3 +173,13 @@ def test_bad_arguments():
     from opo_theory.bandit.experiments import saturation
     with pytest.raises(ValueError, match="p_max must lie in"):
         saturation(p_max=1.5)
+
+
+def test_dynamics_mu_acts_only_with_two_or_more_updates_per_batch():
+    # at the anchor (Delta = 0) the chi² penalty has zero gradient: with one update per batch OPO's
+    # trajectory cannot depend on mu; with two it must
+    from opo_theory.bandit.experiments import dynamics
+    runs = {u: [dynamics(arms=4, seeds=3, steps=5, objectives={"opo": {"mu": mu}}, updates=u)["curves"]["opo"]["regret"]
+                for mu in (1.0, 5.0)] for u in (1, 2)}
+    assert runs[1][0] == runs[1][1]
+    assert max(abs(a - b) for a, b in zip(*runs[2])) > 1e-6

@@ -162,3 +162,12 @@ def test_paper_index_names_existing_functions_tests_and_artifacts():
         else:
             bad.append(name)
     assert not bad, f"docs/paper_index.md names what does not exist: {bad}"
+
+
+def test_readme_claims_table_matches_the_committed_claims_artifact():
+    """The README's verdict table says what `opo-theory claims` wrote (figures/claims-table.json) for every id."""
+    rows = json.loads((REPO_ROOT / "figures" / "claims-table.json").read_text())["data"]["claims"]
+    measured = {r["id"]: r["verdict"] for r in rows}
+    readme = (REPO_ROOT / "README.md").read_text()
+    stated = dict(re.findall(r"^\| `([a-z0-9-]+)` \| [^|]+\| \*\*([a-z]+)\*\* \|$", readme, flags=re.M))
+    assert stated == measured

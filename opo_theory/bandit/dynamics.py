@@ -103,8 +103,10 @@ SAMPLED_OBJECTIVES = ("opo", "opo-exact", "gopo", "grpo", "dr-grpo", "dapo", "gs
 
 
 def sampled_loop(bandit, objective: str, hyper: dict, eta: float, steps: int, group_size: int,
-                 seed: int = 0) -> Trace:
-    """On-policy group RL: per step sample G arms per row, one gradient step on the registry loss."""
+                 seed: int = 0, updates: int = 1) -> Trace:
+    """On-policy group RL: per step sample G arms per row, then ``updates`` gradient steps on the registry
+    loss against that step's frozen anchor (>= 2 lets OPO's chi² penalty act: its gradient is 0 at the
+    anchor). grad_norm records the first update's gradient of each step."""
     require_choice("objective", objective, SAMPLED_OBJECTIVES)
     means = bandit.means
     s, k = means.shape
@@ -118,19 +120,20 @@ def sampled_loop(bandit, objective: str, hyper: dict, eta: float, steps: int, gr
         logp_old = z.log_softmax(-1).detach()
         arms = torch.multinomial(logp_old.exp(), group_size, replacement=True, generator=gen)
         r = bandit.sample_rewards(arms, gen)
-        z.requires_grad_(True)
-        logp = z.log_softmax(-1)
         extra = {}
-        if spec.kind == "pairwise":
+        if spec.pairwise:
             base = torch.arange(s, device=means.device) * group_size
             extra = {"chosen": base + r.argmax(1), "rejected": base + r.argmin(1)}
         if spec.needs_reference:
             extra["logp_ref"] = torch.gather(logp_ref, 1, arms).reshape(-1, 1)
-        loss, _ = spec(sampled_batch(logp, logp_old, arms, r, **extra), cfg)
-        (grad,) = torch.autograd.grad(loss, z)
-        grad = grad * s
-        z = (z - eta * grad).detach()
-        norms.append(grad.norm(dim=-1))
+        for u in range(updates):
+            z.requires_grad_(True)
+            loss, _ = spec(sampled_batch(z.log_softmax(-1), logp_old, arms, r, **extra), cfg)
+            (grad,) = torch.autograd.grad(loss, z)
+            grad = grad * s
+            z = (z - eta * grad).detach()
+            if u == 0:
+                norms.append(grad.norm(dim=-1))
         rewards.append((z.softmax(-1) * means).sum(-1))
     return Trace(torch.stack(rewards), torch.stack(norms))
 

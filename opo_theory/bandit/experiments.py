@@ -48,21 +48,23 @@ DYNAMICS_OBJECTIVES = {"opo": {"alpha": 0.4, "mu": 1.0}, "dpo": {"beta": 0.1}, "
 
 
 def dynamics(arms: int = 10, seeds: int = 16, steps: int = 200, group_size: int = 8, eta: float = 0.5,
-             seed: int = 0, objectives: dict[str, dict] | None = None) -> dict:
+             seed: int = 0, objectives: dict[str, dict] | None = None, updates: int = 2) -> dict:
     """OPO vs DPO vs KL-regularized PG vs GRPO (or ``objectives``: {label: hyperparameters}, a label being a
-    registered name, optionally followed by '(...)') on identical sampled data: reward and grad norm per step."""
+    registered name, optionally followed by '(...)') on identical sampled data: reward and grad norm per step.
+
+    updates: gradient steps per sampled batch against its frozen anchor (>= 2 so OPO's mu acts)."""
     objectives = DYNAMICS_OBJECTIVES if objectives is None else objectives
     _check(_count("arms", arms, 2, MAX_ARMS), _count("seeds", seeds, 1, MAX_ROWS), _count("steps", steps, 1, MAX_STEPS),
            _count("group_size", group_size, 1, 10_000), lambda: require_positive("eta", eta),
-           _count("seed", seed, 0, MAX_SEED))
+           _count("seed", seed, 0, MAX_SEED), _count("updates", updates, 1, 1_000))
     require_size("seeds x max(arms, group_size)", seeds * max(arms, group_size), MAX_ELEMENTS)
     require_size("steps x seeds", steps * seeds, MAX_HISTORY)
     bandit = KArmedBandit.make(seeds, arms, "bernoulli", seed=seed)
     best = bandit.means.max(1).values
     out = {"config": {"arms": arms, "seeds": seeds, "steps": steps, "group_size": group_size, "eta": eta,
-                      "seed": seed, "objectives": objectives}, "curves": {}, "summary": {}}
+                      "seed": seed, "objectives": objectives, "updates": updates}, "curves": {}, "summary": {}}
     for name, hyper in objectives.items():
-        tr = sampled_loop(bandit, name.partition("(")[0], hyper, eta, steps, group_size, seed=seed)
+        tr = sampled_loop(bandit, name.partition("(")[0], hyper, eta, steps, group_size, seed=seed, updates=updates)
         regret = (best[None] - tr.reward).mean(1)
         gn = tr.grad_norm.mean(1)
         out["curves"][name] = {"regret": regret.tolist(), "grad_norm": gn.tolist()}

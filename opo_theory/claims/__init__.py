@@ -1,6 +1,17 @@
-"""Every claim of the OPO paper, each with a check returning an honest verdict."""
+"""Every claim of the OPO paper, each with a check returning an honest verdict.
 
-from opo_theory.claims.catalogue import CLAIMS, catalogue, check, check_all, get_claim
-from opo_theory.claims.verdict import VERDICTS, Claim, Verdict
+Names are loaded on first use (PEP 562), so importing the package (the CLI's parser, one claim's
+check) does not load every check module and sympy.
+"""
 
-__all__ = ["CLAIMS", "Claim", "Verdict", "VERDICTS", "catalogue", "check", "check_all", "get_claim"]
+from importlib import import_module
+
+_HOMES = {"CLAIMS": "catalogue", "catalogue": "catalogue", "check": "catalogue", "check_all": "catalogue",
+          "get_claim": "catalogue", "VERDICTS": "verdict", "Claim": "verdict", "Verdict": "verdict"}
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'opo_theory.claims' has no attribute {name!r}")
+    return getattr(import_module(f"opo_theory.claims.{_HOMES[name]}"), name)

@@ -377,8 +377,9 @@ def run_audit(cfg: TrainConfig, out: str | Path, *, policy: str = "sft", checkpo
     model.eval()
     key = audit_key(cfg, info, objectives, seeds, updates)
     existing = sorted((out / "partial").glob("*.json")) if (out / "partial").is_dir() else []
+    existing += [out / "audit.json"] if (out / "audit.json").is_file() else []
     if existing:
-        stored = json.loads(existing[0].read_text())["key"]
+        stored = json.loads(existing[0].read_text()).get("key")
         if stored != key:
             raise ValueError(f"output dir {out} holds a different audit; choose another --out")
         if not resume:
@@ -403,7 +404,7 @@ def run_audit(cfg: TrainConfig, out: str | Path, *, policy: str = "sft", checkpo
             note(f"[audit] seed {s + 1}/{seeds} {o}: {updates} updates ({time.perf_counter() - start:.0f} s)", quiet)
     model.load_state_dict(anchor)
     summary = summarize(raw, updates)
-    record = {"settings": {"objectives": objectives, "seeds": seeds, "updates": updates, "policy": policy,
+    record = {"key": key, "settings": {"objectives": objectives, "seeds": seeds, "updates": updates, "policy": policy,
                            "checkpoint": checkpoint, "bins": list(BIN_NAMES), "config": cfg.to_json()},
               "policy": info, "rollout_accuracy": interval(acc, "fraction"), "summary": summary,
               "verdict": {"relative": mechanism_verdict(summary, "grad_rel") if _has_verdict(objectives) else None,
