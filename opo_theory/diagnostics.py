@@ -22,8 +22,6 @@ from opo_theory.objectives.sampling import effective_sample_size
 from opo_theory.objectives.shaping import informative_groups
 
 
-
-
 def _f(x: Tensor) -> float:
     return float(x.detach().double().item())
 

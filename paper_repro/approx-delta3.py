@@ -14,7 +14,7 @@ def main(rerun: bool = False):
     res = approx()
     rows = res["rows"]
     fig, axes = new_figure(4, 1, width=3.8, height=3.2)
-    for k, inner in enumerate(res["config"]["inner_steps"]):
+    for inner in res["config"]["inner_steps"]:
         sel = [r for r in rows if r["inner"] == inner]
         eta = np.array([r["eta"] for r in sel])
         e3 = np.array([r["E_delta3"] for r in sel])

@@ -47,8 +47,8 @@ def main(rerun: bool = False):
     clip = {name: seed_config(directory, name)["config"]["grad_clip"] for name in runs}
     runs = with_post_clip(runs, clip)
     logged = any(APPLIED_KEY in r for seed_rows in runs.values() for rows in seed_rows for r in rows)
-    fig, axes = new_figure(4 if logged else 3, 1)
-    a, b, c = axes[0][:3]
+    fig, axes = new_figure(2, 2, width=5.4, height=3.6, layout="constrained")
+    a, b, c, d = (ax for row in axes for ax in row)
     data = {"grad_clip": clip, "update_norm_logged": logged}
     data["grad/norm"] = plot_metric(a, runs, "grad/norm", "grad norm (5-step average, log)", 5, palette=palette)
     data["post_clip"] = plot_metric(a, runs, POST_CLIP, "grad norm (5-step average, log)", 5, style="--",
@@ -77,13 +77,14 @@ def main(rerun: bool = False):
     data["delta_ge1_share"] = {name: share(seed_rows, lambda r: None if r.get("delta/abs_max") is None
                                            else r["delta/abs_max"] >= 1.0) for name, seed_rows in runs.items()}
     if logged:
-        d = axes[0][3]
-        data["update_norm"] = plot_metric(d, runs, APPLIED_KEY, "||theta_after - theta_before|| (5-step average)", 5,
+        data["update_norm"] = plot_metric(d, runs, APPLIED_KEY, "||Delta theta|| per step (5-step average)", 5,
                                           palette=palette)
         set_log(d)
-        d.set(title="(d) applied parameter update")
-    for ax in axes[0]:
-        ax.legend(fontsize=6)
+        d.set(title="(d) applied update (after clipping and AdamW)")
+    else:
+        d.set_axis_off()
+    for ax in (b, c):                    # (a) and (d) use (c)'s colours; (a)'s line styles are in its title
+        ax.legend(fontsize=6, ncol=2)
     fig.suptitle(f"Gradient norm, last update of each step (cpu-tiny LM, {band_note(runs, ['grad/norm'])}); "
                  "post-clip = min(pre-clip, grad_clip)", fontsize=9)
     data["steps_logged"] = {n: int(np.mean([len(r) for r in s])) for n, s in runs.items()}

@@ -138,6 +138,7 @@ def test_train_metrics_with_undefined_values_are_strict(micro, tmp_path, capsys)
     metrics.jsonl must hold null there, not a bare NaN. Needs the trainer to write its rows with
     opo_theory.io.json_line."""
     assert main(_lm_argv(["train", "--objective", "opo", "--out", str(tmp_path / "run")], micro + ["lr=0.5"])) == 0
-    assert check_tree(tmp_path) == [tmp_path / "run" / "config.json", tmp_path / "run" / "metrics.jsonl"]
+    assert check_tree(tmp_path) == [tmp_path / "run" / "config.json", tmp_path / "run" / "metrics.jsonl",
+                                    tmp_path / "run" / "pre_rl.json"]
     rows = [strict_loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert any(r["approx/delta_inf"] >= 1 and r["approx/lemma_bound"] is None for r in rows)

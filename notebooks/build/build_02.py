@@ -160,6 +160,11 @@ print("OPO-exact drops in the logit at p =", fmt(drop["opo-exact"]["logit"]))
   paper's contrast ("OPO survives, the baselines decay") does not hold in this coordinate
   (no Δ setting is listed under "holds in" above).
 
+* **The anchoring regime decides it.** Everything above is the fixed-anchor toy ($z_{ref} = 0$ for
+  every p). Re-anchored — $\pi_k$ = the current policy, so $\Delta = 0$, as in the on-policy training
+  the paper runs — OPO's logit gradient is $-p(1-p)(g_1 - g_0)$ and decays like a policy gradient
+  (the regime curves above; `opo-theory bandit saturation --set regime=re-anchored`).
+
 Bottom line: the claim is at best *conditional*. The figure is right about the shape of the
 logit-gradient curves, but reads them the wrong way: the surviving gradient is the regularizer's
 restoring force, and it comes from the log surrogate.

@@ -263,18 +263,13 @@ for objective in runs:
           f"{np.nanmedian(gn):16.3g}")
 """),
 ("md", r"""
-**What the committed logs showed when this notebook was written** (cpu-tiny preset: train level 2,
-OOD level 3, 3 seeds, 100 steps of 64 prompts × 8 responses, objectives opo, grpo, dapo, gspo,
-dr-grpo; re-read the printed numbers if the logs have been regenerated): every objective improved on
-the SFT starting point by about the same amount — mean sampled training reward rose from 0.426–0.432
-over the first 10 steps to 0.496–0.522 over the last 10, and greedy validation accuracy (held-out
-level 2) from 0.505–0.527 to 0.562–0.593, with every 95% interval of the final statistics
-overlapping. Level-3 (OOD) accuracy stayed at about 0.01 for all five. OPO's median gradient norm
-(2.68) was close to GRPO's, DAPO's and GSPO's (2.46, 2.36, 2.14) and about 3 times Dr. GRPO's
-(0.79) — a property of each loss's scale, see the caveat below — and its mean $|E[\Delta^3]|$ was
-the smallest of the five (0.006, GSPO 0.008, the others 0.04–0.07). Entropy fell from about 0.36 to
-0.29–0.31 for all five and did not separate them. At this scale the run does not
-reproduce the paper's OPO advantage; it does not refute it either (tiny model, few seeds).
+**Reading the numbers above.** They are recomputed from whatever logs `OPO_RUNS_DIR` points at, so no
+number is written into this text. REPORT.md's LM section turns the same committed logs into verdicts by
+rule: an objective is ranked above another only when a paired t-test over seeds (Holm-corrected over
+the pairs) passes in every averaging window (last 10%, 20% and 50% of the steps). For the committed
+cpu-tiny runs (opo, the released-code OPO, gopo, grpo, dapo, gspo, dr-grpo and DAPO as its paper
+specifies) no training-reward difference passes that rule, and level-3 (OOD) accuracy stays near zero
+for every objective, so at this scale the runs neither reproduce nor refute the paper's OPO advantage.
 """),
 ("md", r"""
 ## How to read these curves

@@ -39,12 +39,3 @@ def per_row(hyper, rows: int, k: int, device=None) -> Tensor | float:
     if isinstance(hyper, Tensor):
         return hyper.to(device).repeat_interleave(k)
     return hyper
-
-
-def pairs_best_worst(rewards: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """For sampled groups [S, G]: (chosen, rejected) = (argmax, argmin) reward per row, and which rows differ."""
-    s, g = rewards.shape
-    base = torch.arange(s, device=rewards.device) * g
-    chosen, rejected = base + rewards.argmax(1), base + rewards.argmin(1)
-    informative = rewards.max(1).values > rewards.min(1).values
-    return chosen[informative], rejected[informative], informative

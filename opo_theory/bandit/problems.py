@@ -1,4 +1,4 @@
-"""Toy problems: K-armed bandit (softmax over logits) and contextual bandit (linear-softmax policy)."""
+"""Toy problems: S independent K-armed bandits with a softmax policy over logits."""
 
 from __future__ import annotations
 
@@ -36,24 +36,3 @@ class KArmedBandit:
         if self.reward == "bernoulli":
             return (torch.rand(m.shape, generator=generator, device=m.device) < m).to(m.dtype)
         return m + self.noise * torch.randn(m.shape, generator=generator, device=m.device)
-
-
-@dataclass(frozen=True)
-class ContextualBandit:
-    """C contexts x K arms with features phi [S, C, K, d]; policy pi(a|c) = softmax_a(phi W), W [S, d]."""
-
-    features: Tensor
-    means: Tensor        # [S, C, K] expected reward
-
-    @staticmethod
-    def make(n: int, contexts: int, k: int, dim: int, seed: int = 0) -> ContextualBandit:
-        """Random Gaussian features; rewards linear in a hidden feature direction plus arm noise."""
-        g = torch.Generator().manual_seed(seed)
-        phi = torch.randn(n, contexts, k, dim, generator=g) / dim**0.5
-        theta = torch.randn(n, dim, generator=g)
-        means = torch.sigmoid(torch.einsum("sckd,sd->sck", phi, theta) * 2)
-        return ContextualBandit(phi, means)
-
-    def logits(self, weights: Tensor) -> Tensor:
-        """[S, C, K] logits phi·W."""
-        return torch.einsum("sckd,sd->sck", self.features, weights)

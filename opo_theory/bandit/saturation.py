@@ -14,7 +14,13 @@ import torch
 
 from opo_theory.bandit.enumerate import exact_batch
 from opo_theory.objectives import DRIVE_KEY, REG_KEY, get
-from opo_theory.validation import require_choice, require_in_range, require_int, require_items, require_positive
+from opo_theory.validation import (
+    require_choice,
+    require_in_range,
+    require_int,
+    require_items,
+    require_positive,
+)
 
 REGIMES = ("fixed-anchor", "re-anchored")
 COORDS = ("logit", "delta", "v")
@@ -116,7 +122,7 @@ def saturation_finding(rows: list[dict], threshold: float):
     ev = []
     for row in rows:
         cond = setting_label(row)
-        ev.append(Evidence(f"OPO min |grad|/|grad(p=.5)|", row["opo_min_ratio"], threshold, "floor", condition=cond))
+        ev.append(Evidence("OPO min |grad|/|grad(p=.5)|", row["opo_min_ratio"], threshold, "floor", condition=cond))
         ev.append(Evidence(f"slowest baseline ({row['slowest_baseline']}) min ratio", row["slowest_baseline_min_ratio"],
                            threshold, "bound", condition=cond))
     setup = (f"Binary-logit toy (z_ref = 0, rewards (1, 0)), p from 0.5 to the grid's p_max; 'decays' means "
