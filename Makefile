@@ -40,7 +40,7 @@ $(VERL_STAMP): pyproject.toml
 	touch $(VERL_STAMP)
 
 test-verl: $(VERL_STAMP)
-	$(VERL_PY) -m pytest -q -p no:cacheprovider tests/verl
+	$(VERL_PY) -m pytest -q -p no:cacheprovider tests/verl_engine
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

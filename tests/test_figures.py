@@ -50,7 +50,8 @@ def test_committed_lm_logs_load_describe_their_setup_and_plot_within_range():
     from opo_theory.figures.runs import RUNS_DIR, describe_setup, load, metric_range, plot_metric
 
     runs = load(RUNS_DIR)
-    assert set(runs) == {"opo", "grpo", "dapo", "gspo", "dr-grpo"}
+    # what paper_repro/regen_runs.sh trains (MAIN_A + MAIN_B)
+    assert set(runs) == {"opo", "opo-released", "gopo", "grpo", "dapo", "gspo", "dr-grpo", "dapo-paper"}
     assert all(len(seeds) == 3 and all(len(rows) == 100 for rows in seeds) for seeds in runs.values())
     config = json.loads((RUNS_DIR / "opo" / "seed0" / "config.json").read_text())["config"]
     assert f"train level {config['train_level']}, OOD = held-out level {config['ood_level']}" in describe_setup(RUNS_DIR)

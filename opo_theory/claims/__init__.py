@@ -6,8 +6,8 @@ check) does not load every check module and sympy.
 
 from importlib import import_module
 
-_HOMES = {"CLAIMS": "catalogue", "catalogue": "catalogue", "check": "catalogue", "check_all": "catalogue",
-          "get_claim": "catalogue", "VERDICTS": "verdict", "Claim": "verdict", "Verdict": "verdict"}
+_HOMES = {"CLAIMS": "index", "catalogue": "index", "check": "index", "check_all": "index",
+          "get_claim": "index", "VERDICTS": "verdict", "Claim": "verdict", "Verdict": "verdict"}
 __all__ = sorted(_HOMES)
 
 

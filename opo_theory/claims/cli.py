@@ -24,7 +24,7 @@ def configure(name: str, p) -> None:
 def run(args) -> int:
     import dataclasses
 
-    from opo_theory.claims.catalogue import catalogue, get_claim
+    from opo_theory.claims.index import catalogue, get_claim
     from opo_theory.io import dumps_json
 
     claims = [get_claim(i) for i in (args.ids or catalogue())]     # unknown id -> ValueError before any check
