@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from opo_theory.figures.runs import RUNS_DIR, SCARCE_DIR, describe_setup
+from opo_theory.figures.runs import RUNS_DIR, SCARCE_DIR, describe_setup, reward_note
 from opo_theory.figures.style import FIGURES_DIR, out_dir
 from opo_theory.io import REPO_ROOT, write_text_atomic
 
@@ -205,8 +205,8 @@ def lm_section() -> list[str]:
         "### Table 1 / Fig 5 / Fig 6 — reward and gradient norm ([fig5](figures/fig5-reward.png), [fig6](figures/fig6-gradnorm.png))",
         table1,
         "Paper: OPO ends with the highest reward (0.756) and the largest grad norm (0.90). Ours: "
-        f"{t1['ranking']['reward']['text']}; {t1['ranking']['grad_norm']['text']}. Reward = accuracy here "
-        "(no shaping); the paper's released reward adds a length bonus and a repetition penalty. Long horizon: "
+        f"{t1['ranking']['reward']['text']}; {t1['ranking']['grad_norm']['text']}. Here {reward_note(RUNS_DIR)}"
+        "; the paper's released reward adds a length bonus and a repetition penalty. Long horizon: "
         f"{late_text}.", "",
         "Fig 6 draws the pre-clip norm of each step's last update beside the post-clip one, and OPO's "
         "pre-clip gradient split: the penalty's gradient exceeds the drive's on "

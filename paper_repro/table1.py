@@ -3,7 +3,7 @@ and which objectives the runs can tell apart (paired over seeds, across averagin
 
 from __future__ import annotations
 
-from opo_theory.figures.runs import compare_dir, describe_setup, load, reward_is_accuracy
+from opo_theory.figures.runs import compare_dir, describe_setup, load, reward_note
 from opo_theory.figures.style import save_table
 from opo_theory.io import repo_relative
 from opo_theory.lm.compare import mean_ci95, tail_mean, verdict_from_runs
@@ -29,8 +29,7 @@ def main(rerun: bool = False):
     ranking = {"reward": verdict_from_runs(runs, "reward/mean", "training reward"),
                "grad_norm": verdict_from_runs(runs, "grad/norm", "pre-clip grad norm")}
     header = ["objective", "reward, last 20 (ours)", "grad norm, last 20 (ours)", "paper reward", "paper grad norm"]
-    reward_note = "reward = accuracy (shaping 0)" if reward_is_accuracy(directory) else "reward includes shaping"
-    note = NOTE.format(setup=describe_setup(directory), reward=reward_note)
+    note = NOTE.format(setup=describe_setup(directory), reward=reward_note(directory))
     note += "\n\nRanking: " + "; ".join(v["text"] for v in ranking.values()) + "."
     return save_table(NAME, header, rows, note, {"table": table, "ranking": ranking}, {"runs": repo_relative(directory)})
 

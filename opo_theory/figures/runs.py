@@ -120,9 +120,23 @@ def describe_setup(directory: Path) -> str:
 
 def reward_is_accuracy(directory: Path) -> bool:
     """True when every run's reward is exactly its accuracy: no partial credit (shaping 0) and no overlong penalty."""
+    return not shaped_objectives(directory)
+
+
+def shaped_objectives(directory: Path) -> list[str]:
+    """The objectives (variants) whose reward is not its accuracy: partial credit or DAPO's overlong penalty."""
     summary = summary_of(directory)
-    cfgs = [seed_config(directory, o, s)["config"] for o in summary["objectives"] for s in range(summary["seeds"])]
-    return all(c["shaping"] == 0 and not c.get("overlong_buffer", 0) for c in cfgs)
+    return [o for o in summary["objectives"]
+            if any(c["shaping"] != 0 or c.get("overlong_buffer", 0)
+                   for c in (seed_config(directory, o, s)["config"] for s in range(summary["seeds"])))]
+
+
+def reward_note(directory: Path) -> str:
+    """One phrase saying whether the runs' reward is their accuracy, and for which it is not."""
+    shaped = shaped_objectives(directory)
+    if not shaped:
+        return "reward = accuracy (shaping 0)"
+    return f"reward = accuracy except for {', '.join(shaped)} (partial credit or DAPO's overlong penalty)"
 
 
 def reward_label(directory: Path, smooth: int) -> str:
