@@ -5,10 +5,8 @@ from __future__ import annotations
 from opo_theory.lm.cli import (
     add_settings_options,
     check_device,
-    check_model_files,
     out_of_memory_is_one_line,
-    require_present,
-    resolved_settings,
+    settings_or_listing,
     split_names,
 )
 
@@ -36,14 +34,9 @@ def configure(name: str, p) -> None:
 
 @out_of_memory_is_one_line
 def run(args) -> int:
-    settings = resolved_settings(args)
-    if args.list_settings:
-        from opo_theory.lm.cli import list_settings
-
-        print(list_settings(None, args.preset, settings, args.model))
+    settings = settings_or_listing(args, None, "--out")
+    if settings is None:
         return 0
-    require_present(args, "--out")
-    check_model_files(args.model)
     from opo_theory.lm.audit import audit_config, run_audit
     from opo_theory.lm.compare import check_outputs
 

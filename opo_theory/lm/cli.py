@@ -186,15 +186,24 @@ def interrupt_is_one_line(run):
     return wrapped
 
 
+def settings_or_listing(args, objective: str | None, *required: str) -> dict | None:
+    """The run's resolved settings, or None once --list-settings has printed them; checks the required
+    options and the model's files before any work."""
+    settings = resolved_settings(args)
+    if args.list_settings:
+        print(list_settings(objective, args.preset, settings, args.model))
+        return None
+    require_present(args, *required)
+    check_model_files(args.model)
+    return settings
+
+
 @interrupt_is_one_line
 @out_of_memory_is_one_line
 def run_train(args) -> int:
-    settings = resolved_settings(args)
-    if args.list_settings:
-        print(list_settings(args.objective, args.preset, settings, args.model))
+    settings = settings_or_listing(args, args.objective, "--objective", "--out")
+    if settings is None:
         return 0
-    require_present(args, "--objective", "--out")
-    check_model_files(args.model)
     if args.engine == "trl":
         from opo_theory.integrations.trl_run import run_train_trl
         return run_train_trl(args, settings)
@@ -213,12 +222,9 @@ def run_train(args) -> int:
 @interrupt_is_one_line
 @out_of_memory_is_one_line
 def run_compare(args) -> int:
-    settings = resolved_settings(args)
-    if args.list_settings:
-        print(list_settings(None, args.preset, settings, args.model))
+    settings = settings_or_listing(args, None, "--out")
+    if settings is None:
         return 0
-    require_present(args, "--out")
-    check_model_files(args.model)
     from opo_theory.lm.compare import (
         compare,
         markdown,
