@@ -28,7 +28,7 @@ ADDED = ("                g_tok = torch.autograd.grad(loss, batch.logp, retain_g
 
 
 def trainer_without_confidence():
-    """The Trainer class of the current trainer.py minus the lines that log the confidence diagnostics."""
+    """start_run of the current trainer.py minus the lines that log the confidence diagnostics."""
     source = (ROOT / "opo_theory" / "lm" / "trainer.py").read_text()
     for line in ADDED:
         if line not in source:
@@ -37,11 +37,11 @@ def trainer_without_confidence():
     spec = importlib.util.spec_from_loader("trainer_before", loader=None)
     module = importlib.util.module_from_spec(spec)
     exec(compile(source, "trainer_before.py", "exec"), module.__dict__)     # noqa: S102 - our own file
-    return module.Trainer
+    return module.start_run
 
 
 def lean_overhead(repeats: int) -> None:
-    from opo_theory.lm.trainer import Trainer
+    from opo_theory.lm.trainer import start_run
 
     Before = trainer_without_confidence()
     with tempfile.TemporaryDirectory() as tmp:
@@ -51,7 +51,7 @@ def lean_overhead(repeats: int) -> None:
                                            "ppo_epochs=1", "minibatches=1", "sft_max_steps=0", f"sft_cache={tmp}/sft",
                                            "val_every=1000000", "train_level=3"]
                 cfg = make_config(objective, "cpu-tiny", 0, settings, steps=1)
-                runs = {"with": Trainer(cfg, f"{tmp}/w-{objective}-{new}", quiet=True),
+                runs = {"with": start_run(cfg, f"{tmp}/w-{objective}-{new}", quiet=True),
                         "without": Before(cfg, f"{tmp}/o-{objective}-{new}", quiet=True)}
                 times = {k: [] for k in runs}
                 for t in runs.values():

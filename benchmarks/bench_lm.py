@@ -19,7 +19,7 @@ from opo_theory.lm.config import make_config
 from opo_theory.lm.model import GPT, GPTConfig
 from opo_theory.lm.sampling import generate, response_logprobs
 from opo_theory.lm.tokenizer import VOCAB, encode, left_pad
-from opo_theory.lm.trainer import Trainer
+from opo_theory.lm.trainer import Trainer, start_run
 
 MODEL = ["n_layer=4", "n_embd=128", "n_head=4"]
 
@@ -77,7 +77,7 @@ def rl_steps(repeats: int) -> None:
                                             "ppo_epochs=1", "minibatches=1", "sft_max_steps=0", f"sft_cache={tmp}/sft",
                                             "val_every=1000000", "train_level=3", "temperature=1.0"] + extra
                         cfg = make_config(objective, "cpu-tiny", 0, settings, steps=1, model=model)
-                        trainer = Trainer(cfg, f"{tmp}/{label_model}-{objective}-{prompts}-{new}-{len(extra)}", quiet=True)
+                        trainer = start_run(cfg, f"{tmp}/{label_model}-{objective}-{prompts}-{new}-{len(extra)}", quiet=True)
                         lengths = []
                         ours = median_time(lambda t=trainer, n=lengths: n.append(t.rl_step()["completions/mean_length"]),
                                            repeats)

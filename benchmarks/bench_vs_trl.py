@@ -40,7 +40,7 @@ import torch
 from opo_theory.lm.config import make_config
 from opo_theory.lm.task import problems, reward
 from opo_theory.lm.tiny_hf import build_tiny_model
-from opo_theory.lm.trainer import Trainer
+from opo_theory.lm.trainer import Trainer, start_run
 
 SHAPES = ((8, 6, 8), (16, 6, 32))          # prompts x completions per prompt x max new tokens
 LAYERS, WIDTH, HEADS = 4, 128, 4
@@ -69,7 +69,7 @@ def ours(model: str, prompts: int, group: int, new: int, out: Path, extra=()) ->
                 f"train_level={LEVEL}", "temperature=1.0", "top_p=1.0", f"lr={LR}", "weight_decay=0.0",
                 "grad_clip=1.0", f"n_layer={LAYERS}", f"n_embd={WIDTH}", f"n_head={HEADS}"] + LEAN + list(extra)
     cfg = make_config("grpo", "cpu-tiny", 0, settings, steps=1, model=model)
-    return Trainer(cfg, out, quiet=True)
+    return start_run(cfg, out, quiet=True)
 
 
 def trl_trainer(model_dir: Path, prompts: int, group: int, new: int, steps: int, out: Path, callback):

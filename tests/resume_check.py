@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from opo_theory.lm.trainer import Trainer
+from opo_theory.lm.trainer import start_run
 
 
 def timeless_rows(run_dir):
@@ -17,8 +17,8 @@ def timeless_rows(run_dir):
 def assert_resume_is_exact(cfg, root, monkeypatch) -> None:
     """Train ``cfg`` once uninterrupted and once interrupted mid-way through step 3 (checkpoint at step 2),
     then resumed: same rows (timings aside) and same final parameters."""
-    Trainer(cfg, root / "full", quiet=True).run()
-    cut = Trainer(cfg, root / "cut", quiet=True)
+    start_run(cfg, root / "full", quiet=True).run()
+    cut = start_run(cfg, root / "cut", quiet=True)
     real_step, calls = cut.rl_step, []
 
     def dies_at_step_three():
@@ -31,8 +31,8 @@ def assert_resume_is_exact(cfg, root, monkeypatch) -> None:
     with pytest.raises(KeyboardInterrupt):
         cut.run()
     with pytest.raises(ValueError, match="already holds this run; pass --resume"):
-        Trainer(cfg, root / "cut", quiet=True)
-    resumed = Trainer(cfg, root / "cut", resume=True, quiet=True)
+        start_run(cfg, root / "cut", quiet=True)
+    resumed = start_run(cfg, root / "cut", resume=True, quiet=True)
     resumed.run()
     assert timeless_rows(root / "full") == timeless_rows(root / "cut")
     assert [r["step"] for r in timeless_rows(root / "cut")] == list(range(cfg.steps))

@@ -15,7 +15,7 @@ from opo_theory.lm.model import GPT, GPTConfig
 from opo_theory.lm.sampling import response_logprobs, response_mask
 from opo_theory.lm.sft import prompt_width, task_pools
 from opo_theory.lm.tokenizer import CHAR_VOCAB
-from opo_theory.lm.trainer import Trainer
+from opo_theory.lm.trainer import start_run
 from opo_theory.objectives import PolicyBatch, get
 
 MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
@@ -135,7 +135,7 @@ def test_trainer_logs_the_cheap_part_identically_with_and_without_extra_backward
     rows = []
     for extra in ([], ["grad_split=false", "approx_grad=false", "trust_region_metrics=false"]):
         cfg = make_config("opo", "cpu-tiny", 0, micro + ["ppo_epochs=1", "minibatches=1"] + extra, steps=1)
-        trainer = Trainer(cfg, tmp_path / str(len(extra)), quiet=True)
+        trainer = start_run(cfg, tmp_path / str(len(extra)), quiet=True)
         before = [p.detach().clone() for p in trainer.model.parameters()]
         row = trainer.rl_step()
         moved = math.sqrt(sum(float((p.detach() - b).double().pow(2).sum())

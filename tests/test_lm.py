@@ -10,11 +10,12 @@ from opo_theory import objectives as O
 from opo_theory.cli import main
 from opo_theory.lm.config import make_config
 from opo_theory.lm.model import GPT, GPTConfig, KVCache
+from opo_theory.lm.rollout import used_columns
 from opo_theory.lm.sampling import generate, response_logprobs, response_mask
 from opo_theory.lm.sft import model_config, sft_batch, sft_loss
 from opo_theory.lm.task import problems, reward
 from opo_theory.lm.tokenizer import CHAR_VOCAB, EOS, PAD, VOCAB, decode, encode, left_pad
-from opo_theory.lm.trainer import Trainer, used_columns
+from opo_theory.lm.trainer import Trainer, start_run
 from opo_theory.objectives import available
 
 MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
@@ -124,7 +125,7 @@ def test_generation_with_repeats_prefills_once_and_matches_expanded_prompts():
 
 @pytest.mark.parametrize("objective", available())
 def test_one_rl_step_changes_the_parameters(objective, micro, tmp_path):
-    trainer = Trainer(make_config(objective, "cpu-tiny", 0, micro, steps=1), tmp_path, quiet=True)
+    trainer = start_run(make_config(objective, "cpu-tiny", 0, micro, steps=1), tmp_path, quiet=True)
     before = [p.detach().clone() for p in trainer.model.parameters()]
     trainer.run()
     assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
@@ -149,9 +150,9 @@ def test_bad_input_fails_before_work(micro, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown objective 'nope'" in err and "unknown preset 'huge'" in err
     assert "bad value 'abc' for lr" in err and "mu must be a finite number > 0" in err
-    Trainer(make_config("opo", "cpu-tiny", 0, micro, steps=1), tmp_path / "a", quiet=True).run()
+    start_run(make_config("opo", "cpu-tiny", 0, micro, steps=1), tmp_path / "a", quiet=True).run()
     with pytest.raises(ValueError, match="holds a different run"):
-        Trainer(make_config("grpo", "cpu-tiny", 0, micro, steps=1), tmp_path / "a", quiet=True)
+        start_run(make_config("grpo", "cpu-tiny", 0, micro, steps=1), tmp_path / "a", quiet=True)
 
 
 def test_gpu_small_preset_has_at_least_10m_parameters():
@@ -163,13 +164,16 @@ def test_gpu_small_preset_has_at_least_10m_parameters():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_gpu_small_runs_two_steps(tmp_path):
     cfg = make_config("opo", "gpu-small", 0, ["sft_max_steps=20", f"sft_cache={tmp_path / 'sft'}"], steps=2)
-    Trainer(cfg, tmp_path / "run", quiet=True).run()
+    start_run(cfg, tmp_path / "run", quiet=True).run()
     assert len((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()) == 2
 
 
 def test_out_of_memory_is_one_line(monkeypatch, tmp_path, capsys):
     def oom(self):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nlong allocator report")
+    monkeypatch.setattr("opo_theory.lm.trainer.prepare_run_dir", lambda *a: False)
+    monkeypatch.setattr("opo_theory.lm.sft.task_pools", lambda cfg: {})
+    monkeypatch.setattr("opo_theory.lm.sft.warm_start", lambda cfg, pools, quiet=False: (None, {}))
     monkeypatch.setattr(Trainer, "__init__", lambda self, *a, **k: None)
     monkeypatch.setattr(Trainer, "run", oom)
     assert main(["train", "--objective", "opo", "--out", str(tmp_path / "r")]) == 2

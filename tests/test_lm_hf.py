@@ -22,7 +22,7 @@ from opo_theory.lm.sampling import generate, response_logprobs, response_mask  #
 from opo_theory.lm.task import problems, reward  # noqa: E402
 from opo_theory.lm.tiny_hf import build_tiny_model  # noqa: E402
 from opo_theory.lm.tokenizer import CHAR_VOCAB  # noqa: E402
-from opo_theory.lm.trainer import Trainer  # noqa: E402
+from opo_theory.lm.trainer import start_run  # noqa: E402
 from opo_theory.objectives import DRIVE_KEY, PolicyBatch, get  # noqa: E402
 
 FAMILIES = ("opo", "grpo", "dapo", "gspo", "dr-grpo")
@@ -125,7 +125,7 @@ def cos(a, b):
 def test_rl_through_hf_logs_diagnostics_equal_to_a_direct_computation(objective, models, settings, tmp_path):
     cfg = make_config(objective, "cpu-tiny", 0, settings + ["ppo_epochs=2", "minibatches=1", "lr=0.01"],
                       steps=1, model=f"hf:{models['llama']}")
-    trainer = Trainer(cfg, tmp_path, quiet=True)
+    trainer = start_run(cfg, tmp_path, quiet=True)
     start = copy.deepcopy(trainer.model.state_dict())
     before_update = []      # parameters at which each update's gradient was taken
     trainer.opt.register_step_pre_hook(lambda *_: before_update.append(copy.deepcopy(trainer.model.state_dict())))
@@ -202,7 +202,7 @@ def test_bf16_autocast_path_trains_on_the_cpu(arch, models, settings, tmp_path):
     the CPU too, so it is exercised without a GPU: finite diagnostics, float32 anchor log-probs."""
     model = "char-gpt" if arch == "char-gpt" else f"hf:{models[arch]}"
     cfg = make_config("opo", "cpu-tiny", 0, settings + ["bf16=true", "val_every=100"], steps=2, model=model)
-    trainer = Trainer(cfg, tmp_path, quiet=True)
+    trainer = start_run(cfg, tmp_path, quiet=True)
     trainer.run()
     rows = timeless_rows(tmp_path)
     assert len(rows) == 2 and all(math.isfinite(r[k]) for r in rows for k in ("grad/norm", "delta/m3", "entropy/mean"))

@@ -26,6 +26,7 @@ from opo_theory.lm.compare import (
     window_mean,
 )
 from opo_theory.lm.config import make_config
+from opo_theory.lm.rollout import collect, draw
 
 MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
          "train_level=2", "ood_level=3", "val_every=2", "sft_batch=32", "checkpoint_every=2", "prompts_per_step=4"]
@@ -150,9 +151,9 @@ def test_new_settings_are_validated():
 # ---------------------------------------------------------------- trainer
 
 def trainer(tmp_path, settings, objective="dapo", steps=2):
-    from opo_theory.lm.trainer import Trainer
+    from opo_theory.lm.trainer import start_run
 
-    return Trainer(make_config(objective, "cpu-tiny", 0, settings, steps), tmp_path / "run", quiet=True)
+    return start_run(make_config(objective, "cpu-tiny", 0, settings, steps), tmp_path / "run", quiet=True)
 
 
 def test_pre_rl_record_is_the_policy_before_any_update(tmp_path, micro):
@@ -168,13 +169,13 @@ def test_pre_rl_record_is_the_policy_before_any_update(tmp_path, micro):
 
 def test_dynamic_sampling_trains_on_informative_groups(tmp_path, micro):
     t = trainer(tmp_path, micro + ["dynamic_sampling=true", "dynamic_sampling_rounds=50", "shaping=0.5"])
-    prompts, tokens, rewards, shown, correct, extra = t._collect()
+    prompts, tokens, rewards, shown, correct, extra = collect(t.cfg, t._rollout, t.vocab.pad_id)
     r = rewards.view(-1, t.cfg.group_size)
     assert len(prompts) == t.cfg.prompts_per_step and tokens.shape[0] == len(rewards)
     assert extra["sampling/informative_share"] == 1.0 and bool((r.max(1).values > r.min(1).values).all())
     assert shown.shape == correct.shape == (t.cfg.prompts_per_step * t.cfg.group_size,)
     capped = trainer(tmp_path / "c", micro + ["dynamic_sampling=true", "dynamic_sampling_rounds=1", "shaping=0.5"])
-    p2, _, r2, s2, _, e2 = capped._collect()
+    p2, _, r2, s2, _, e2 = collect(capped.cfg, capped._rollout, capped.vocab.pad_id)
     assert e2["sampling/rounds"] == 1 and len(p2) == capped.cfg.prompts_per_step and torch.equal(r2.sort()[0], s2.sort()[0])
 
 
@@ -194,9 +195,9 @@ def test_epoch_sampling_draws_each_problem_once_per_pass(tmp_path, micro):
     t = trainer(tmp_path, micro + ["train_fraction=0.04", "prompt_sampling=epochs"])   # 12 problems
     n = len(t.rl_pool)
     assert n == 12
-    drawn = t._draw(2 * n + 5)
+    drawn, cursor = draw(t.cfg, n, t.gen, t.cursor, 2 * n + 5)
     assert sorted(drawn[:n]) == list(range(n)) and sorted(drawn[n:2 * n]) == list(range(n))
-    assert drawn[:n] != drawn[n:2 * n] and t.cursor == 2 * n + 5
+    assert drawn[:n] != drawn[n:2 * n] and cursor == 2 * n + 5
 
 
 # ---------------------------------------------------------------- figures

@@ -44,6 +44,7 @@ from opo_theory.lm.confidence import (
 )
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.progress import note
+from opo_theory.lm.rollout import autocast, used_columns
 from opo_theory.lm.sampling import generate, response_logits, response_mask
 from opo_theory.lm.sft import (
     accuracy,
@@ -55,7 +56,6 @@ from opo_theory.lm.sft import (
     warm_start,
 )
 from opo_theory.lm.task import reward
-from opo_theory.lm.trainer import used_columns
 from opo_theory.objectives import DRIVE_KEY, REG_KEY, PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.opo import OPOConfig
@@ -80,10 +80,6 @@ OPO_LABELS = ("opo", "opo-code", "opo-exact")
 
 
 # ---------------------------------------------------------------------------------------- policies
-def _autocast(cfg: TrainConfig):
-    return torch.autocast(cfg.device.split(":")[0], dtype=torch.bfloat16) if cfg.bf16 else nullcontext()
-
-
 @torch.no_grad()
 def answer_confidence(model, items, width: int) -> float:
     """Mean teacher-forced probability pi(y_t) of the correct answer's tokens (and <eos>) on ``items``."""
@@ -188,7 +184,7 @@ def sample_rollouts(model, pools, width: int, cfg: TrainConfig, seed: int) -> di
     pool = pools["train"]
     items = [pool[i] for i in torch.randint(len(pool), (cfg.prompts_per_step,), generator=gen).tolist()]
     prompts = model.vocab.prompts([p.prompt for p in items], width).to(cfg.device)
-    with torch.no_grad(), _autocast(cfg):
+    with torch.no_grad(), autocast(cfg):
         tokens = generate(model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, sample_gen, repeats=cfg.group_size)
     tokens = tokens[:, :used_columns(tokens, model.vocab)]
     scored = [reward(model.vocab.decode(t), items[i // cfg.group_size].answer, cfg.shaping)
@@ -200,7 +196,7 @@ def sample_rollouts(model, pools, width: int, cfg: TrainConfig, seed: int) -> di
 
 def policy_forward(model, rollout: dict, cfg: TrainConfig, grad: bool = True):
     """(log pi(o_t) [B, T], ||e_y - pi|| [B, T]) of the rollout's responses, one shared-prefix forward."""
-    with (nullcontext() if grad else torch.no_grad()), _autocast(cfg):
+    with (nullcontext() if grad else torch.no_grad()), autocast(cfg):
         logits = response_logits(model, rollout["prompts"], rollout["tokens"], repeats=cfg.group_size)
     logp_all = F.log_softmax(logits.float(), -1)
     tokens = rollout["tokens"]

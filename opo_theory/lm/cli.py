@@ -209,12 +209,16 @@ def run_train(args) -> int:
         return run_train_trl(args, settings)
     from opo_theory.lm.compare import check_outputs
     from opo_theory.lm.config import make_config
-    from opo_theory.lm.trainer import Trainer
+    from opo_theory.lm.sft import task_pools, warm_start
+    from opo_theory.lm.trainer import Trainer, prepare_run_dir
 
     cfg = make_config(args.objective.strip(), args.preset, args.seed, settings, args.steps, args.model)
     check_device(cfg)
     check_outputs(args.out, cfg)          # before the SFT warm-up: a bad path costs nothing and leaves nothing
-    path = Trainer(cfg, args.out, resume=args.resume, quiet=args.quiet).run()
+    resumable = prepare_run_dir(cfg, args.out, args.resume, args.quiet)
+    pools = task_pools(cfg)
+    model, sft_info = warm_start(cfg, pools, args.quiet)       # the SFT policy (cached in sft_cache)
+    path = Trainer(cfg, args.out, model, sft_info, pools, resumable, args.quiet).run()
     print(f"wrote {path}")
     return 0
 

@@ -14,7 +14,7 @@ from scipy import stats
 from opo_theory.io import read_jsonl, write_json_atomic, write_text_atomic
 from opo_theory.lm.config import TrainConfig, make_config
 from opo_theory.lm.progress import Interrupted, note
-from opo_theory.lm.trainer import Trainer, check_run_dir
+from opo_theory.lm.trainer import check_run_dir, start_run
 from opo_theory.validation import require_int, require_output_dir, show
 
 MAX_SEEDS = 1_000
@@ -302,7 +302,7 @@ def compare(objectives: list[str], seeds: int, preset: str, out: str | Path, set
     for i, ((name, seed), cfg) in enumerate(configs.items(), 1):     # a finished run resumes at its last step
         note(f"compare: run {i} of {len(configs)}", quiet)
         try:
-            Trainer(cfg, out / name / f"seed{seed}", resume=resume, quiet=quiet).run()
+            start_run(cfg, out / name / f"seed{seed}", resume=resume, quiet=quiet).run()
         except Interrupted as stop:
             stop.where += f", run {i} of {len(configs)} of the comparison"
             raise

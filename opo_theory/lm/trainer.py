@@ -1,5 +1,9 @@
-"""The RL loop: rollouts, rewards, frozen anchor, registry objective, AdamW, clipping, diagnostics,
-atomic checkpoints and exact resume. The trainer defines no loss of its own."""
+"""The RL loop: rollouts (rollout.py), frozen anchor, registry objective, AdamW, clipping, diagnostics,
+atomic checkpoints and exact resume. The trainer defines no loss of its own.
+
+A run: ``resumable = prepare_run_dir(cfg, out, resume)`` (checks before any work), ``pools = task_pools(cfg)``,
+``model, sft_info = warm_start(cfg, pools)`` (the SFT policy), ``Trainer(cfg, out, model, sft_info, pools,
+resumable).run()``; ``start_run`` does the four in that order."""
 
 from __future__ import annotations
 
@@ -8,7 +12,6 @@ import io
 import json
 import math
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -27,13 +30,13 @@ from opo_theory.lm.backend import param_groups
 from opo_theory.lm.confidence import param_snapshot, step_metrics
 from opo_theory.lm.config import RUNTIME_FIELDS, TrainConfig
 from opo_theory.lm.progress import Interrupted, note
+from opo_theory.lm.rollout import autocast, collect, draw, rollout, rollout_batch
 from opo_theory.lm.sampling import generate, response_logprobs, response_mask
 from opo_theory.lm.sft import accuracy, prompt_width, task_pools, warm_start
 from opo_theory.lm.task import reward
 from opo_theory.lm.throughput import clock, peak_flops, rl_step_flops
 from opo_theory.objectives import PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
-from opo_theory.objectives.shaping import overlong_penalty
 
 PRE_RL = "pre_rl.json"      # the SFT policy's evaluation before the first RL update
 
@@ -58,54 +61,48 @@ def check_run_dir(out: Path, cfg: TrainConfig, resume: bool) -> bool:
     return (out / "checkpoint.pt").exists()
 
 
-def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None, with_entropy=True):
-    """PolicyBatch for the rollouts, ``cfg.group_size`` per prompt (pairs: best vs worst response of each
-    informative group); ``logp_old=None`` means the model is the anchor: pi_old = sg(pi_theta)."""
-    logp, ent = response_logprobs(model, prompts, tokens, with_entropy, repeats=cfg.group_size)
-    logp_old = logp.detach() if logp_old is None else logp_old
-    mask = response_mask(tokens, model.vocab).to(logp.device)
-    g = cfg.group_size
-    groups = torch.arange(len(tokens), device=logp.device) // g
-    extra = {}
-    if get(cfg.objective).pairwise:
-        r = rewards.view(-1, g)
-        base = torch.arange(r.shape[0], device=logp.device) * g
-        keep = r.max(1).values > r.min(1).values
-        extra = {"chosen": (base + r.argmax(1))[keep], "rejected": (base + r.argmin(1))[keep]}
-        if not keep.any():
-            return None
-    if ref_model is not None:
-        with torch.no_grad():
-            extra["logp_ref"] = response_logprobs(ref_model, prompts, tokens, repeats=cfg.group_size)[0]
-    groups = groups - groups.min()
-    return PolicyBatch(logp=logp, logp_old=logp_old, mask=mask, group=groups, rewards=rewards,
-                       entropy=None if ent is None else ent.detach(), **extra)
+def prepare_run_dir(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool = False) -> bool:
+    """The checks a run makes before any work (the SFT warm-up included): the device exists and ``out`` is new
+    or holds this run; notes what the run will do. True when ``out`` holds this run's checkpoint to resume."""
+    out = Path(out)
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {cfg.device!r} requested but CUDA is not available; use --set device=cpu")
+    started = (out / "config.json").exists()
+    resumable = check_run_dir(out, cfg, resume)
+    if not resumable:
+        label = run_label(cfg)
+        note(f"{label} {out} has no checkpoint yet: starting it over from step 0" if started else
+             f"{label} nothing to resume in {out} (no run there yet): starting a new run of {cfg.steps} "
+             "steps" if resume else f"{label} training {cfg.steps} steps into {out}", quiet)
+    return resumable
 
 
-def used_columns(tokens, vocab) -> int:
-    """Width of the response block once trailing columns that are padding in every row are dropped (>= 1)."""
-    used = response_mask(tokens, vocab).any(0).nonzero()
-    return int(used.max()) + 1 if len(used) else 1
+def run_label(cfg: TrainConfig) -> str:
+    return f"[{cfg.objective} seed {cfg.seed}]"
+
+
+def start_run(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool = False) -> Trainer:
+    """A Trainer for ``cfg`` in ``out``, built in the order that matters: check the run dir (a bad one costs
+    nothing), warm-start the policy by SFT (cached), then set up the RL state (resumed from its checkpoint)."""
+    resumable = prepare_run_dir(cfg, out, resume, quiet)
+    pools = task_pools(cfg)
+    model, sft_info = warm_start(cfg, pools, quiet)
+    return Trainer(cfg, out, model, sft_info, pools, resumable, quiet)
 
 
 class Trainer:
     """One RL run: ``run()`` trains ``cfg.steps`` steps, writing metrics.jsonl/config.json/checkpoint.pt."""
 
-    def __init__(self, cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool = False) -> None:
+    def __init__(self, cfg: TrainConfig, out: str | Path, model, sft_info: dict, pools: dict,
+                 resumable: bool = False, quiet: bool = False) -> None:
+        """RL state for the SFT policy ``model`` (warm_start) on ``pools`` (task_pools); ``resumable`` (what
+        prepare_run_dir returned, called first) loads the checkpoint in ``out``."""
         self.cfg, self.out, self.quiet = cfg, Path(out), quiet
-        if cfg.device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {cfg.device!r} requested but CUDA is not available; use --set device=cpu")
-        started = (self.out / "config.json").exists()
-        resumable = check_run_dir(self.out, cfg, resume)
-        self.label = f"[{cfg.objective} seed {cfg.seed}]"
-        if not resumable:
-            note(f"{self.label} {self.out} has no checkpoint yet: starting it over from step 0" if started else
-                 f"{self.label} nothing to resume in {self.out} (no run there yet): starting a new run of {cfg.steps} "
-                 "steps" if resume else f"{self.label} training {cfg.steps} steps into {self.out}", quiet)
-        self.pools = task_pools(cfg)
+        self.label = run_label(cfg)
+        self.pools = pools
         self.rl_pool = self.pools["train"][:cfg.rl_pool_size()]    # train_fraction of the pool (Exp 2)
         self.cursor = 0           # prompt_sampling=epochs: prompts drawn so far from the epoch stream
-        self.model, self.sft_info = warm_start(cfg, self.pools, quiet)
+        self.model, self.sft_info = model, sft_info
         self.model.eval()       # no dropout: rollouts, anchor and updates must see one and the same policy
         self.vocab = self.model.vocab
         self.width = prompt_width(self.vocab, *self.pools.values())
@@ -156,87 +153,22 @@ class Trainer:
         write_text_atomic(self.out / "metrics.jsonl", "".join(map(json_line, kept)))
 
     # ------------------------------------------------------------------ one step
-    def _autocast(self):
-        """bf16 autocast for the model's forwards when cfg.bf16 (CUDA, or a CPU with bf16 matmuls)."""
-        if self.cfg.bf16:
-            return torch.autocast(self.cfg.device.split(":")[0], dtype=torch.bfloat16)
-        return nullcontext()
-
     def _anchor_logprobs(self, prompts, tokens, skip: int):
         """[B, N] pi_old log-probs of rows ``skip:`` (a multiple of the group size; rows before it are
         left for the caller to fill); ``prompts`` holds one row per group."""
         out = torch.empty(tokens.shape, dtype=torch.float32, device=tokens.device)
         g = self.cfg.group_size
         if skip < len(tokens):
-            with torch.no_grad(), self._autocast():
+            with torch.no_grad(), autocast(self.cfg):
                 out[skip:] = response_logprobs(self.model, prompts[skip // g:], tokens[skip:], repeats=g)[0]
         return out
 
-    def _draw(self, n: int) -> list[int]:
-        """``n`` indices into the RL pool: uniform with replacement, or (prompt_sampling=epochs) the next ``n``
-        of a stream of permutations, one per pass, each seeded by (seed, pass) so a resume continues it."""
-        size = len(self.rl_pool)
-        if self.cfg.prompt_sampling == "replacement":
-            return torch.randint(size, (n,), generator=self.gen).tolist()
-        out = []
-        while len(out) < n:
-            epoch, pos = divmod(self.cursor, size)
-            perm = torch.randperm(size, generator=torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + epoch))
-            take = perm[pos:pos + n - len(out)].tolist()
-            out += take
-            self.cursor += len(take)
-        return out
-
     def _rollout(self, n: int | None = None):
-        """Sample ``n`` prompts (default prompts_per_step; one row per group) and G responses each; score them
-        (plus DAPO's overlong penalty when overlong_buffer > 0)."""
-        cfg = self.cfg
-        items = [self.rl_pool[i] for i in self._draw(cfg.prompts_per_step if n is None else n)]
-        prompts = self.vocab.prompts([p.prompt for p in items], self.width).to(cfg.device)
-        with self._autocast():
-            tokens = generate(self.model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, self.sample_gen,
-                              repeats=cfg.group_size)
-        tokens = tokens[:, :used_columns(tokens, self.vocab)]
-        scored = [reward(self.vocab.decode(t), items[i // cfg.group_size].answer, cfg.shaping)
-                  for i, t in enumerate(tokens.tolist())]
-        rewards = torch.tensor([s[0] for s in scored], dtype=torch.float32, device=cfg.device)
-        correct = torch.tensor([s[1] for s in scored], dtype=torch.float32)
-        if cfg.overlong_buffer:
-            lengths = response_mask(tokens, self.vocab).sum(1)
-            rewards = rewards + overlong_penalty(lengths, cfg.max_new, cfg.overlong_buffer).to(rewards)
-        return prompts, tokens, rewards, correct
-
-    def _collect(self):
-        """The step's rollout batch. With dynamic_sampling (DAPO), groups whose rewards are all equal are dropped
-        and more prompts are sampled until prompts_per_step groups are informative or dynamic_sampling_rounds
-        rounds are spent; the rest of the batch is then filled with uninformative groups of the last round.
-        Returns (prompts, tokens, rewards, first-round rewards, first-round correctness, sampling metrics):
-        the logged reward and accuracy are the first round's, on uniformly drawn prompts."""
-        cfg, g = self.cfg, self.cfg.group_size
-        prompts, tokens, rewards, correct = self._rollout()
-        if not cfg.dynamic_sampling:
-            return prompts, tokens, rewards, rewards, correct, {}
-        first_rewards, rounds = rewards, 1
-        parts, n_kept = [], 0
-        while True:
-            r = rewards.view(-1, g)
-            informative = r.max(1).values > r.min(1).values
-            keep = informative.nonzero().flatten()[:cfg.prompts_per_step - n_kept]
-            parts.append((prompts[keep], tokens.view(-1, g, tokens.shape[1])[keep], r[keep]))
-            n_kept += len(keep)
-            if n_kept == cfg.prompts_per_step or rounds == cfg.dynamic_sampling_rounds:
-                spare = (~informative).nonzero().flatten()[:cfg.prompts_per_step - n_kept]
-                parts.append((prompts[spare], tokens.view(-1, g, tokens.shape[1])[spare], r[spare]))
-                break
-            prompts, tokens, rewards, _ = self._rollout(cfg.prompts_per_step)
-            rounds += 1
-        width = max(t.shape[2] for _, t, _ in parts)
-        pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[2]), value=self.vocab.pad_id)
-        tokens = torch.cat([pad(t) for _, t, _ in parts]).reshape(-1, width)
-        batch_rewards = torch.cat([r for _, _, r in parts]).reshape(-1)
-        extra = {"sampling/rounds": float(rounds), "sampling/informative_share": n_kept / cfg.prompts_per_step,
-                 "sampling/batch_reward_mean": float(batch_rewards.mean())}
-        return torch.cat([p for p, _, _ in parts]), tokens, batch_rewards, first_rewards, correct, extra
+        """A rollout of ``n`` prompts (default prompts_per_step) drawn from the RL pool: rollout.rollout's tuple."""
+        n = self.cfg.prompts_per_step if n is None else n
+        drawn, self.cursor = draw(self.cfg, len(self.rl_pool), self.gen, self.cursor, n)
+        return rollout(self.model, self.vocab, [self.rl_pool[i] for i in drawn], self.width, self.cfg,
+                       self.sample_gen)
 
     def _update(self, prompts, tokens, rewards):
         """PPO epochs x mini-batches of registry-loss updates against the frozen anchor.
@@ -252,7 +184,7 @@ class Trainer:
             for start in range(0, len(tokens), per_mb):
                 sl = slice(start, start + per_mb)
                 groups = prompts[start // cfg.group_size:(start + per_mb) // cfg.group_size]
-                with self._autocast():
+                with autocast(self.cfg):
                     batch = rollout_batch(model, groups, tokens[sl], None if anchor_pending else logp_old[sl],
                                           rewards[sl], cfg, self.ref)
                 if anchor_pending:
@@ -280,7 +212,7 @@ class Trainer:
     def _trust_region_metrics(self, prompts, tokens, logp_old, rewards) -> dict:
         """Delta/ratio/KL moments of the updated policy against the frozen anchor (one extra forward)."""
         cfg = self.cfg
-        with torch.no_grad(), self._autocast():
+        with torch.no_grad(), autocast(self.cfg):
             post = rollout_batch(self.model, prompts, tokens, logp_old, rewards, cfg, self.ref, with_entropy=False)
         if post is None:
             return {}
@@ -291,7 +223,7 @@ class Trainer:
     def rl_step(self) -> dict:
         cfg = self.cfg
         t0 = clock(cfg.device)
-        prompts, tokens, rewards, shown, correct, sampling = self._collect()
+        prompts, tokens, rewards, shown, correct, sampling = collect(cfg, self._rollout, self.vocab.pad_id)
         t_gen = clock(cfg.device) - t0
         metrics, logp_old, updated = self._update(prompts, tokens, rewards)
         t_train = clock(cfg.device) - t0 - t_gen
@@ -331,7 +263,7 @@ class Trainer:
         items = self.rl_pool[:cfg.val_size]
         prompts = self.vocab.prompts([p.prompt for p in items], self.width).to(cfg.device)
         gen = torch.Generator(cfg.device).manual_seed(cfg.seed + 7919)
-        with self._autocast():
+        with autocast(self.cfg):
             out = generate(self.model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, gen, repeats=cfg.group_size)
         hits = [reward(self.vocab.decode(t), items[i // cfg.group_size].answer)[1] for i, t in enumerate(out.tolist())]
         return {**self.evaluate(), "train/greedy_accuracy": accuracy(self.model, items, self.width, cfg.max_new),

@@ -1,0 +1,117 @@
+"""Rollouts for the RL loop: draw prompts from the RL pool, sample G responses each, score them, refill
+uninformative groups (DAPO's dynamic sampling), and pack them into the objectives' PolicyBatch."""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+
+import torch
+
+from opo_theory.lm.sampling import generate, response_logprobs, response_mask
+from opo_theory.lm.task import reward
+from opo_theory.objectives import PolicyBatch, get
+from opo_theory.objectives.shaping import overlong_penalty
+
+
+def autocast(cfg):
+    """bf16 autocast for the model's forwards when cfg.bf16 (CUDA, or a CPU with bf16 matmuls)."""
+    if cfg.bf16:
+        return torch.autocast(cfg.device.split(":")[0], dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def draw(cfg, size: int, gen: torch.Generator, cursor: int, n: int) -> tuple[list[int], int]:
+    """``n`` indices into an RL pool of ``size`` problems and the new cursor: uniform with replacement from
+    ``gen``, or (prompt_sampling=epochs) the next ``n`` from ``cursor`` on of a stream of permutations, one per
+    pass, each seeded by (seed, pass) so a resume continues it."""
+    if cfg.prompt_sampling == "replacement":
+        return torch.randint(size, (n,), generator=gen).tolist(), cursor
+    out = []
+    while len(out) < n:
+        epoch, pos = divmod(cursor, size)
+        perm = torch.randperm(size, generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+        take = perm[pos:pos + n - len(out)].tolist()
+        out += take
+        cursor += len(take)
+    return out, cursor
+
+
+def used_columns(tokens, vocab) -> int:
+    """Width of the response block once trailing columns that are padding in every row are dropped (>= 1)."""
+    used = response_mask(tokens, vocab).any(0).nonzero()
+    return int(used.max()) + 1 if len(used) else 1
+
+
+def rollout(model, vocab, items, width: int, cfg, gen: torch.Generator):
+    """Prompts for ``items`` (one row per group) and G responses each, sampled from ``gen``; scored (plus
+    DAPO's overlong penalty when overlong_buffer > 0). Returns (prompts, tokens, rewards, correctness)."""
+    prompts = vocab.prompts([p.prompt for p in items], width).to(cfg.device)
+    with autocast(cfg):
+        tokens = generate(model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, gen, repeats=cfg.group_size)
+    tokens = tokens[:, :used_columns(tokens, vocab)]
+    scored = [reward(vocab.decode(t), items[i // cfg.group_size].answer, cfg.shaping)
+              for i, t in enumerate(tokens.tolist())]
+    rewards = torch.tensor([s[0] for s in scored], dtype=torch.float32, device=cfg.device)
+    correct = torch.tensor([s[1] for s in scored], dtype=torch.float32)
+    if cfg.overlong_buffer:
+        lengths = response_mask(tokens, vocab).sum(1)
+        rewards = rewards + overlong_penalty(lengths, cfg.max_new, cfg.overlong_buffer).to(rewards)
+    return prompts, tokens, rewards, correct
+
+
+def collect(cfg, sample, pad_id: int):
+    """The step's rollout batch from ``sample(n)`` (a rollout of n prompts; None: prompts_per_step). With
+    dynamic_sampling (DAPO), groups whose rewards are all equal are dropped and more prompts are sampled until
+    prompts_per_step groups are informative or dynamic_sampling_rounds rounds are spent; the rest of the batch
+    is then filled with uninformative groups of the last round. Returns (prompts, tokens, rewards, first-round
+    rewards, first-round correctness, sampling metrics): the logged reward and accuracy are the first round's,
+    on uniformly drawn prompts."""
+    g = cfg.group_size
+    prompts, tokens, rewards, correct = sample()
+    if not cfg.dynamic_sampling:
+        return prompts, tokens, rewards, rewards, correct, {}
+    first_rewards, rounds = rewards, 1
+    parts, n_kept = [], 0
+    while True:
+        r = rewards.view(-1, g)
+        informative = r.max(1).values > r.min(1).values
+        keep = informative.nonzero().flatten()[:cfg.prompts_per_step - n_kept]
+        parts.append((prompts[keep], tokens.view(-1, g, tokens.shape[1])[keep], r[keep]))
+        n_kept += len(keep)
+        if n_kept == cfg.prompts_per_step or rounds == cfg.dynamic_sampling_rounds:
+            spare = (~informative).nonzero().flatten()[:cfg.prompts_per_step - n_kept]
+            parts.append((prompts[spare], tokens.view(-1, g, tokens.shape[1])[spare], r[spare]))
+            break
+        prompts, tokens, rewards, _ = sample(cfg.prompts_per_step)
+        rounds += 1
+    width = max(t.shape[2] for _, t, _ in parts)
+    pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[2]), value=pad_id)
+    tokens = torch.cat([pad(t) for _, t, _ in parts]).reshape(-1, width)
+    batch_rewards = torch.cat([r for _, _, r in parts]).reshape(-1)
+    extra = {"sampling/rounds": float(rounds), "sampling/informative_share": n_kept / cfg.prompts_per_step,
+             "sampling/batch_reward_mean": float(batch_rewards.mean())}
+    return torch.cat([p for p, _, _ in parts]), tokens, batch_rewards, first_rewards, correct, extra
+
+
+def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None, with_entropy=True):
+    """PolicyBatch for the rollouts, ``cfg.group_size`` per prompt (pairs: best vs worst response of each
+    informative group); ``logp_old=None`` means the model is the anchor: pi_old = sg(pi_theta)."""
+    logp, ent = response_logprobs(model, prompts, tokens, with_entropy, repeats=cfg.group_size)
+    logp_old = logp.detach() if logp_old is None else logp_old
+    mask = response_mask(tokens, model.vocab).to(logp.device)
+    g = cfg.group_size
+    groups = torch.arange(len(tokens), device=logp.device) // g
+    extra = {}
+    if get(cfg.objective).pairwise:
+        r = rewards.view(-1, g)
+        base = torch.arange(r.shape[0], device=logp.device) * g
+        keep = r.max(1).values > r.min(1).values
+        extra = {"chosen": (base + r.argmax(1))[keep], "rejected": (base + r.argmin(1))[keep]}
+        if not keep.any():
+            return None
+    if ref_model is not None:
+        with torch.no_grad():
+            extra["logp_ref"] = response_logprobs(ref_model, prompts, tokens, repeats=cfg.group_size)[0]
+    groups = groups - groups.min()
+    return PolicyBatch(logp=logp, logp_old=logp_old, mask=mask, group=groups, rewards=rewards,
+                       entropy=None if ent is None else ent.detach(), **extra)
