@@ -102,7 +102,6 @@ def gradient_metrics(loss: Tensor, metrics: dict[str, Tensor], params: Iterable[
     (cosine between the gradients of ``loss`` and of ``approx``, e.g. the exact-ratio loss)."""
     params = [p for p in params if p.requires_grad]
     before = [None if p.grad is None else p.grad.detach().clone() for p in params]
-    out: dict[str, float] = {}
     g_drive = g_approx = None
     has_parts = split and DRIVE_KEY in metrics and REG_KEY in metrics
     if has_parts:
@@ -113,15 +112,32 @@ def gradient_metrics(loss: Tensor, metrics: dict[str, Tensor], params: Iterable[
     loss.backward()
     g_total = _flat([p.grad if b is None else p.grad - b for p, b in zip(params, before, strict=True)],
                     params)
-    out["grad/norm"] = _f(g_total.norm())
-    if has_parts:
-        g_reg = g_total - g_drive
-        nd, nr = g_drive.norm(), g_reg.norm()
-        out["grad/norm_drive"], out["grad/norm_reg"] = _f(nd), _f(nr)
-        out["grad/cos_drive_reg"] = _f((g_drive @ g_reg) / (nd * nr)) if nd * nr > 0 else math.nan
-    if g_approx is not None:
-        na, nt = g_approx.norm(), g_total.norm()
-        out["approx/grad_cos"] = _f((g_approx @ g_total) / (na * nt)) if na * nt > 0 else math.nan
+    return split_metrics([g_total], None if g_drive is None else [g_drive],
+                         None if g_approx is None else [g_approx])
+
+
+def _norm(xs: list[Tensor]) -> float:
+    return _f(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x.double()) for x in xs])))
+
+
+def _dot(xs: list[Tensor], ys: list[Tensor]) -> float:
+    return sum(_f(torch.dot(x.double().reshape(-1), y.double().reshape(-1))) for x, y in zip(xs, ys, strict=True))
+
+
+def split_metrics(total: list[Tensor], drive: list[Tensor] | None = None,
+                  approx: list[Tensor] | None = None) -> dict[str, float]:
+    """From gradients given as lists of tensors (one flat tensor, or one per parameter): grad/norm; with the
+    drive part's gradient, grad/norm_drive, grad/norm_reg (reg = total - drive) and grad/cos_drive_reg; with
+    another loss's gradient, approx/grad_cos (its cosine with the total)."""
+    out = {"grad/norm": _norm(total)}
+    if drive is not None:
+        reg = [t - d for t, d in zip(total, drive, strict=True)]
+        nd, nr = _norm(drive), _norm(reg)
+        out["grad/norm_drive"], out["grad/norm_reg"] = nd, nr
+        out["grad/cos_drive_reg"] = _dot(drive, reg) / (nd * nr) if nd * nr > 0 else math.nan
+    if approx is not None:
+        na, nt = _norm(approx), out["grad/norm"]
+        out["approx/grad_cos"] = _dot(approx, total) / (na * nt) if na * nt > 0 else math.nan
     return out
 
 

@@ -23,7 +23,6 @@ writes them as the toolkit's ``metrics.jsonl`` + ``config.json``. Importing this
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -36,9 +35,9 @@ from trl.trainer.grpo_trainer import (
     unsplit_pixel_values_by_grid,
 )
 
-from opo_theory.diagnostics import OPO_FAMILY, batch_metrics, response_efficiency
+from opo_theory.diagnostics import OPO_FAMILY, batch_metrics, response_efficiency, split_metrics
 from opo_theory.io import json_line, provenance, write_json_atomic, write_text_atomic
-from opo_theory.lm.confidence import bin_statistics
+from opo_theory.lm.confidence import conf_metrics
 from opo_theory.objectives import DRIVE_KEY, REG_KEY, PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 
@@ -340,9 +339,7 @@ class RegistryGRPOTrainer(GRPOTrainer):
         if self.confidence_metrics:
             leaf = batch.logp.clone().requires_grad_(True)
             loss, parts = self.spec(batch.with_(logp=leaf), self.obj_cfg)
-            dlogp = torch.autograd.grad(loss, leaf)[0]
-            adv = advantages(batch, "centered")
-            out.update({f"conf/{k}": v for k, v in bin_statistics(batch.logp_old, batch.mask, dlogp, adv).items()})
+            out.update(conf_metrics(batch, torch.autograd.grad(loss, leaf)[0]))
         else:
             with torch.no_grad():
                 _, parts = self.spec(batch, self.obj_cfg)
@@ -358,19 +355,10 @@ class RegistryGRPOTrainer(GRPOTrainer):
         """grad/norm, its drive/reg split and approx/grad_cos from the reduced, pre-clip gradient."""
         params = self._params(model)
         total = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
-        out = {"grad/norm": _norm(total)}
+        drive = None if window.drive is None else self._mean_over_processes(window.drive)
+        twin = None if window.twin is None else self._mean_over_processes(window.twin)
+        out = split_metrics(total, drive, twin)
         out["grad/response_efficiency"] = response_efficiency(out["grad/norm"], advantages(batch, "centered"))
-        if window.drive is not None:
-            drive = self._mean_over_processes(window.drive)
-            reg = [t - d for t, d in zip(total, drive, strict=True)]
-            nd, nr = _norm(drive), _norm(reg)
-            out["grad/norm_drive"], out["grad/norm_reg"] = nd, nr
-            out["grad/cos_drive_reg"] = _dot(drive, reg) / (nd * nr) if nd * nr > 0 else math.nan
-        if window.twin is not None:
-            twin = self._mean_over_processes(window.twin)
-            na = _norm(twin)
-            out["approx/grad_cos"] = _dot(twin, total) / (na * out["grad/norm"]) if na * out["grad/norm"] > 0 \
-                else math.nan
         return out
 
     def _mean_over_processes(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -397,14 +385,6 @@ def toolkit_row(entry: dict) -> dict:
     if "entropy" in row:
         row.setdefault("entropy/mean", row["entropy"])
     return row
-
-
-def _norm(xs: list[torch.Tensor]) -> float:
-    return math.sqrt(sum(float(x.double().pow(2).sum()) for x in xs))
-
-
-def _dot(xs: list[torch.Tensor], ys: list[torch.Tensor]) -> float:
-    return sum(float((x.double() * y.double()).sum()) for x, y in zip(xs, ys, strict=True))
 
 
 # ---------------------------------------------------------------------- pairwise: DPOTrainer

@@ -83,6 +83,15 @@ def update_norm(params: list[Tensor], before: list[Tensor]) -> float:
     return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(diffs)).double()))
 
 
+def conf_metrics(batch, grad: Tensor) -> dict[str, float]:
+    """``conf/<bin>/{share,grad_abs,clip_zero}`` (sign all) of ``grad`` = dL/dlogp [B, T] on ``batch``, with the
+    batch's group-centred advantages deciding which tokens count for clip_zero."""
+    from opo_theory.objectives.advantages import advantages
+
+    conf = bin_statistics(batch.logp_old, batch.mask, grad, advantages(batch, "centered"))
+    return {f"conf/{k}": v for k, v in conf.items()}
+
+
 def step_metrics(batch, grad: Tensor, params: list[Tensor], before: list[Tensor], grad_norm: float,
                  clip: float) -> dict[str, float]:
     """What the trainer logs each step from its last update: ``conf/<bin>/{share,grad_abs,clip_zero}`` of
@@ -90,11 +99,9 @@ def step_metrics(batch, grad: Tensor, params: list[Tensor], before: list[Tensor]
     gradient norm AdamW receives after clip_grad_norm_ (0 when a non-finite step was skipped);
     ``grad/update_norm`` = ||theta_after - theta_before||; ``delta/abs_max_update`` = max_i |Delta_i| of the
     policy the update started from (sum form)."""
-    from opo_theory.objectives.advantages import advantages
     from opo_theory.objectives.reduce import seq_logratio
 
-    conf = bin_statistics(batch.logp_old, batch.mask, grad, advantages(batch, "centered"))
-    out = {f"conf/{k}": v for k, v in conf.items()}
+    out = conf_metrics(batch, grad)
     out["grad/norm_applied"] = grad_norm * min(1.0, clip / (grad_norm + 1e-6)) if math.isfinite(grad_norm) else 0.0
     out["grad/update_norm"] = update_norm(params, before)
     out["delta/abs_max_update"] = float(seq_logratio(batch, "sum").detach().abs().max())
