@@ -238,7 +238,7 @@ def test_confident_policy_trains_until_the_stated_level_and_is_cached(micro, mon
         answer = torch.tensor([model.vocab.encode_answer(p.answer) + [model.vocab.eos_id]])
         probs += response_logprobs(model, prompt, answer)[0].exp().flatten().tolist()
     assert info["answer_token_prob"] == pytest.approx(sum(probs) / len(probs), rel=1e-4)
-    monkeypatch.setattr(A, "sft_loss", lambda *a: pytest.fail("the cached confident policy was retrained"))
+    monkeypatch.setattr(A, "sft_step", lambda *a: pytest.fail("the cached confident policy was retrained"))
     again, info2 = A.confident_policy(cfg, pools, target_accuracy=1.0, target_prob=0.3, max_steps=400, quiet=True)
     assert info2 == info and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                                    again.state_dict().values()))

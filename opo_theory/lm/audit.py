@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import io
 import json
 import math
 import time
@@ -27,7 +26,6 @@ from opo_theory.io import (
     dumps_json,
     provenance,
     to_strict_json,
-    write_bytes_atomic,
     write_json_atomic,
     write_text_atomic,
 )
@@ -49,9 +47,11 @@ from opo_theory.lm.sampling import generate, response_logits, response_mask
 from opo_theory.lm.sft import (
     accuracy,
     initial_policy,
+    load_cached_policy,
     prompt_width,
+    save_cached_policy,
     sft_batch,
-    sft_loss,
+    sft_step,
     task_pools,
     warm_start,
 )
@@ -104,9 +104,7 @@ def confident_policy(cfg: TrainConfig, pools, target_accuracy: float = 0.8, targ
     model, sft_info = warm_start(cfg, pools, quiet)
     path = Path(cfg.sft_cache) / f"confident-{confident_key(cfg, target_accuracy, target_prob, max_steps)}.pt"
     if path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        model.load_state_dict(blob["model"])
-        return model.to(cfg.device), blob["info"]
+        return model.to(cfg.device), load_cached_policy(path, model)
     width = prompt_width(model.vocab, *pools.values())
     probe = pools["train"][:cfg.val_size]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0)
@@ -114,21 +112,14 @@ def confident_policy(cfg: TrainConfig, pools, target_accuracy: float = 0.8, targ
     acc, prob, step = accuracy(model, probe, width, cfg.max_new), answer_confidence(model, probe, width), 0
     while step < max_steps and acc < target_accuracy and prob < target_prob:
         for _ in range(cfg.sft_eval_every):
-            idx = torch.randint(len(pools["train"]), (cfg.sft_batch,), generator=gen)
-            loss = sft_loss(model, *(x.to(cfg.device) for x in sft_batch(pools["train"], idx, width, model.vocab)))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            sft_step(model, opt, pools["train"], gen, width, cfg)
         step += cfg.sft_eval_every
         acc, prob = accuracy(model, probe, width, cfg.max_new), answer_confidence(model, probe, width)
         note(f"[confident] step {step}: train accuracy {acc:.3f}, answer-token probability {prob:.4f}", quiet)
     info = {**sft_info, "confident_steps": step, "train_accuracy": acc, "answer_token_prob": prob,
             "target_accuracy": target_accuracy, "target_prob": target_prob, "max_steps": max_steps,
             "reached": acc >= target_accuracy or prob >= target_prob}
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "info": info}, buf)
-    write_bytes_atomic(path, buf.getvalue())
+    save_cached_policy(path, model, info)
     return model, info
 
 

@@ -92,9 +92,7 @@ def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[torch.nn.M
     path = Path(cfg.sft_cache) / f"sft-{cfg.sft_key()}.pt"
     remove_stale_temporaries(path.parent, path.name)     # a warm-up killed while writing this cache entry
     if path.exists():
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-        model.load_state_dict(blob["model"])
-        info = blob["info"]
+        info = load_cached_policy(path, model)
         note(f"sft: cached warm-up policy loaded from {path} ({info['sft_steps']} steps, val accuracy "
              f"{info['sft_val_accuracy']:.3f}); no SFT needed", quiet)
         return model.to(cfg.device), info
@@ -102,14 +100,37 @@ def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[torch.nn.M
          f"accuracy >= {cfg.sft_target_accuracy:g} (checked every {cfg.sft_eval_every}), then caching it at {path}",
          quiet)
     model, info = sft_train(cfg, pools, model, width, quiet)
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "info": info}, buf)
-    write_bytes_atomic(path, buf.getvalue())
+    save_cached_policy(path, model, info)
     reached = info["sft_val_accuracy"] >= cfg.sft_target_accuracy
     note(f"sft: {'reached' if reached else 'stopped at the step limit with'} val accuracy "
          f"{info['sft_val_accuracy']:.3f} ({'>=' if reached else '<'} target {cfg.sft_target_accuracy:g}) at step "
          f"{info['sft_steps']}/{cfg.sft_max_steps}; cached at {path}", quiet)
     return model, info
+
+
+def load_cached_policy(path: Path, model) -> dict:
+    """Load a cached policy's weights into ``model``; returns the info stored with them."""
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    model.load_state_dict(blob["model"])
+    return blob["info"]
+
+
+def save_cached_policy(path: Path, model, info: dict) -> None:
+    """Cache ``model``'s weights with ``info`` at ``path`` (atomically: a killed write leaves no cache entry)."""
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "info": info}, buf)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def sft_step(model, opt, pool, gen, width: int, cfg: TrainConfig) -> torch.Tensor:
+    """One teacher-forced SFT update on a batch of cfg.sft_batch problems drawn from ``pool``; returns its loss."""
+    idx = torch.randint(len(pool), (cfg.sft_batch,), generator=gen)
+    loss = sft_loss(model, *(x.to(cfg.device) for x in sft_batch(pool, idx, width, model.vocab)))
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss
 
 
 def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool) -> tuple[torch.nn.Module, dict]:
@@ -124,13 +145,7 @@ def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool) -> tuple[
             lr = sft_learning_rate(cfg, step)
             for group in opt.param_groups:
                 group["lr"] = lr
-            idx = torch.randint(len(pools["train"]), (cfg.sft_batch,), generator=gen)
-            batch = sft_batch(pools["train"], idx, width, model.vocab)
-            loss = sft_loss(model, *(x.to(cfg.device) for x in batch))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            loss = sft_step(model, opt, pools["train"], gen, width, cfg)
             if step % cfg.sft_eval_every == 0:
                 acc = accuracy(model, pools["val"], width, cfg.max_new)
                 note(f"sft step {step}/{cfg.sft_max_steps}: loss {loss.item():.3f} val accuracy {acc:.3f} "
