@@ -50,6 +50,7 @@ def main(rerun: bool = False):
     ax.set_xscale("log")
     ax.invert_xaxis()
     split = s["opo_fixed_anchor_logit"]
+    o = split["opo"]
     ax.set(xlabel="1 - p", ylabel="signed dL/dz (> 0: pushes z down, toward the anchor)",
            title="(c) OPO surrogate, fixed anchor:\nparts of the signed dL/dz")
     ax.axvline(1 - split["p_unchosen_leaves_lemma_a1_domain"], color="grey", lw=0.8)
@@ -62,11 +63,16 @@ def main(rerun: bool = False):
               bbox_to_anchor=(0.0, 1.05))
     beta = s["dpo_beta"]
     kl = s["ppo_kl_fixed_anchor"]
-    o = split["opo"]
+    wrong = s["confident_wrong"]
     lines = [
-        "Fig 4's statement holds only in:",
-        *[f"  {h}" for h in s["holds_in"]],
+        "Fig 4's statement (gradient toward the reward, sign-aware) holds in:",
+        *([f"  {h}" for h in s["holds_in"]] or ["  no setting"]),
         f"toy-saturation claim verdict: {s['claim_verdict']}",
+        f"OPO's fixed-anchor dL/dz turns away from the reward at p = {o['sign_change_p']:.3f}",
+        f"re-anchored at p = {s['re_anchored_opo_vs_grpo']['p']}: GRPO's logit gradient "
+        f"{s['re_anchored_opo_vs_grpo']['grpo_over_opo']:.0f}x OPO's",
+        "confident and wrong (p -> 1e-9), logit, decays:",
+        *[f"  {r}: {', '.join(wrong[r]['logit']['decays']) or 'none'}" for r in wrong],
         "",
         f"(c) at p_max: total {o['logit_signed']:.2f} = drive {o['logit_drive']:.2f}",
         f"  + penalty chosen {o['logit_reg_chosen']:.1e} + unchosen {o['logit_reg_unchosen']:.2f}",

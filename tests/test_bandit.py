@@ -164,6 +164,50 @@ def test_saturation_dpo_beta_sweep_matches_its_closed_form():
         saturation(regime="sometimes")
 
 
+def test_saturation_verdict_does_not_depend_on_the_plotting_grid():
+    # the 400-point grid used to step over OPO's sign change at p = 0.642 and read "holds"
+    from opo_theory.bandit.experiments import saturation
+    seen = {(s["claim_verdict"], tuple(s["holds_in"]), s["claim_detail"])
+            for s in (saturation(points=n)["summary"] for n in (400, 4_000, 40_000))}
+    assert len(seen) == 1
+
+
+def test_opo_fixed_anchor_sign_change_is_the_root_of_its_closed_form():
+    # dL/dz = ½[(D1 - s)(1-p) - (s + D2) p], D1 = log 2p, D2 = log 2(1-p), s = sinh(0.3) (by hand, above)
+    from scipy.optimize import brentq
+
+    from opo_theory.bandit.experiments import saturation
+    s = math.sinh(0.3)
+    grad = lambda p: (math.log(2 * p) - s) * (1 - p) - (s + math.log(2 * (1 - p))) * p
+    p0 = brentq(grad, 0.5, 0.99, xtol=1e-14)
+    r = saturation(points=50, regime="fixed-anchor", dpo_betas=(1.0,))
+    assert abs(r["summary"]["opo_fixed_anchor_logit"]["opo"]["sign_change_p"] - p0) < 1e-8
+    row = next(x for x in r["summary"]["settings"] if x["coordinate"] == "logit" and x["opo_form"] == "surrogate")
+    assert row["opo_min_ratio"] < 0 and not row["holds"] and abs(row["opo_sign_change_p"] - p0) < 1e-8
+    # past its own optimum the gradient pushes the rewarded response down: u = -dL/dz < 0
+    z = torch.tensor([math.log(0.9 / 0.1)], dtype=torch.float64)
+    assert binary_toy_gradients("opo", {"alpha": 0.4, "mu": 1.0}, z)["logit_signed"][0] > 0
+
+
+def test_confident_wrong_regime_and_re_anchored_grpo_amplification():
+    from opo_theory.bandit.experiments import saturation
+    s = saturation(points=50, dpo_betas=(1.0,))["summary"]
+    wrong = s["confident_wrong"]
+    # p of the rewarded response -> 0: SFT's -log p keeps pushing (1 - p -> 1); GRPO's clip zeroes it
+    assert "sft" in wrong["fixed-anchor"]["logit"]["keeps"] and "grpo" in wrong["fixed-anchor"]["logit"]["decays"]
+    assert "opo" in wrong["re-anchored"]["logit"]["decays"]       # on-policy OPO: p(1-p) -> 0
+    cmp = s["re_anchored_opo_vs_grpo"]
+    assert cmp["p"] == 0.999 and 40 < cmp["grpo_over_opo"] < 60
+
+
+def test_re_anchored_sft_gradient_does_not_depend_on_the_other_points():
+    # SFT trains on the correct response: each z alone gives 1 - p, and so must the batch of all z at once
+    z = torch.tensor([0.0, 2.0, 8.0], dtype=torch.float64)
+    both = binary_toy_gradients("sft", {}, z, "re-anchored")["logit"]
+    alone = torch.cat([binary_toy_gradients("sft", {}, z[i:i + 1], "re-anchored")["logit"] for i in range(3)])
+    assert torch.allclose(both, alone, rtol=1e-12) and torch.allclose(both, 1 - torch.sigmoid(z))
+
+
 def test_bad_arguments():
     with pytest.raises(ValueError, match="k \\(number of arms\\) must be an integer in \\[2, 100000\\], got 1"):
         KArmedBandit.make(1, 1)

@@ -8,8 +8,10 @@ training; DPO-style references and the KL reference stay at z_ref = 0. Then OPO'
 
 from __future__ import annotations
 
+import functools
 import math
 
+import numpy as np
 import torch
 
 from opo_theory.bandit.enumerate import exact_batch
@@ -33,6 +35,10 @@ OTHER_OBJECTIVES = {
     "opo": {"alpha": 0.4, "mu": 1.0}, "opo-exact": {"alpha": 0.4, "mu": 1.0},
 }
 LEMMA_A1_DOMAIN = 1.0          # Lemma A.1 needs ||Delta||_inf < 1
+BRACKETS = 1024                # fixed points that bracket roots and minima (not the plotting grid)
+ROOT_XTOL = 1e-10              # tolerance in z of the root finder and the bounded minimiser
+MAX_REFINED_MINIMA = 3         # local minima of the bracketing samples refined per curve
+SIDES = ("confident-right", "confident-wrong")   # p of the rewarded response -> p_max, or -> 1 - p_max
 
 
 def dpo_name(beta: float) -> str:
@@ -69,8 +75,10 @@ def binary_toy_gradients(name: str, hyper: dict, z: torch.Tensor, regime: str = 
     if spec.needs_reference or spec.pairwise:          # references stay at z_ref = 0 in both regimes
         extra["logp_ref"] = ref.reshape(-1, 1)
     batch = exact_batch(delta_leaf + anchor, anchor, rewards, **extra)
-    if regime == "fixed-anchor":
-        batch = batch.with_(sample_weight=None)          # two equally likely responses per z
+    if regime == "fixed-anchor" or spec.kind == "supervised":
+        # fixed anchor: two equally likely responses per z; SFT trains on the correct response whatever the
+        # policy samples (with weights pi_k its token mean would divide by the sum of p over every z at once)
+        batch = batch.with_(sample_weight=None)
     loss, parts = spec(batch, spec.make_config(**hyper))
     jac = torch.stack([1 - p, -p], 1)                    # dDelta_y/dz
     out = {}
@@ -81,18 +89,85 @@ def binary_toy_gradients(name: str, hyper: dict, z: torch.Tensor, regime: str = 
                     "logit_reg_chosen": g_reg[:, 0] * jac[:, 0], "logit_reg_unchosen": g_reg[:, 1] * jac[:, 1]})
     (g_delta,) = torch.autograd.grad(loss * n, delta_leaf)
     out["logit_signed"] = (g_delta * jac).sum(1)
-    out["logit"] = out["logit_signed"].abs()
-    out["delta"] = g_delta[:, 0].abs()
-    out["v"] = out["delta"] * torch.exp(-delta_leaf[:, 0].detach())     # dL/dv = e^-Delta dL/dDelta
+    out["delta_signed"] = g_delta[:, 0]
+    out["v_signed"] = g_delta[:, 0] * torch.exp(-delta_leaf[:, 0].detach())     # dL/dv = e^-Delta dL/dDelta
+    for c in COORDS:
+        out[c] = out[f"{c}_signed"].abs()
     out["delta_chosen"], out["delta_unchosen"] = delta_leaf.detach()[:, 0], delta_leaf.detach()[:, 1]
     return out
 
 
-def min_ratio(g: torch.Tensor) -> float:
-    """min_p |grad(p)| / |grad(p = 0.5)| (inf when the gradient at p = 0.5 is 0 and later is not)."""
-    if g[0] == 0:
-        return 1.0 if bool((g == 0).all()) else math.inf
-    return float((g / g[0]).min())
+def toward_reward(name: str, hyper: dict, z, regime: str) -> dict[str, np.ndarray]:
+    """u_c(z) = -dL/dc for c in COORDS (c = z, Delta_1, v_1): the gradient that moves toward the rewarded
+    response; a descent step raises c when u_c > 0 and pushes the rewarded response down when u_c < 0."""
+    zt = torch.as_tensor(np.atleast_1d(np.asarray(z, dtype=float)), dtype=torch.float64)
+    g = binary_toy_gradients(name, hyper, zt, regime)
+    return {c: -g[f"{c}_signed"].numpy() for c in COORDS}
+
+
+def _refined_min(f, zs: np.ndarray, r: np.ndarray) -> float:
+    """min of the continuous f over [zs[0], zs[-1]]: every local minimum of the samples r = f(zs) refined by
+    bounded scalar minimisation on its two neighbouring intervals."""
+    from scipy.optimize import minimize_scalar
+
+    best = float(r.min())
+    local = [i for i in range(len(r)) if r[i] <= r[max(i - 1, 0)] and r[i] <= r[min(i + 1, len(r) - 1)]
+             and (i in (0, len(r) - 1) or r[i] < max(r[i - 1], r[i + 1]))]
+    for i in sorted(local, key=lambda i: r[i])[:MAX_REFINED_MINIMA]:
+        lo, hi = sorted((zs[max(i - 1, 0)], zs[min(i + 1, len(zs) - 1)]))
+        res = minimize_scalar(lambda x: float(f(x)), bounds=(lo, hi), method="bounded",
+                              options={"xatol": ROOT_XTOL})
+        best = min(best, float(res.fun))
+    return best + 0.0                  # -0.0 (an exactly clipped gradient) reads as 0
+
+
+def _first_root(f, zs: np.ndarray, r: np.ndarray) -> float | None:
+    """The z nearest 0 where f (sampled as r = f(zs), zs running away from 0) changes sign, by Brent's method."""
+    from scipy.optimize import brentq
+
+    for i in range(len(r) - 1):
+        if r[i] == 0:
+            return float(zs[i])
+        if (r[i] > 0) != (r[i + 1] > 0):
+            return float(brentq(lambda x: float(f(x)), zs[i], zs[i + 1], xtol=ROOT_XTOL))
+    return None
+
+
+def ratio_profile(name: str, hyper: dict, regime: str, z_end: float, threshold: float) -> dict[str, dict]:
+    """_ratio_profile, computed once per process for each objective, regime, end and threshold."""
+    return _ratio_profile(name, tuple(sorted(hyper.items())), regime, z_end, threshold)
+
+
+@functools.lru_cache(maxsize=512)
+def _ratio_profile(name: str, hyper_items: tuple, regime: str, z_end: float, threshold: float) -> dict[str, dict]:
+    """Per judged coordinate, from the function rather than a grid: r(z) = u(z)/u(0) for z from 0 to ``z_end``
+    (> 0: confident and right, < 0: confident and wrong), its minimum, the first p where it falls below
+    ``threshold`` and the first p where u changes sign (the gradient turns away from the reward).
+
+    The function is sampled at BRACKETS fixed points only to bracket roots and minima, which Brent's method
+    and bounded minimisation then locate to ROOT_XTOL in z, so no result depends on a plotting grid."""
+    hyper = dict(hyper_items)
+    zs = np.linspace(0.0, z_end, BRACKETS + 1)
+    u = toward_reward(name, hyper, zs, regime)
+    out = {}
+    for c in JUDGED_COORDS:
+        u0 = float(u[c][0])
+        if not u0 > 0:            # no push toward the reward at p = 0.5: nothing to decay from
+            out[c] = {"u_half": u0, "min_ratio": -math.inf if u0 < 0 else 0.0, "drop_p": 0.5, "sign_change_p": None}
+            continue
+        def ratio(x, c=c, u0=u0):
+            return toward_reward(name, hyper, x, regime)[c][0] / u0
+        r = u[c] / u0
+        drop = _first_root(lambda x: ratio(x) - threshold, zs, r - threshold)
+        root = _first_root(ratio, zs, r)
+        out[c] = {"u_half": u0, "min_ratio": _refined_min(ratio, zs, r),
+                  "drop_p": None if drop is None else _sigmoid(drop),
+                  "sign_change_p": None if root is None else _sigmoid(root)}
+    return out
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def fig4_settings(min_ratios: dict, threshold: float, dpo_betas) -> list[dict]:
@@ -122,15 +197,16 @@ def saturation_finding(rows: list[dict], threshold: float):
     ev = []
     for row in rows:
         cond = setting_label(row)
-        ev.append(Evidence("OPO min |grad|/|grad(p=.5)|", row["opo_min_ratio"], threshold, "floor", condition=cond))
+        ev.append(Evidence("OPO min u/u(p=.5)", row["opo_min_ratio"], threshold, "floor", condition=cond))
         ev.append(Evidence(f"slowest baseline ({row['slowest_baseline']}) min ratio", row["slowest_baseline_min_ratio"],
                            threshold, "bound", condition=cond))
-    setup = (f"Binary-logit toy (z_ref = 0, rewards (1, 0)), p from 0.5 to the grid's p_max; 'decays' means "
-             f"|grad| falls below {threshold:g} x its p = 0.5 value; the statement holds in a setting when OPO "
-             f"stays above it and all of SFT/DPO/GRPO/DAPO/GSPO fall below")
+    setup = (f"Binary-logit toy (z_ref = 0, rewards (1, 0)), p from 0.5 to p_max; u = -dL/dc is the gradient "
+             f"toward the rewarded response (sign-aware); 'decays' means u falls below {threshold:g} x its p = 0.5 "
+             f"value somewhere (minimum found by root-finding on the function, not on a grid); the statement holds "
+             f"in a setting when OPO stays above it and all of SFT/DPO/GRPO/DAPO/GSPO fall below")
     return Finding(ev, setup=setup, notes=(
-        "Fixed-anchor logit: OPO's surviving gradient is the Delta² penalty on the unchosen response "
-        "(see `opo-theory bandit saturation`).",))
+        "Fixed-anchor logit: OPO's gradient turns away from the reward past its own fixed-anchor optimum; what "
+        "survives in |dL/dz| is the Delta² penalty on the unchosen response (see `opo-theory bandit saturation`).",))
 
 
 def dpo_beta_sweep(drop: dict, dpo_betas, threshold: float, z_max: float) -> dict:
@@ -146,9 +222,10 @@ def dpo_beta_sweep(drop: dict, dpo_betas, threshold: float, z_max: float) -> dic
             "critical_beta_closed_form": math.log(2 / threshold - 1) / z_max}
 
 
-def opo_fixed_anchor_split(curves: dict, p: list[float]) -> dict:
-    """OPO's fixed-anchor logit gradient at p_max split into drive and the penalty on each response,
-    and where the unchosen response leaves Lemma A.1's domain |Delta| < 1."""
+def opo_fixed_anchor_split(curves: dict, sign_change: dict) -> dict:
+    """OPO's fixed-anchor logit gradient at p_max split into drive and the penalty on each response; the p
+    where its signed logit gradient turns away from the reward (its own fixed-anchor optimum), and where the
+    unchosen response leaves Lemma A.1's domain |Delta| < 1: Delta_0 = log 2(1 - p) = -1 at p = 1 - e^-1/2."""
     out = {}
     for name in OPO_FORMS.values():
         c = curves[name]
@@ -157,8 +234,8 @@ def opo_fixed_anchor_split(curves: dict, p: list[float]) -> dict:
         out[name] = {k: c[k][-1] for k in keys}
         out[name]["unchosen_penalty_share"] = abs(c["logit_reg_unchosen"][-1]) / max(
             abs(c["logit_drive"][-1]) + abs(c["logit_reg_chosen"][-1]) + abs(c["logit_reg_unchosen"][-1]), 1e-300)
-    outside = [pi for pi, d in zip(p, curves["opo"]["delta_unchosen"], strict=True) if abs(d) >= LEMMA_A1_DOMAIN]
-    out["p_unchosen_leaves_lemma_a1_domain"] = outside[0] if outside else None
+        out[name]["sign_change_p"] = sign_change[name]["logit"]
+    out["p_unchosen_leaves_lemma_a1_domain"] = 1 - 0.5 * math.exp(-LEMMA_A1_DOMAIN)
     out["lemma_a1_domain"] = LEMMA_A1_DOMAIN
     return out
 
@@ -174,11 +251,32 @@ def ppo_kl_clamp(curves: dict, p: list[float], hyper: dict) -> dict:
             "clamp_p_closed_form": None if clamp is None else 1 - 0.5 * math.exp(-clamp)}
 
 
+def confident_wrong_summary(profiles: dict, threshold: float) -> dict:
+    """Confident and wrong (p of the rewarded response -> 1 - p_max), where a vanishing gradient would stop
+    the recovery: per regime and judged coordinate, which objectives' push toward the reward falls below
+    ``threshold`` x its p = 0.5 value, and each one's minimum ratio."""
+    return {r: {c: {"decays": [n for n, pr in by_name.items() if pr[c]["min_ratio"] < threshold],
+                    "keeps": [n for n, pr in by_name.items() if pr[c]["min_ratio"] >= threshold],
+                    "min_ratio": {n: pr[c]["min_ratio"] for n, pr in by_name.items()},
+                    "drop_p": {n: pr[c]["drop_p"] for n, pr in by_name.items()}}
+                for c in JUDGED_COORDS} for r, by_name in profiles.items()}
+
+
+def re_anchored_opo_over_grpo(p: float = 0.999) -> dict:
+    """Re-anchored (on-policy) OPO's logit gradient against GRPO's at confidence ``p``: GRPO's z-score divides
+    by the group's std, which shrinks as p -> 1 and amplifies the rare signal; OPO's drive does not."""
+    z = math.log(p / (1 - p))
+    u = {n: float(toward_reward(n, OTHER_OBJECTIVES[n], z, "re-anchored")["logit"][0]) for n in ("opo", "grpo")}
+    return {"p": p, "opo": u["opo"], "grpo": u["grpo"], "grpo_over_opo": u["grpo"] / u["opo"]}
+
+
 def saturation(points: int = 400, p_max: float = 1 - 1e-9, threshold: float = 1e-3, regime: str = "both",
                dpo_betas=(0.1, 0.3, 1.0, 5.0)) -> dict:
-    """|dL/d coord| vs p = sigma(z) for each objective and anchoring regime ('both' runs the two); the p
-    where it first drops below ``threshold`` x its p = 0.5 value (None if never); Fig 4's statement per
-    (regime, coordinate, OPO form, DPO beta) and the verdict the toy-saturation claim reports."""
+    """The gradient toward the reward vs p = sigma(z) for each objective and anchoring regime ('both' runs
+    the two), confident and right (p -> p_max) and confident and wrong (p -> 1 - p_max); per coordinate its
+    minimum ratio to the p = 0.5 value and the first p where it falls below ``threshold`` x that value (None
+    if never), found by root-finding on the function; Fig 4's statement per (regime, coordinate, OPO form,
+    DPO beta) and the verdict the toy-saturation claim reports. ``points`` sets only the plotted curves."""
     require_int("points", points, 2, 10**6)
     require_in_range("p_max", p_max, 0.5, 1.0, low_open=True, high_open=True)
     require_in_range("threshold", threshold, 0.0, 1.0, low_open=True, high_open=True)
@@ -189,17 +287,17 @@ def saturation(points: int = 400, p_max: float = 1 - 1e-9, threshold: float = 1e
     p = torch.sigmoid(z)
     objectives = saturation_objectives(dpo_betas)
     regimes = REGIMES if regime == "both" else (regime,)
-    curves, drop, ratios = {}, {}, {}
+    curves, drop, ratios, sign_change, wrong = {}, {}, {}, {}, {}
     for r in regimes:
-        curves[r], drop[r], ratios[r] = {}, {}, {}
+        curves[r], drop[r], ratios[r], sign_change[r], wrong[r] = {}, {}, {}, {}, {}
         for name, hyper in objectives.items():
             grads = binary_toy_gradients(name, hyper, z, r)
             curves[r][name] = {c: grads[c].tolist() for c in grads}
-            drop[r][name], ratios[r][name] = {}, {}
-            for c in COORDS:
-                below = torch.nonzero(grads[c] < threshold * grads[c][0]).flatten()
-                drop[r][name][c] = None if len(below) == 0 else float(p[below[0]])
-                ratios[r][name][c] = min_ratio(grads[c])
+            right = ratio_profile(name, hyper, r, z_max, threshold)
+            wrong[r][name] = ratio_profile(name, hyper, r, -z_max, threshold)
+            drop[r][name] = {c: right[c]["drop_p"] for c in JUDGED_COORDS}
+            ratios[r][name] = {c: right[c]["min_ratio"] for c in JUDGED_COORDS}
+            sign_change[r][name] = {c: right[c]["sign_change_p"] for c in JUDGED_COORDS}
     rows = fig4_settings(ratios, threshold, dpo_betas)
     finding = saturation_finding(rows, threshold)
     from opo_theory.claims.verdict import judge
@@ -208,21 +306,29 @@ def saturation(points: int = 400, p_max: float = 1 - 1e-9, threshold: float = 1e
              for row in rows}
     for row in rows:
         row["holds"] = holds[setting_label(row)]
+        row["opo_sign_change_p"] = sign_change[row["regime"]][OPO_FORMS[row["opo_form"]]][row["coordinate"]]
     summary = {
         "fig4_statement": "OPO's gradient grows linearly while SFT/DPO/GRPO/DAPO/GSPO decay",
+        "judged_gradient": "u = -dL/dc, the gradient toward the rewarded response (sign-aware: u < 0 pushes it "
+                           "down); ratio to its p = 0.5 value; minima and crossings by root-finding",
         "below_threshold": {r: {c: [n for n in drop[r] if drop[r][n][c] is not None] for c in JUDGED_COORDS}
                             for r in regimes},
+        "sign_change_p": sign_change,
         "settings": rows,
         "holds_in": [setting_label(row) for row in rows if row["holds"]],
         "claim_verdict": verdict, "claim_detail": detail,
         "dpo_beta": dpo_beta_sweep(drop[regimes[0]], dpo_betas, threshold, z_max),
+        "confident_wrong": confident_wrong_summary(wrong, threshold),
     }
     plist = p.tolist()
     if "fixed-anchor" in regimes:
-        summary["opo_fixed_anchor_logit"] = opo_fixed_anchor_split(curves["fixed-anchor"], plist)
+        summary["opo_fixed_anchor_logit"] = opo_fixed_anchor_split(curves["fixed-anchor"], sign_change["fixed-anchor"])
         summary["ppo_kl_fixed_anchor"] = ppo_kl_clamp(curves["fixed-anchor"], plist, objectives["ppo-kl"])
+    if "re-anchored" in regimes:
+        summary["re_anchored_opo_vs_grpo"] = re_anchored_opo_over_grpo()
     return {"config": {"z_ref": 0.0, "rewards": [1, 0], "objectives": objectives, "regimes": list(regimes),
                        "threshold": threshold, "p_max": p_max, "points": points, "dpo_betas": list(dpo_betas),
+                       "brackets": BRACKETS, "root_xtol": ROOT_XTOL,
                        "sign_convention": "signed dL/dz: gradient of the loss; a step z -= eta dL/dz moves z "
                                           "up (toward the correct response) when dL/dz < 0"},
             "p": plist, "curves": curves, "drop_p": drop, "min_ratio": ratios, "summary": summary}
