@@ -140,7 +140,7 @@ def ratio_profile(name: str, hyper: dict, regime: str, z_end: float, threshold: 
 
 @functools.lru_cache(maxsize=512)
 def _ratio_profile(name: str, hyper_items: tuple, regime: str, z_end: float, threshold: float) -> dict[str, dict]:
-    """Per judged coordinate, from the function rather than a grid: r(z) = u(z)/u(0) for z from 0 to ``z_end``
+    """Per coordinate, from the function rather than a grid: r(z) = u(z)/u(0) for z from 0 to ``z_end``
     (> 0: confident and right, < 0: confident and wrong), its minimum, the first p where it falls below
     ``threshold`` and the first p where u changes sign (the gradient turns away from the reward).
 
@@ -150,7 +150,7 @@ def _ratio_profile(name: str, hyper_items: tuple, regime: str, z_end: float, thr
     zs = np.linspace(0.0, z_end, BRACKETS + 1)
     u = toward_reward(name, hyper, zs, regime)
     out = {}
-    for c in JUDGED_COORDS:
+    for c in COORDS:
         u0 = float(u[c][0])
         if not u0 > 0:            # no push toward the reward at p = 0.5: nothing to decay from
             out[c] = {"u_half": u0, "min_ratio": -math.inf if u0 < 0 else 0.0, "drop_p": 0.5, "sign_change_p": None}
@@ -295,9 +295,9 @@ def saturation(points: int = 400, p_max: float = 1 - 1e-9, threshold: float = 1e
             curves[r][name] = {c: grads[c].tolist() for c in grads}
             right = ratio_profile(name, hyper, r, z_max, threshold)
             wrong[r][name] = ratio_profile(name, hyper, r, -z_max, threshold)
-            drop[r][name] = {c: right[c]["drop_p"] for c in JUDGED_COORDS}
-            ratios[r][name] = {c: right[c]["min_ratio"] for c in JUDGED_COORDS}
-            sign_change[r][name] = {c: right[c]["sign_change_p"] for c in JUDGED_COORDS}
+            drop[r][name] = {c: right[c]["drop_p"] for c in COORDS}
+            ratios[r][name] = {c: right[c]["min_ratio"] for c in COORDS}
+            sign_change[r][name] = {c: right[c]["sign_change_p"] for c in COORDS}
     rows = fig4_settings(ratios, threshold, dpo_betas)
     finding = saturation_finding(rows, threshold)
     from opo_theory.claims.verdict import judge
