@@ -4,7 +4,7 @@
 ``spec(batch, config)`` gives ``(loss, metrics)``.
 """
 
-from opo_theory.objectives import clipped, opo, pairwise  # noqa: F401  (fill the registry)
+from opo_theory.objectives import clipped, field, opo, pairwise  # noqa: F401  (fill the registry)
 from opo_theory.objectives.batch import PolicyBatch
 from opo_theory.objectives.reduce import AGGREGATIONS, aggregate, seq_logratio
 from opo_theory.objectives.registry import (
