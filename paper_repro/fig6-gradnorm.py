@@ -17,7 +17,7 @@ from opo_theory.figures.runs import (
 )
 from opo_theory.figures.style import colors, new_figure, save_figure
 from opo_theory.io import repo_relative
-from opo_theory.lm.compare import mean_ci95
+from opo_theory.stats import mean_ci95
 
 NAME = "fig6-gradnorm"
 POST_CLIP = "grad/norm_post_clip"      # min(pre-clip norm, grad_clip): the gradient norm AdamW receives

@@ -18,7 +18,7 @@ from opo_theory.figures.runs import (
 )
 from opo_theory.figures.style import colors, new_figure, save_figure
 from opo_theory.io import repo_relative
-from opo_theory.lm.compare import WINDOWS, mean_ci95_log, window_mean
+from opo_theory.stats import WINDOWS, mean_ci95_log, window_mean
 
 NAME = "fig7-saturation"
 EFF, APPLIED_EFF = "grad/response_efficiency", "grad/response_efficiency_applied"

@@ -8,7 +8,7 @@ import numpy as np
 from opo_theory.figures.runs import band_note, curve, exp2_dir, load, metric_range, pre_rl
 from opo_theory.figures.style import colors, new_figure, save_figure
 from opo_theory.io import repo_relative
-from opo_theory.lm.compare import change_verdict, mean_ci95
+from opo_theory.stats import change, mean_ci95
 
 NAME = "fig9-ood"
 PANELS = (("val/accuracy", "greedy accuracy, held-out train level"), ("val/ood_accuracy", "greedy accuracy, OOD level"))
@@ -35,7 +35,7 @@ def main(rerun: bool = False):
             ax.fill_between(x, lo, hi, color=palette[name], alpha=0.15, lw=0)
             data[key][name] = {"step": x.tolist(), "mean": mean.tolist(), "low": lo.tolist(), "high": hi.tolist()}
             last = [[r[key] for r in rows if r.get(key) is not None][-1] for rows in seed_rows]
-            data["learned"].setdefault(name, {})[key] = change_verdict(before, last, f"{key}, pre-RL -> last evaluation")
+            data["learned"].setdefault(name, {})[key] = change(before, last, f"{key}, pre-RL -> last evaluation")
         ax.set(xlabel="RL steps completed (0 = SFT policy before RL)", ylabel=ylabel)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"Validation accuracy from the pre-RL policy (cpu-tiny LM, {band_note(runs, ['val/accuracy'])})",

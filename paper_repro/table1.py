@@ -6,7 +6,8 @@ from __future__ import annotations
 from opo_theory.figures.runs import compare_dir, describe_setup, load, reward_note
 from opo_theory.figures.style import save_table
 from opo_theory.io import repo_relative
-from opo_theory.lm.compare import mean_ci95, tail_mean, verdict_from_runs
+from opo_theory.lm.compare import verdict_from_runs
+from opo_theory.stats import mean_ci95, tail_mean
 
 NAME = "table1"
 PAPER = {"grpo": (0.686, 0.61), "gspo": (0.713, 0.50), "dapo": (0.67, 0.22), "opo": (0.756, 0.90)}

@@ -6,7 +6,8 @@ from __future__ import annotations
 from opo_theory.figures.runs import describe_setup, exp2_dir, load
 from opo_theory.figures.style import save_table
 from opo_theory.io import repo_relative
-from opo_theory.lm.compare import mean_ci95, tail_mean, verdict_from_runs
+from opo_theory.lm.compare import verdict_from_runs
+from opo_theory.stats import mean_ci95, tail_mean
 
 NAME = "table2"
 PAPER = {"grpo": (0.544, 0.44, 0.674, 0.115), "dapo": (0.548, 0.44, 0.213, 0.126),

@@ -194,7 +194,7 @@ if FROM_SUMMARY:
     print("summary.json | preset:", summary.get("preset"), "| seeds:", summary.get("seeds"),
           "| objectives:", summary.get("objectives"), "| settings:", summary.get("settings"))
 else:
-    from opo_theory.lm.compare import mean_ci95
+    from opo_theory.stats import mean_ci95
     table = {}
     for name, seeds in runs.items():
         per_seed = [run_summary(rows) for _, rows in sorted(seeds.items())]

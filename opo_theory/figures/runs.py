@@ -11,7 +11,8 @@ import numpy as np
 
 from opo_theory.figures.style import FIGURES_DIR, colors
 from opo_theory.io import repo_relative
-from opo_theory.lm.compare import mean_ci95, mean_ci95_log, read_metrics
+from opo_theory.lm.compare import read_metrics
+from opo_theory.stats import mean_ci95, mean_ci95_log
 
 RUNS_DIR = FIGURES_DIR / "runs" / "cpu-tiny"
 SCARCE_DIR = FIGURES_DIR / "runs" / "cpu-tiny-scarce"     # Exp 2's data-scarce runs (paper_repro/regen_runs.sh)

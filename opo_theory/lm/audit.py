@@ -24,13 +24,15 @@ from opo_theory.diagnostics import approx_metrics, delta_metrics, gradient_metri
 from opo_theory.io import (
     REPO_ROOT,
     dumps_json,
+    is_temporary_of,
     provenance,
+    read_json,
+    remove_stale_temporaries,
     to_strict_json,
     write_json_atomic,
     write_text_atomic,
 )
 from opo_theory.lm.backend import param_groups
-from opo_theory.lm.compare import mean_ci95, mean_ci95_log
 from opo_theory.lm.confidence import (
     BIN_NAMES,
     CONFIDENT_BINS,
@@ -60,6 +62,7 @@ from opo_theory.objectives import DRIVE_KEY, REG_KEY, PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.opo import OPOConfig
 from opo_theory.objectives.reduce import seq_logratio
+from opo_theory.stats import interval
 from opo_theory.validation import require_choice, require_int
 
 # label -> (registered objective, config overrides): opo in the paper's and the released code's geometry
@@ -125,10 +128,11 @@ def confident_policy(cfg: TrainConfig, pools, target_accuracy: float = 0.8, targ
 
 def checkpoint_config(run_dir: Path) -> TrainConfig:
     """The TrainConfig a run directory was trained with (its config.json)."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file() or not (Path(run_dir) / "checkpoint.pt").is_file():
+    from opo_theory.lm.run_dir import stored_config
+
+    if not (Path(run_dir) / "config.json").is_file() or not (Path(run_dir) / "checkpoint.pt").is_file():
         raise ValueError(f"--checkpoint {run_dir}: expected a run directory with config.json and checkpoint.pt")
-    return TrainConfig(**json.loads(path.read_text())["config"])
+    return stored_config(Path(run_dir))
 
 
 def audit_config(preset: str, settings: list[str] | None, model: str | None, checkpoint: str | None,
@@ -156,10 +160,13 @@ def load_policy(cfg: TrainConfig, pools, policy: str, checkpoint: str | None, qu
     """(model, info, optimizer state or None): the SFT warm-up, the confident policy, or a run's checkpoint."""
     require_choice("--policy", policy, POLICIES)
     if checkpoint is not None:
+        from opo_theory.lm.checkpoint import load_weights
+        from opo_theory.lm.run_dir import CHECKPOINT, verified_checkpoint
+
         model = initial_policy(cfg, pools)
-        blob = torch.load(Path(checkpoint) / "checkpoint.pt", map_location="cpu", weights_only=False)
-        model.load_state_dict(blob["model"])
-        return model.to(cfg.device), {"checkpoint": str(checkpoint), "step": blob["step"]}, blob["opt"]
+        state = verified_checkpoint(Path(checkpoint))      # loaded safely, its run's files unchanged
+        load_weights(model, state["model"], Path(checkpoint) / CHECKPOINT)
+        return model.to(cfg.device), {"checkpoint": str(checkpoint), "step": state["step"]}, state["opt"]
     if policy == "confident":
         model, info = confident_policy(cfg, pools, quiet=quiet)
     else:
@@ -253,24 +260,6 @@ def audit_objective(model, anchor_state: dict, opt_state, rollout: dict, label: 
 
 
 # ---------------------------------------------------------------------------------------- statistics
-def interval(values, kind: str) -> dict:
-    """{"mean", "low", "high", "n"} over seeds: 'positive' geometric mean and a log-space t-interval (an
-    arithmetic one clipped at 0 if a value is 0), 'fraction' clipped to [0, 1], 'signed' a plain t-interval."""
-    xs = [float(v) for v in values if v is not None and math.isfinite(v)]
-    if not xs:
-        return {"mean": math.nan, "low": math.nan, "high": math.nan, "n": 0}
-    if kind == "positive" and min(xs) > 0:
-        m, lo, hi = mean_ci95_log(xs)
-        return {"mean": m, "low": lo, "high": hi, "n": len(xs)}
-    m, h = mean_ci95(xs)
-    lo, hi = m - h, m + h
-    if kind in ("positive", "fraction"):
-        lo = max(lo, 0.0)
-    if kind == "fraction":
-        hi = min(hi, 1.0)
-    return {"mean": m, "low": lo, "high": hi, "n": len(xs)}
-
-
 def stat_kind(stat: str) -> str:
     return "positive" if stat in POSITIVE else "fraction" if stat in FRACTIONS else "signed"
 
@@ -349,6 +338,33 @@ def check_objectives(objectives) -> list[str]:
     return objectives
 
 
+def check_audit_dir(out: Path, key: str, partials: set[str], resume: bool) -> None:
+    """``out`` is new, or (with ``resume``) holds this audit only: audit.json and every partial/*.json carry
+    ``key`` (a foreign or damaged file is refused in one line naming it); removes this audit's stale temporaries."""
+    if not out.exists():
+        return
+    if out.is_symlink() or not out.is_dir():
+        raise ValueError(f"--out {out} is a symbolic link or not a directory; give a directory")
+    ours = [out / "audit.json"] + [out / "partial" / name for name in sorted(partials)]
+    found = [p for p in (out / "partial").iterdir() if p.suffix == ".json"] if (out / "partial").is_dir() else []
+    found += [out / "audit.json"] if (out / "audit.json").exists() else []
+    others = [p.name for p in out.iterdir() if p.name not in ("audit.json", "partial")
+              and not is_temporary_of(p.name, ["audit.json"])]
+    if not found and others:
+        raise ValueError(f"--out {out} is not empty and holds no audit ({', '.join(sorted(others)[:3])}); choose a "
+                         "new or empty directory")
+    for path in found:
+        record = read_json(path, "an audit record")
+        if not isinstance(record, dict) or record.get("key") != key or path not in ours or \
+                (path.parent.name == "partial" and "data" not in record):
+            raise ValueError(f"{path} belongs to a different audit (another key, objective or seed) or is damaged; "
+                             "choose another --out")
+    if found and not resume:
+        raise ValueError(f"output dir {out} already holds this audit; pass --resume to continue it")
+    remove_stale_temporaries(out, "audit.json")
+    remove_stale_temporaries(out / "partial", *partials)
+
+
 def run_audit(cfg: TrainConfig, out: str | Path, *, policy: str = "sft", checkpoint: str | None = None,
               objectives=tuple(AUDIT_OBJECTIVES), seeds: int = 8, updates: int = 8, resume: bool = False,
               quiet: bool = False) -> Path:
@@ -363,14 +379,8 @@ def run_audit(cfg: TrainConfig, out: str | Path, *, policy: str = "sft", checkpo
     model, info, opt_state = load_policy(cfg, pools, policy, checkpoint, quiet)
     model.eval()
     key = audit_key(cfg, info, objectives, seeds, updates)
-    existing = sorted((out / "partial").glob("*.json")) if (out / "partial").is_dir() else []
-    existing += [out / "audit.json"] if (out / "audit.json").is_file() else []
-    if existing:
-        stored = json.loads(existing[0].read_text()).get("key")
-        if stored != key:
-            raise ValueError(f"output dir {out} holds a different audit; choose another --out")
-        if not resume:
-            raise ValueError(f"output dir {out} already holds this audit; pass --resume to continue it")
+    partials = {f"seed{s}-{o}.json" for s in range(seeds) for o in objectives}
+    check_audit_dir(out, key, partials, resume)
     width = prompt_width(model.vocab, *pools.values())
     anchor = {k: v.detach().clone() for k, v in model.state_dict().items()}
     raw = {o: [] for o in objectives}
@@ -383,7 +393,7 @@ def run_audit(cfg: TrainConfig, out: str | Path, *, policy: str = "sft", checkpo
         for o in objectives:
             path = out / "partial" / f"seed{s}-{o}.json"
             if path.exists():
-                raw[o].append(json.loads(path.read_text())["data"])
+                raw[o].append(read_json(path)["data"])        # its key and data checked by check_audit_dir
                 continue
             data = audit_objective(model, anchor, opt_state, rollout, o, cfg, updates)
             write_json_atomic(path, {"key": key, "data": data})

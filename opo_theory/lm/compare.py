@@ -1,20 +1,17 @@
 """`compare`: several objectives (or variants) x seeds from the same SFT policy; summary.json / summary.md;
-the ranking verdict (paired across seeds, stable across averaging windows)."""
+OPO against each baseline (opo_theory.stats: paired across seeds, stable across averaging windows)."""
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-from scipy import stats
 
 from opo_theory.io import read_jsonl, write_json_atomic, write_text_atomic
 from opo_theory.lm.config import TrainConfig, make_config
 from opo_theory.lm.progress import Interrupted, note
 from opo_theory.lm.trainer import check_run_dir, start_run
+from opo_theory.stats import WINDOWS, mean_ci95, tail_mean, versus, window_mean
 from opo_theory.validation import require_int, require_output_dir, show
 
 MAX_SEEDS = 1_000
@@ -120,142 +117,17 @@ def read_metrics(path: Path) -> list[dict]:
     return read_jsonl(path)
 
 
-def tail_mean(rows: list[dict], key: str, last: int) -> float:
-    """Mean of the last ``last`` finite values of ``key`` in one run (0 = the last value only); null is missing."""
-    vals = [r[key] for r in rows if key in r and r[key] is not None and math.isfinite(r[key])]
-    vals = vals[-1:] if last == 0 else vals[-last:]
-    return float(np.mean(vals)) if vals else math.nan
-
-
 def run_summary(rows: list[dict]) -> dict[str, float]:
     """Each SUMMARY_KEYS statistic of one run."""
     return {name: tail_mean(rows, key, last) for name, (key, last) in SUMMARY_KEYS.items()}
 
 
-def mean_ci95(values: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95% t-interval over seeds (nan for a single seed); None/nan are skipped."""
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if len(x) == 0:
-        return math.nan, math.nan
-    if len(x) < 2:
-        return float(x.mean()), math.nan
-    return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-
-
-def mean_ci95_log(values: list[float]) -> tuple[float, float, float]:
-    """Geometric mean and its 95% t-interval computed on log values (exp(mean log x ± t s/sqrt n)): an interval
-    that cannot reach 0 for a positive quantity. Non-finite values are skipped; any value <= 0 gives (arithmetic
-    mean, nan, nan); one value gives (it, nan, nan)."""
-    x = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
-    if len(x) == 0:
-        return math.nan, math.nan, math.nan
-    if (x <= 0).any():
-        return float(x.mean()), math.nan, math.nan
-    m, h = mean_ci95(list(np.log(x)))
-    return float(math.exp(m)), math.exp(m - h), math.exp(m + h)
-
-
-# ---------------------------------------------------------------- ranking verdict
-
-WINDOWS = (0.1, 0.2, 0.5)     # averaging windows: the last 10%, 20% and 50% of a run's steps
-ALPHA = 0.05                  # family-wise error of the pairwise comparisons (Holm) in each window
-MIN_SEEDS = 3
-
-
-def window_mean(rows: list[dict], key: str, frac: float) -> float:
-    """Mean of the finite values of ``key`` logged in the last ``frac`` of the run's steps (the last logged value
-    when none falls inside, e.g. an evaluation-only key in a short window)."""
-    vals = [(r["step"], r[key]) for r in rows if r.get(key) is not None and math.isfinite(r[key])]
-    if not vals:
-        return math.nan
-    n = max(r["step"] for r in rows) + 1
-    cut = n - max(1, round(frac * n))
-    inside = [v for s, v in vals if s >= cut]
-    return float(np.mean(inside)) if inside else float(vals[-1][1])
-
-
-def paired_p(a: list[float], b: list[float]) -> tuple[float, float]:
-    """(mean of a - b, two-sided paired t-test p) over seeds; p = 1 with fewer than 2 pairs, and 0 or 1 when
-    every difference is the same (non-zero or zero)."""
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    d = d[np.isfinite(d)]
-    if len(d) < 2:
-        return (float(d.mean()) if len(d) else math.nan), 1.0
-    mean, sd = float(d.mean()), float(d.std(ddof=1))
-    if sd == 0:
-        return mean, 0.0 if mean != 0 else 1.0
-    return mean, float(2 * stats.t.sf(abs(mean) / (sd / math.sqrt(len(d))), len(d) - 1))
-
-
-def holm(p: list[float]) -> list[float]:
-    """Holm-Bonferroni adjusted p-values (same order as ``p``)."""
-    order = sorted(range(len(p)), key=lambda i: p[i])
-    out, running = [0.0] * len(p), 0.0
-    for rank, i in enumerate(order):
-        running = max(running, min(1.0, (len(p) - rank) * p[i]))
-        out[i] = running
-    return out
-
-
-def ranking_verdict(by_window: dict[float, dict[str, list[float]]], what: str = "value",
-                    alpha: float = ALPHA, min_seeds: int = MIN_SEEDS) -> dict:
-    """Which objectives differ: per averaging window, a paired t-test over seeds (seed k of every objective
-    shares the SFT start and the prompt stream) for every pair, Holm-corrected within the window. A pair is
-    ranked only when it is significant in every window with the same sign; otherwise it is indistinguishable.
-
-    ``by_window``: {window: {objective: [value of seed 0, 1, ...]}}; returns the separated pairs, the order by
-    the widest window's mean, and the verdict and its one-line text."""
-    windows = sorted(by_window)
-    names = list(by_window[windows[0]])
-    seeds = min(len(v) for w in windows for v in by_window[w].values())
-    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
-    tests = {}
-    for w in windows:
-        raw = [paired_p(by_window[w][a], by_window[w][b]) for a, b in pairs]
-        tests[w] = list(zip([d for d, _ in raw], holm([p for _, p in raw]), strict=True))
-    separated = []
-    for k, (a, b) in enumerate(pairs):
-        diffs, ps = [tests[w][k][0] for w in windows], [tests[w][k][1] for w in windows]
-        same_sign = all(d > 0 for d in diffs) or all(d < 0 for d in diffs)
-        if seeds >= min_seeds and same_sign and max(ps) < alpha:
-            better, worse = (a, b) if diffs[0] > 0 else (b, a)
-            separated.append({"better": better, "worse": worse, "diff": [abs(d) for d in diffs], "p_holm": ps})
-    widest = by_window[windows[-1]]
-    order = sorted(names, key=lambda n: -float(np.nanmean(widest[n])))
-    label = "/".join(f"{round(100 * w)}%" for w in windows)
-    test = (f"paired t-test over {seeds} seeds, Holm-corrected p < {alpha} in every averaging window "
-            f"(last {label} of the steps)")
-    if not separated:
-        why = f"fewer than {min_seeds} seeds" if seeds < min_seeds else f"no pair passes a {test}"
-        text = f"indistinguishable by {what}: {why}"
-    else:
-        first = [n for n in names if sum(s["better"] == n for s in separated) == len(names) - 1]
-        text = (f"{first[0]} ranks first by {what}; " if first else f"by {what}: ") + ", ".join(
-            f"{s['better']} > {s['worse']}" for s in separated) + f" ({test}); every other pair is indistinguishable"
-    return {"verdict": "ranked" if separated else "indistinguishable", "text": text, "separated": separated,
-            "order": order, "windows": list(windows), "seeds": seeds, "alpha": alpha}
-
-
-def change_verdict(before: list[float], after: list[float], what: str) -> dict:
-    """Paired change after - before over seeds: mean, 95% t-interval, and 'improved' / 'worsened' when the
-    interval excludes 0 (else 'no detectable change'); fewer than 2 pairs: 'undetermined'."""
-    pairs = [(b, a) for b, a in zip(before, after, strict=True)
-             if b is not None and a is not None and math.isfinite(b) and math.isfinite(a)]
-    d = [a - b for b, a in pairs]
-    mean, half = mean_ci95(d)
-    if len(d) < 2 or not math.isfinite(half):
-        verdict = "undetermined"
-    else:
-        verdict = "improved" if mean - half > 0 else "worsened" if mean + half < 0 else "no detectable change"
-    return {"before": float(np.mean([b for b, _ in pairs])) if pairs else math.nan,
-            "after": float(np.mean([a for _, a in pairs])) if pairs else math.nan,
-            "change": mean, "ci95": half, "seeds": len(d), "verdict": verdict, "what": what}
-
-
-def verdict_from_runs(runs: dict[str, list[list[dict]]], key: str, what: str) -> dict:
-    """ranking_verdict of ``key`` for {objective: [rows of seed 0, ...]} over the WINDOWS."""
-    return ranking_verdict({w: {o: [window_mean(r, key, w) for r in seed_rows] for o, seed_rows in runs.items()}
-                            for w in WINDOWS}, what)
+def verdict_from_runs(runs: dict[str, list[list[dict]]], key: str, what: str, claimed: str = "higher",
+                      reference: str = "opo") -> dict:
+    """stats.versus for ``key`` over the WINDOWS: ``reference`` against each other objective of
+    {objective: [rows of seed 0, ...]}, the claimed direction judged by the one rule."""
+    return versus({w: {o: [window_mean(r, key, w) for r in seed_rows] for o, seed_rows in runs.items()}
+                   for w in WINDOWS}, reference, what, claimed)
 
 
 def summarize(out: Path, objectives: list[str], seeds: int, run_dirs: dict[str, str] | None = None) -> dict:
