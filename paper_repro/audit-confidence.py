@@ -60,10 +60,11 @@ def main(rerun: bool = False):
             ax.title.set_fontsize(8)
     axes[0, 1].legend(fontsize=5, ncol=2)
     fig.subplots_adjust(hspace=0.45)
-    verdict = {"relative": mechanism_verdict(summary, "grad_rel"), "raw": mechanism_verdict(summary, "grad_abs")}
+    verdict = mechanism_verdict(summary)
     seeds = record["settings"]["seeds"]
     fig.suptitle(f"Confidence-resolved gradient audit, {seeds} rollout seeds (95% intervals; log-space for sizes); "
-                 f"mechanism verdict (update {k}, relative size): {verdict['relative']['overall']}", fontsize=9)
+                 f"mechanism verdict (update {k}, logit-space size, paired over seeds): {verdict['overall']}",
+                 fontsize=9)
     data["verdict"] = verdict
     data["summary"] = summary
     config = {"audit": repo_relative(directory), "settings": {k2: v for k2, v in record["settings"].items()

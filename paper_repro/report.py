@@ -256,10 +256,11 @@ def audit_section() -> list[str]:
     for b in BIN_NAMES:
         first = summary[shown[0]]["per_bin"]["first"]["all"][b]
         rows.append(f"| {b} | {iv(first['share'], '{:.3f}')} | "
-                    + " | ".join(f"{iv(summary[o]['per_bin']['last']['all'][b]['grad_rel'])}; "
+                    + " | ".join(f"{iv(summary[o]['per_bin']['last']['all'][b]['logit_abs'])}; "
                                  f"zero {iv(summary[o]['per_bin']['last']['all'][b]['clip_zero'], '{:.2f}')}"
                                  for o in shown) + " |")
-    rel, raw = mechanism_verdict(summary, "grad_rel"), mechanism_verdict(summary, "grad_abs")
+    verdict = mechanism_verdict(summary)
+    fall = verdict["fall_lowest_over_highest_bin"]
     last = lambda key, o: tr[key][o][-1] if o in tr.get(key, {}) else {"mean": None, "low": None, "high": None}
     trust = "; ".join(f"{o}: max|Delta| {iv(last('delta/abs_max', o))}, pre-clip norm {iv(last('grad/norm', o))}, "
                       f"applied ||Delta theta|| {iv(last('grad/update_norm', o))}" for o in shown)
@@ -271,12 +272,16 @@ def audit_section() -> list[str]:
         f"`opo-theory audit` on the cached cpu-tiny SFT policy ({policy.get('sft_steps')} SFT steps, val accuracy "
         f"{policy.get('sft_val_accuracy')}): {settings['settings']['seeds']} seeded rollout batches, the same for "
         f"every objective, then {k} updates from the anchor with each ({', '.join(summary)}); "
-        f"{settings['time_s']:.0f} s. Cells: mean |dL/dlogp| in the bin divided by the objective's mean over all "
-        f"tokens (geometric mean over seeds, 95% log-space interval) at update {k}, and the share of the bin's "
+        f"{settings['time_s']:.0f} s. Cells: the logit-space size |dL/dlogp|·||e_y - pi|| (the axis of the paper's "
+        f"figure; geometric mean over seeds, 95% log-space interval) at update {k}, and the share of the bin's "
         "tokens (A != 0) whose gradient is exactly 0.", "", *rows, "",
-        f"Verdict on the mechanism (OPO keeps gradient where GRPO/DAPO lose it as p_old -> 1; relative size, update "
-        f"{k}, non-overlapping intervals): **{rel['overall']}** — {rel['text']}. On the raw |dL/dlogp| (loss scales "
-        f"not divided out): **{raw['overall']}**.",
+        f"Verdict on the mechanism (OPO keeps gradient on confident tokens where GRPO/DAPO lose it; {verdict['rule']}"
+        f"): **{verdict['overall']}** — {verdict['detail']}. The baselines' clip zeroes a larger share of the "
+        f"confident tokens' gradient than OPO's: **{verdict['clip_zero']['verdict']}** "
+        f"({verdict['clip_zero']['detail']}). The logit-space size falls from the lowest to the highest confidence "
+        "bin by " + ", ".join(f"{o} {x:,.0f}x" for o, x in fall.items() if x is not None) + " (update 1). Not "
+        "judged on a size divided by the objective's all-token mean: that denominator moves when the clip zeroes "
+        "low-confidence tokens.",
         f"The first update from the anchor moves the parameters by ||Delta theta|| = {min(first):.4g}–{max(first):.4g} "
         "for every objective (AdamW's first step is about lr per parameter whatever the gradient), so pre-clip "
         f"gradient norms say little about update size. Trust region at update {k}: {trust}.", ""]

@@ -153,27 +153,42 @@ def test_trainer_logs_the_cheap_part_identically_with_and_without_extra_backward
     assert sum(rows[0][f"conf/{b}/share"] for b in BIN_NAMES) == pytest.approx(1.0)
 
 
-def interval(mean, low, high, n=3):
-    return {"mean": mean, "low": low, "high": high, "n": n}
+def fake_summary(opo, base, clip_opo=(0.0,) * 5, clip_base=(0.0,) * 5):
+    """Per-seed logit-space sizes and clip-zero shares, the same in every bin and sign, for opo and grpo/dapo."""
+    seeds = lambda size, clip: {"last": {sg: {b: {"logit_abs": list(size), "clip_zero": list(clip)} for b in BIN_NAMES}
+                                         for sg in ("all", "pos", "neg")}}
+    return {"opo": {"per_seed": seeds(opo, clip_opo)}, "grpo": {"per_seed": seeds(base, clip_base)},
+            "dapo": {"per_seed": seeds(base, clip_base)}}
 
 
-def fake_summary(opo_iv, base_iv):
-    bins = lambda iv: {"last": {"all": {b: {"grad_rel": iv, "grad_abs": iv} for b in BIN_NAMES}}}
-    return {"opo": {"per_bin": bins(opo_iv)}, "grpo": {"per_bin": bins(base_iv)}, "dapo": {"per_bin": bins(base_iv)}}
+HIGH, LOW = (2.0, 2.2, 1.9, 2.1, 2.05), (1.0, 1.1, 0.9, 1.0, 1.02)
 
 
-def test_verdict_is_computed_from_the_intervals():
-    assert A.mechanism_verdict(fake_summary(interval(2, 1.5, 2.5), interval(1, 0.8, 1.2)))["overall"] == "holds"
-    assert A.mechanism_verdict(fake_summary(interval(1, 0.8, 1.2), interval(2, 1.5, 2.5)))["overall"] == "fails"
-    v = A.mechanism_verdict(fake_summary(interval(1, 0.8, 1.6), interval(1.4, 1.2, 1.5)))
-    assert v["overall"] == "conditional" and "p_old ge0.999: conditional" in v["text"]
-    summary = fake_summary(interval(2, 1.5, 2.5), interval(1, 0.8, 1.2))
-    summary["dapo"]["per_bin"]["last"]["all"]["ge0.999"]["grad_rel"] = interval(3, 2.6, 3.5)
-    v = A.mechanism_verdict(summary)
-    assert v["bins"]["ge0.999"]["verdict"] == "conditional" and v["bins"]["0.9-0.99"]["verdict"] == "holds"
-    assert v["overall"] == "conditional"
-    empty = fake_summary(interval(math.nan, math.nan, math.nan, 0), interval(1, 0.8, 1.2))
-    assert A.mechanism_verdict(empty)["overall"] == "no data"
+def test_verdict_is_paired_over_seeds_on_the_logit_space_size():
+    assert A.mechanism_verdict(fake_summary(HIGH, LOW))["overall"] == "verified"
+    assert A.mechanism_verdict(fake_summary(LOW, HIGH))["overall"] == "refuted"
+    # marginal intervals overlap (seed-to-seed spread 10x the gap) but every seed differs the same way: paired
+    spread = (1.0, 10.0, 100.0, 1000.0, 5.0)
+    paired_up = A.mechanism_verdict(fake_summary([x * 1.2 for x in spread], spread))
+    assert paired_up["overall"] == "verified"
+    noise = A.mechanism_verdict(fake_summary((1.0, 2.0, 0.5, 1.5, 1.0), (1.5, 1.0, 1.0, 0.6, 1.2)))
+    assert noise["overall"] == "not supported" and "no detectable difference under opo, p_old" in noise["detail"]
+    s = fake_summary(HIGH, LOW)
+    for sign in ("pos", "neg"):                        # only the top bin fails: the verdict names the condition
+        s["opo"]["per_seed"]["last"][sign]["ge0.999"]["logit_abs"] = list(LOW)
+    v = A.mechanism_verdict(s)
+    assert v["overall"] == "conditional" and "ge0.999" in v["detail"]
+    assert v["conditions"]["opo, p_old 0.9-0.99, A pos"]["outcome"] == "higher"
+
+
+def test_verdict_judges_the_clip_zero_share_and_refuses_old_records():
+    v = A.mechanism_verdict(fake_summary(HIGH, LOW, clip_base=(0.5, 0.6, 0.55, 0.52, 0.58)))
+    assert v["clip_zero"]["verdict"] == "verified"
+    same = A.mechanism_verdict(fake_summary(HIGH, LOW))      # no clip anywhere: no spread, nothing to decide
+    assert same["clip_zero"]["verdict"] == "undetermined"
+    old = {o: {"per_bin": {}} for o in ("opo", "grpo", "dapo")}
+    with pytest.raises(ValueError, match="no per-seed values"):
+        A.mechanism_verdict(old)
 
 
 def test_intervals_of_positive_quantities_cannot_cross_zero():
@@ -191,7 +206,7 @@ def test_cli_runs_on_the_char_gpt_resumes_and_rejects_bad_input(micro, tmp_path,
     assert main(args) == 0
     record = json.loads((out / "audit.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-strict {c}"))
     assert record["settings"]["seeds"] == 2 and set(record["summary"]) == {"opo", "grpo", "dapo", "gspo"}
-    assert record["verdict"]["relative"]["overall"] in ("holds", "fails", "conditional", "no data")
+    assert record["verdict"]["overall"] in ("verified", "conditional", "refuted", "not supported", "undetermined")
     assert len(record["summary"]["opo"]["per_update"]["delta/m3"]) == 2
     assert main(args) == 2 and "already holds this audit; pass --resume" in capsys.readouterr().err
     assert main(args + ["--resume"]) == 0
