@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from opo_theory.figures.runs import band_note, curve, exp2_dir, load, metric_range, pre_rl
+from opo_theory.figures.runs import (
+    band_note,
+    compare_dir,
+    curve,
+    exp2_dir,
+    load,
+    metric_range,
+    pre_rl,
+)
 from opo_theory.figures.style import colors, new_figure, save_figure
 from opo_theory.io import repo_relative
 from opo_theory.stats import change, mean_ci95
@@ -14,12 +22,29 @@ NAME = "fig9-ood"
 PANELS = (("val/accuracy", "greedy accuracy, held-out train level"), ("val/ood_accuracy", "greedy accuracy, OOD level"))
 
 
+def learned(before: list, seed_rows: list[list[dict]], key: str) -> dict:
+    """"Did RL learn?": the paired change of ``key`` from the pre-RL policy to each seed's last evaluation."""
+    last = [[r[key] for r in rows if r.get(key) is not None][-1] for rows in seed_rows]
+    return change(before, last, f"{key}, pre-RL -> last evaluation")
+
+
+def learned_in(directory) -> tuple[dict, dict]:
+    """(learned() of greedy val accuracy for every objective of the runs in ``directory``, their pre-RL records)."""
+    runs, start = load(directory), pre_rl(directory)
+    return {name: {"val/accuracy": learned([r.get("val/accuracy") for r in start[name]], seed_rows, "val/accuracy")}
+            for name, seed_rows in runs.items()}, start
+
+
 def main(rerun: bool = False):
     directory = exp2_dir(rerun)
     runs, start = load(directory), pre_rl(directory)
     palette = colors(list(runs))
     fig, axes = new_figure(len(PANELS), 1)
-    data = {"pre_rl": start, "learned": {}}
+    data = {"pre_rl": start, "learned": {}, "learned_runs": repo_relative(directory)}
+    main_dir = compare_dir(rerun)
+    if main_dir != directory:         # the main comparison's own answer, labelled with its runs
+        data["learned_main"], data["pre_rl_main"] = learned_in(main_dir)
+        data["learned_main_runs"] = repo_relative(main_dir)
     for ax, (key, ylabel) in zip(axes[0], PANELS, strict=True):
         data[key] = {}
         for name, seed_rows in runs.items():
@@ -34,8 +59,7 @@ def main(rerun: bool = False):
             ax.plot(x, mean, color=palette[name], label=name, marker=".")
             ax.fill_between(x, lo, hi, color=palette[name], alpha=0.15, lw=0)
             data[key][name] = {"step": x.tolist(), "mean": mean.tolist(), "low": lo.tolist(), "high": hi.tolist()}
-            last = [[r[key] for r in rows if r.get(key) is not None][-1] for rows in seed_rows]
-            data["learned"].setdefault(name, {})[key] = change(before, last, f"{key}, pre-RL -> last evaluation")
+            data["learned"].setdefault(name, {})[key] = learned(before, seed_rows, key)
         ax.set(xlabel="RL steps completed (0 = SFT policy before RL)", ylabel=ylabel)
     axes[0, 0].legend(fontsize=7)
     fig.suptitle(f"Validation accuracy from the pre-RL policy (cpu-tiny LM, {band_note(runs, ['val/accuracy'])})",

@@ -55,7 +55,7 @@ def learning_summary(learned: dict, start: dict) -> str:
     parts = []
     for name, by_key in learned.items():
         c = by_key["val/accuracy"]
-        ci = "" if c["ci95"] is None else f" ± {c['ci95']:.3f}"
+        ci = "" if c["low"] is None else f" [{c['low']:+.3f}, {c['high']:+.3f}], MDD {c['mdd']:.2g}"
         parts.append(f"{name} {c['before']:.3f} -> {c['after']:.3f} ({c['change']:+.3f}{ci}: {c['verdict']})")
     verdicts = {by_key["val/accuracy"]["verdict"] for by_key in learned.values()}
     sources = {r["source"] for rows in start.values() for r in rows}
@@ -64,8 +64,8 @@ def learning_summary(learned: dict, start: dict) -> str:
     verdict = ("Every objective improves on its pre-RL policy." if verdicts == {"improved"} else
                "At least one objective improves on its pre-RL policy." if "improved" in verdicts else
                "No objective's improvement over the pre-RL policy is distinguishable from seed noise.")
-    return (f"greedy val accuracy, pre-RL (from {where}) -> last evaluation, paired over seeds (95% t-interval): "
-            + "; ".join(parts) + ". " + verdict)
+    return (f"greedy val accuracy, pre-RL (from {where}) -> last evaluation, paired over seeds (estimate [95% "
+            "t-interval], minimum detectable difference at power 0.8): " + "; ".join(parts) + ". " + verdict)
 
 
 def claims_section() -> list[str]:
@@ -198,11 +198,17 @@ def lm_section() -> list[str]:
         "`figures/runs/cpu-tiny/`. They are CPU-scale: no GPU was available to this session, so nothing here is a "
         "reproduction of the paper's Qwen3-1.7B runs. The cpu-tiny preset trains one level below the paper's "
         "L3 -> L4 mirror: at L3 this model's SFT warm-up reaches only ~0.12 greedy accuracy, too weak a start "
-        "for 100 RL steps to improve. A ranking below is stated only when it survives a paired t-test over seeds "
-        "(seed k of every objective starts from the same SFT policy), Holm-corrected over the pairs, in every "
-        "averaging window (last 10%, 20% and 50% of the steps); otherwise the objectives are called indistinguishable.",
+        "for 100 RL steps to improve. OPO is tested against each baseline (not all pairs): a paired t-test over seeds "
+        "(seed k of every objective starts from the same SFT policy), Holm-corrected over the baselines, that must "
+        "agree in every averaging window (last 10%, 20% and 50% of the steps); each comparison is reported as the "
+        "estimate, its 95% interval and the minimum detectable difference (MDD, power 0.8, at Holm's strictest "
+        "level), and judged in the claims' words (verified / conditional / refuted / not supported / undetermined; "
+        "a difference that is the same in every seed has no spread to test and is undetermined).",
         "",
-        "Did RL learn? " + learning_summary(f9["learned"], f9["pre_rl"]), "",
+        f"Did RL learn? From the runs in `{f9['learned_runs']}`: " + learning_summary(f9["learned"], f9["pre_rl"]),
+        *([] if "learned_main" not in f9 else [
+            "", f"The same question on the main comparison's runs (`{f9['learned_main_runs']}`): "
+            + learning_summary(f9["learned_main"], f9["pre_rl_main"])]), "",
         "### Table 1 / Fig 5 / Fig 6 — reward and gradient norm ([fig5](figures/fig5-reward.png), [fig6](figures/fig6-gradnorm.png))",
         table1,
         "Paper: OPO ends with the highest reward (0.756) and the largest grad norm (0.90). Ours: "
@@ -218,7 +224,9 @@ def lm_section() -> list[str]:
         + "; outside on most: " + (", ".join(n for n, v in share.items() if v["mean"] >= 0.5) or "none") + ".", "",
         "### Fig 7 — gradient response efficiency ([figure](figures/fig7-saturation.png))",
         "Paper: ||grad|| / (½ AdvRange) is ~1.0–1.5 for OPO, ~0.2–0.3 for GRPO, ~0.1 for DAPO.",
-        f"Ours (pre-clip): {ratio_text}.", "",
+        f"Ours (pre-clip): {ratio_text}. The pre-clip efficiency, like the grad-norm columns, measures the loss's "
+        "scale: the clip binds on " + ", ".join(f"{n} {v['clip_binds_share']:.0%}" for n, v in t1["table"].items())
+        + " of the logged steps, so AdamW sees the clipped gradient and the update applied does not scale with it.", "",
         "### Fig 8 — entropy ([figure](figures/fig8-entropy.png)); Table 2 / Fig 9 — OOD ([fig9](figures/fig9-ood.png))",
         f"Exp 2 numbers come from {exp2}.", "",
         table2,
