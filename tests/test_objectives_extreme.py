@@ -34,6 +34,8 @@ from opo_theory import objectives as O
 OPO_FAMILY = ("opo", "opo-exact", "gopo", "gopo-bounded")
 AGGREGATED = ("grpo", "dr-grpo", "dapo", "ppo-kl")
 PAIRWISE = ("dpo", "ipo", "chipo")
+# the field's losses (objectives/field.py): each fuzzed over every aggregation it has, drawn per batch
+FIELD = ("bnpo", "luspo", "cispo", "sapo", "vespo", "gpg", "dro", "dppo-tv", "dppo-kl", "gmpo", "clip-cov", "kl-cov")
 SFT_SELECT = ("positive", "chosen", "all")
 HALF = (torch.float16, torch.bfloat16)
 FLOAT16_MAX = torch.finfo(torch.float16).max
@@ -51,6 +53,7 @@ def combos() -> list[tuple[str, str | None, str | None]]:
     out += [(n, "aggregation", a) for n in AGGREGATED for a in O.AGGREGATIONS]
     out += [("gspo", None, None)] + [(n, None, None) for n in PAIRWISE]
     out += [("sft", "select", s) for s in SFT_SELECT]
+    out += [(n, None, None) for n in FIELD]
     return out
 
 
@@ -87,6 +90,18 @@ def config_variants(name: str, key: str | None, value: str | None) -> list:
             grid = product("kl_clamp", (10.0, 50.0))
         if name == "gspo":
             grid = product("eps_low", (3e-4, 0.2))
+    elif name in FIELD:
+        if name != "gmpo":
+            grid = product("aggregation", O.AGGREGATIONS)
+        grid = product("advantage", ("zscore", "centered"))
+        knobs = {"cispo": ("convention", ("trl", "verl")), "luspo": ("ratio_level", ("sequence", "token")),
+                 "sapo": ("log_ratio_clamp", (None, 20.0)), "clip-cov": ("cov_lb", (-1e9, 1.0)),
+                 "kl-cov": ("ratio", (2e-4, 0.5)), "dro": ("beta", (1e-3, 10.0)), "dppo-tv": ("trunc", (1.0, 20.0)),
+                 "dppo-kl": ("eps_high", (1e-3, 0.2)), "gmpo": ("eps_low", (0.0, 0.4)), "vespo": ("k_neg", (0.0, 3.0))}
+        if name in knobs:
+            grid = product(*knobs[name])
+        if name == "clip-cov":        # every in-band token zeroed: the random pick cannot differ between reruns
+            grid = product("ratio", (1.0,))
     elif name in PAIRWISE:
         grid = product("beta", (0.01, 0.1, 10.0))
         grid = product("seq_logratio", ("sum", "mean"))

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from opo_theory.bandit.enumerate import exact_batch, per_row, sampled_batch
-from opo_theory.objectives import get
+from opo_theory.objectives import available, get
 from opo_theory.objectives.opo import opo_drive
 from opo_theory.validation import require_choice, require_positive
 
@@ -98,16 +98,12 @@ def logit_outer_loop(means: Tensor, objective: str, hyper: dict, eta, outer: int
     return Trace(torch.stack(rewards), torch.stack(norms), torch.stack(errors) if track_v else None)
 
 
-SAMPLED_OBJECTIVES = ("opo", "opo-exact", "gopo", "grpo", "dr-grpo", "dapo", "gspo", "ppo-kl",
-                      "dpo", "ipo", "chipo", "sft")
-
-
 def sampled_loop(bandit, objective: str, hyper: dict, eta: float, steps: int, group_size: int,
                  seed: int = 0, updates: int = 1) -> Trace:
     """On-policy group RL: per step sample G arms per row, then ``updates`` gradient steps on the registry
     loss against that step's frozen anchor (>= 2 lets OPO's chi² penalty act: its gradient is 0 at the
     anchor). grad_norm records the first update's gradient of each step."""
-    require_choice("objective", objective, SAMPLED_OBJECTIVES)
+    require_choice("objective", objective, available())       # every registered objective runs on sampled groups
     means = bandit.means
     s, k = means.shape
     spec = get(objective)

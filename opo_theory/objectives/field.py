@@ -53,16 +53,14 @@ def _help(text: str) -> dict:
 
 # ------------------------------------------------------------------------------------------ configs
 @dataclass(frozen=True)
-class FieldConfig:
-    """Shared fields: advantage kind/eps/std (both engines: group z-score, std n-1), aggregation (verl's modes),
-    norm_len (seq-mean-token-sum-norm's constant), normalizer (micro-batching), log_ratio_clamp (±x before exp)."""
+class AdvantageConfig:
+    """Shared fields: advantage kind/eps/std (both engines: group z-score, std n-1), normalizer (micro-batching),
+    log_ratio_clamp (±x before exp)."""
 
     advantage: str = field(default="zscore", metadata=_help("zscore (R - mean)/(std + adv_eps) or centered"))
     adv_eps: float = field(default=VERL_ADV_EPS, metadata=_help("eps of the z-score (TRL 1e-4, verl 1e-6)"))
     adv_std: str = field(default="sample", metadata=_help("group std: sample (n-1, both engines) or population"))
-    aggregation: str = field(default="token-mean", metadata=_help(f"token loss reduction: {', '.join(AGGREGATIONS)}"))
-    norm_len: float | None = field(default=None, metadata=_help("seq-mean-token-sum-norm constant (None: batch T)"))
-    normalizer: float | None = field(default=None, metadata=_help("replaces the aggregation denominator (set by "
+    normalizer: float | None = field(default=None, metadata=_help("replaces the loss's denominator (set by "
                                                                    "trainers for micro-batches)"))
     log_ratio_clamp: float | None = field(default=None, metadata=_help("x = log r clamped to ±value before exp "
                                                                        "(verl 20; None: only at float overflow)"))
@@ -71,10 +69,21 @@ class FieldConfig:
         require_choice("advantage", self.advantage, ADVANTAGE_KINDS)
         require_positive("adv_eps", self.adv_eps)
         require_choice("adv_std", self.adv_std, STD_KINDS)
-        require_choice("aggregation", self.aggregation, AGGREGATIONS)
-        check_optional_positive("norm_len", self.norm_len)
         check_optional_positive("normalizer", self.normalizer)
         check_optional_positive("log_ratio_clamp", self.log_ratio_clamp)
+
+
+@dataclass(frozen=True)
+class FieldConfig(AdvantageConfig):
+    """AdvantageConfig and the token losses' aggregation (verl's modes) with seq-mean-token-sum-norm's norm_len."""
+
+    aggregation: str = field(default="token-mean", metadata=_help(f"token loss reduction: {', '.join(AGGREGATIONS)}"))
+    norm_len: float | None = field(default=None, metadata=_help("seq-mean-token-sum-norm constant (None: batch T)"))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice("aggregation", self.aggregation, AGGREGATIONS)
+        check_optional_positive("norm_len", self.norm_len)
 
 
 @dataclass(frozen=True)
@@ -184,9 +193,9 @@ class DPPOConfig(FieldConfig):
 
 
 @dataclass(frozen=True)
-class GMPOConfig(FieldConfig):
+class GMPOConfig(AdvantageConfig):
     """eps_low/eps_high bound x = log r per token (verl's clip_ratio_low/high, 0.2; the GMPO paper uses 0.4);
-    the loss is a mean over responses (``aggregation`` is not used)."""
+    the loss is a mean over responses (no token aggregation)."""
 
     eps_low: float = field(default=0.2, metadata=_help("x clipped at -eps_low where A < 0"))
     eps_high: float = field(default=0.2, metadata=_help("x clipped at +eps_high where A > 0"))
