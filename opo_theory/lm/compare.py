@@ -122,12 +122,22 @@ def run_summary(rows: list[dict]) -> dict[str, float]:
     return {name: tail_mean(rows, key, last) for name, (key, last) in SUMMARY_KEYS.items()}
 
 
+def is_opo_variant(label: str) -> bool:
+    """True for OPO and its variants (opo-exact, gopo, opo-released, ...): their config is an OPOConfig."""
+    from opo_theory.objectives import get
+    from opo_theory.objectives.opo import OPOConfig
+
+    return isinstance(get(parse_variant(label).objective).make_config(), OPOConfig)
+
+
 def verdict_from_runs(runs: dict[str, list[list[dict]]], key: str, what: str, claimed: str = "higher",
                       reference: str = "opo") -> dict:
-    """stats.versus for ``key`` over the WINDOWS: ``reference`` against each other objective of
-    {objective: [rows of seed 0, ...]}, the claimed direction judged by the one rule."""
-    return versus({w: {o: [window_mean(r, key, w) for r in seed_rows] for o, seed_rows in runs.items()}
-                   for w in WINDOWS}, reference, what, claimed)
+    """stats.versus for ``key`` over the WINDOWS: ``reference`` against each baseline of {objective: [rows of
+    seed 0, ...]} (OPO's own variants are not baselines), the claimed direction judged by the one rule."""
+    kept = {o: seed_rows for o, seed_rows in runs.items() if o == reference or not is_opo_variant(o)}
+    out = versus({w: {o: [window_mean(r, key, w) for r in seed_rows] for o, seed_rows in kept.items()}
+                  for w in WINDOWS}, reference, what, claimed)
+    return out | {"not_tested": [o for o in runs if o not in kept]}
 
 
 def summarize(out: Path, objectives: list[str], seeds: int, run_dirs: dict[str, str] | None = None) -> dict:
