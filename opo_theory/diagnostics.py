@@ -1,8 +1,10 @@
 """Diagnostics shared by the bandits and the LM trainer (key table with formulas: docs/metrics.md).
 
-batch_metrics: from a PolicyBatch alone (no backward). gradient_metrics: runs the backward of the
-loss (leaving .grad exactly as loss.backward() would) and, when the objective reports its drive and
-regularizer parts, one extra backward for the split. Non-finite norms are reported, never dropped.
+batch_metrics: from a PolicyBatch alone (no backward). update_gradient_metrics: from the gradient the
+caller's backward left in .grad, plus (torch.autograd.grad) the drive part's gradient for the drive/reg
+split and another loss's gradient for a cosine; gradient_metrics runs the backward first, for callers whose
+loop does not. Gradients are reduced one block at a time (gradient_sums): no flat or float64 copy of a whole
+gradient. Non-finite norms are reported, never dropped.
 """
 
 from __future__ import annotations
@@ -90,54 +92,112 @@ def reward_metrics(batch: PolicyBatch) -> dict[str, float]:
             "reward/frac_zero_std": _f((~informative_groups(r, batch.group)).double().mean())}
 
 
-def _flat(grads: Iterable[Tensor | None], params: list[Tensor]) -> Tensor:
-    return torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1).double()
-                      for g, p in zip(grads, params, strict=True)])
+BLOCK = 1 << 20     # elements cast to float64 at a time: no gradient is ever copied whole (flat or float64)
+
+
+def _block(x: Tensor | None, lo: int, hi: int, like: Tensor) -> Tensor:
+    if x is None:
+        return torch.zeros(min(hi, like.numel()) - lo, dtype=torch.float64, device=like.device)
+    return x.detach().reshape(-1)[lo:hi].double()
+
+
+def gradient_sums(total: list[Tensor | None], other: list[Tensor | None] | None = None, *,
+                  part: bool = False) -> dict[str, float]:
+    """float64 sums over the elements of gradients given one tensor per parameter (None: zero), BLOCK elements
+    at a time: ``tt`` = |t|²; with ``other`` = o, ``oo`` = |o|² and ``ot`` = <o, t>, and when o is a part of t
+    (``part``, the rest r = t - o) also ``rr`` = |r|² and ``or`` = <o, r>."""
+    keys = ("tt",) if other is None else ("tt", "oo", "ot") + (("rr", "or") if part else ())
+    others = [None] * len(total) if other is None else other
+    acc = None
+    for t, o in zip(total, others, strict=True):
+        like = t if t is not None else o
+        if like is None:
+            continue
+        if acc is None:
+            acc = torch.zeros(len(keys), dtype=torch.float64, device=like.device)
+        for lo in range(0, like.numel(), BLOCK):
+            tb = _block(t, lo, lo + BLOCK, like)
+            if other is None:
+                acc[0] += torch.dot(tb, tb)
+                continue
+            ob = _block(o, lo, lo + BLOCK, like)
+            row = [torch.dot(tb, tb), torch.dot(ob, ob), torch.dot(ob, tb)]
+            if part:
+                rb = tb - ob
+                row += [torch.dot(rb, rb), torch.dot(ob, rb)]
+            acc += torch.stack(row)
+    return dict(zip(keys, [0.0] * len(keys) if acc is None else acc.tolist(), strict=True))   # one sync
+
+
+def _cos(dot: float, sq_a: float, sq_b: float) -> float:
+    return dot / (math.sqrt(sq_a) * math.sqrt(sq_b)) if sq_a * sq_b > 0 else math.nan
+
+
+def drive_metrics(sums: dict[str, float]) -> dict[str, float]:
+    """grad/norm_drive, grad/norm_reg, grad/cos_drive_reg from gradient_sums(total, drive, part=True)."""
+    return {"grad/norm_drive": math.sqrt(sums["oo"]), "grad/norm_reg": math.sqrt(sums["rr"]),
+            "grad/cos_drive_reg": _cos(sums["or"], sums["oo"], sums["rr"])}
+
+
+def approx_grad_metrics(sums: dict[str, float]) -> dict[str, float]:
+    """approx/grad_cos from gradient_sums(total, approx): the cosine of the other loss's gradient with the total."""
+    return {"approx/grad_cos": _cos(sums["ot"], sums["oo"], sums["tt"])}
+
+
+def split_metrics(total: list[Tensor | None], drive: list[Tensor | None] | None = None,
+                  approx: list[Tensor | None] | None = None) -> dict[str, float]:
+    """From gradients given one tensor per parameter: grad/norm; with the drive part's gradient,
+    grad/norm_drive, grad/norm_reg (reg = total - drive) and grad/cos_drive_reg; with another loss's gradient,
+    approx/grad_cos (its cosine with the total). Streams (gradient_sums): no flat or float64 copies."""
+    out = {"grad/norm": math.sqrt(gradient_sums(total)["tt"])}
+    if drive is not None:
+        out.update(drive_metrics(gradient_sums(total, drive, part=True)))
+    if approx is not None:
+        out.update(approx_grad_metrics(gradient_sums(total, approx)))
+    return out
+
+
+def extra_gradients(metrics: dict[str, Tensor], split: bool, approx: Tensor | None) -> list[tuple[str, Tensor]]:
+    """The losses whose gradients update_gradient_metrics takes besides the total: the drive part (``split``,
+    when the objective reports drive and regularizer) and ``approx``; empty: the backward need not keep its graph."""
+    out = [("drive", metrics[DRIVE_KEY])] if split and DRIVE_KEY in metrics and REG_KEY in metrics else []
+    return out + ([] if approx is None else [("approx", approx)])
+
+
+def update_gradient_metrics(params: list[Tensor], metrics: dict[str, Tensor], *, split: bool = False,
+                            approx: Tensor | None = None) -> dict[str, float]:
+    """The gradient diagnostics of an update whose backward the caller has run (``.grad`` holds the loss's
+    gradient; the graph retained when the split or ``approx`` is asked for): grad/norm, the drive/reg split
+    (``split``, when the objective reports its parts) and approx/grad_cos (``approx``, e.g. the exact-ratio
+    loss). Each extra gradient is taken with torch.autograd.grad (.grad untouched), used and freed before the
+    next, so at most one extra gradient is alive; the last one frees the graph."""
+    params = [p for p in params if p.requires_grad]
+    total = [p.grad for p in params]
+    out = split_metrics(total)
+    extra = extra_gradients(metrics, split, approx)
+    for i, (name, target) in enumerate(extra):
+        grads = torch.autograd.grad(target, params, retain_graph=i < len(extra) - 1, allow_unused=True)
+        if name == "drive":
+            out.update(drive_metrics(gradient_sums(total, list(grads), part=True)))
+        else:
+            out.update(approx_grad_metrics(gradient_sums(total, list(grads))))
+        del grads
+    return out
 
 
 def gradient_metrics(loss: Tensor, metrics: dict[str, Tensor], params: Iterable[Tensor], *,
                      split: bool = False, approx: Tensor | None = None) -> dict[str, float]:
-    """Backward of ``loss`` (grads land in .grad) plus grad/norm, and optionally the drive/reg split
-    (grad/norm_drive, grad/norm_reg, grad/cos_drive_reg: one extra backward) and approx/grad_cos
-    (cosine between the gradients of ``loss`` and of ``approx``, e.g. the exact-ratio loss)."""
+    """``loss.backward()`` (gradients accumulate into .grad as it would) then update_gradient_metrics of this
+    loss's gradient alone: for callers whose loop does not run the backward itself."""
     params = [p for p in params if p.requires_grad]
-    before = [None if p.grad is None else p.grad.detach().clone() for p in params]
-    g_drive = g_approx = None
-    has_parts = split and DRIVE_KEY in metrics and REG_KEY in metrics
-    if has_parts:
-        g_drive = _flat(torch.autograd.grad(metrics[DRIVE_KEY], params, retain_graph=True,
-                                            allow_unused=True), params)
-    if approx is not None:
-        g_approx = _flat(torch.autograd.grad(approx, params, retain_graph=True, allow_unused=True), params)
-    loss.backward()
-    g_total = _flat([p.grad if b is None else p.grad - b for p, b in zip(params, before, strict=True)],
-                    params)
-    return split_metrics([g_total], None if g_drive is None else [g_drive],
-                         None if g_approx is None else [g_approx])
-
-
-def _norm(xs: list[Tensor]) -> float:
-    return _f(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(x.double()) for x in xs])))
-
-
-def _dot(xs: list[Tensor], ys: list[Tensor]) -> float:
-    return sum(_f(torch.dot(x.double().reshape(-1), y.double().reshape(-1))) for x, y in zip(xs, ys, strict=True))
-
-
-def split_metrics(total: list[Tensor], drive: list[Tensor] | None = None,
-                  approx: list[Tensor] | None = None) -> dict[str, float]:
-    """From gradients given as lists of tensors (one flat tensor, or one per parameter): grad/norm; with the
-    drive part's gradient, grad/norm_drive, grad/norm_reg (reg = total - drive) and grad/cos_drive_reg; with
-    another loss's gradient, approx/grad_cos (its cosine with the total)."""
-    out = {"grad/norm": _norm(total)}
-    if drive is not None:
-        reg = [t - d for t, d in zip(total, drive, strict=True)]
-        nd, nr = _norm(drive), _norm(reg)
-        out["grad/norm_drive"], out["grad/norm_reg"] = nd, nr
-        out["grad/cos_drive_reg"] = _dot(drive, reg) / (nd * nr) if nd * nr > 0 else math.nan
-    if approx is not None:
-        na, nt = _norm(approx), out["grad/norm"]
-        out["approx/grad_cos"] = _dot(approx, total) / (na * nt) if na * nt > 0 else math.nan
+    held = [p.grad for p in params]         # gradients accumulated before: set aside, added back below
+    for p in params:
+        p.grad = None
+    loss.backward(retain_graph=bool(extra_gradients(metrics, split, approx)))
+    out = update_gradient_metrics(params, metrics, split=split, approx=approx)
+    for p, h in zip(params, held, strict=True):
+        if h is not None:
+            p.grad = h if p.grad is None else h.add_(p.grad)
     return out
 
 

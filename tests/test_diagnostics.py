@@ -69,3 +69,117 @@ def test_batch_metrics_moments_and_lemma_flag():
 def test_response_efficiency():
     assert response_efficiency(2.0, torch.tensor([-1.0, 1.0])) == 2.0
     assert math.isnan(response_efficiency(2.0, torch.tensor([0.5, 0.5])))
+
+
+# ------------------------------------------------------------------ streaming: no flat or float64 gradient copies
+def test_gradient_sums_in_blocks_equal_the_flat_float64_reference(monkeypatch):
+    """Blocks smaller than a parameter (and a None gradient) give the sums of the flat float64 vectors."""
+    import opo_theory.diagnostics as D
+
+    g = torch.Generator().manual_seed(3)
+    total = [torch.randn(7, 5, generator=g), None, torch.randn(11, generator=g)]
+    drive = [torch.randn(7, 5, generator=g), torch.randn(4, generator=g), None]
+    flat = lambda xs, shapes: torch.cat([(x if x is not None else torch.zeros(s)).reshape(-1).double()
+                                         for x, s in zip(xs, shapes)])
+    shapes = [(7, 5), (4,), (11,)]
+    t, d = flat(total, shapes), flat(drive, shapes)
+    monkeypatch.setattr(D, "BLOCK", 3)
+    s = D.gradient_sums(total, drive, part=True)
+    r = t - d
+    for key, ref in {"tt": t @ t, "oo": d @ d, "ot": d @ t, "rr": r @ r, "or": d @ r}.items():
+        assert math.isclose(s[key], float(ref), rel_tol=1e-12), key
+
+
+def test_update_gradient_metrics_reads_the_callers_backward_and_equals_gradient_metrics():
+    """The trainer's order (its own backward, then the diagnostics from .grad + autograd.grad) gives the same
+    numbers as gradient_metrics, leaves .grad as the backward made it, and frees the graph at the end."""
+    from opo_theory.diagnostics import extra_gradients, update_gradient_metrics
+
+    batch, w = linear_policy_batch()
+    loss, parts = O.get("opo")(batch)
+    approx = O.get("opo-exact")(batch)[0]
+    ref = gradient_metrics(loss, parts, [w], split=True, approx=approx)
+    g_ref = w.grad.clone()
+    w.grad = None
+    batch, _ = linear_policy_batch(w=w)
+    loss, parts = O.get("opo")(batch)
+    approx = O.get("opo-exact")(batch)[0]
+    loss.backward(retain_graph=bool(extra_gradients(parts, True, approx)))
+    out = update_gradient_metrics([w], parts, split=True, approx=approx)
+    assert torch.equal(w.grad, g_ref) and set(out) == set(ref) and len(out) == 5
+    for k in ref:
+        assert math.isclose(out[k], ref[k], rel_tol=1e-12, abs_tol=1e-15), k
+    try:
+        loss.backward()
+    except RuntimeError:
+        pass                 # the last extra gradient freed the graph
+    else:
+        raise AssertionError("graph still held after the diagnostics")
+
+
+def test_token_gradient_hook_equals_autograd_grad():
+    from opo_theory.lm.confidence import TokenGrad
+
+    batch, w = linear_policy_batch()
+    loss, parts = O.get("opo")(batch)
+    ref = torch.autograd.grad(loss, batch.logp, retain_graph=True)[0]
+    caught = TokenGrad(batch.logp)
+    loss.backward(retain_graph=True)
+    torch.autograd.grad(parts["loss/drive"], w)          # a later pass through logp does not overwrite it
+    assert torch.equal(caught.value, ref)
+
+
+def test_step_and_measure_is_the_same_adamw_step_and_measures_it():
+    """Stepping a block of parameters at a time is bitwise the step taken at once (fused AdamW, decay groups,
+    a parameter without gradient); the returned norm is ||theta_after - theta_before||."""
+    import copy
+
+    from opo_theory.lm.backend import param_groups
+    from opo_theory.lm.confidence import step_and_measure
+
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Linear(6, 9), torch.nn.LayerNorm(9), torch.nn.Linear(9, 3))]
+    nets.append(copy.deepcopy(nets[0]))
+    opts = [torch.optim.AdamW(param_groups(n, 0.1), lr=0.01, fused=True) for n in nets]
+    for _ in range(3):
+        x = torch.randn(5, 6)
+        for n in nets:
+            n.zero_grad(set_to_none=True)
+            n(x).pow(2).mean().backward()
+            n[1].bias.grad = None                      # an unused parameter
+        before = [p.detach().clone() for p in nets[1].parameters()]
+        opts[0].step()
+        params = list(nets[1].parameters())
+        moved = step_and_measure(opts[1], params, block=20)      # several blocks
+        ref = math.sqrt(sum(float((p.detach() - b).double().pow(2).sum()) for p, b in zip(params, before)))
+        assert math.isclose(moved, ref, rel_tol=1e-6) and moved > 0      # update_norm: float32 per tensor
+        assert all(torch.equal(a, b) for a, b in zip(nets[0].parameters(), nets[1].parameters()))
+        assert all((a.grad is None) == (b.grad is None) for a, b in zip(nets[0].parameters(), params))
+
+
+def test_trainer_takes_the_diagnostics_once_per_step_without_changing_the_training(tmp_path, monkeypatch):
+    """Full diagnostics vs none: bitwise the same weights and the same shared metrics (the diagnostics only
+    read); update_gradient_metrics runs once per step although each step makes 2 x 2 updates."""
+    import opo_theory.lm.trainer as T
+    from opo_theory.lm.config import make_config
+
+    calls = []
+    real = T.update_gradient_metrics
+    monkeypatch.setattr(T, "update_gradient_metrics", lambda *a, **k: calls.append(1) or real(*a, **k))
+    micro = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=0", "pool_size=80", "val_size=8",
+             "train_level=1", "ood_level=2", "prompts_per_step=4", "group_size=4", "max_new=4", "lr=0.01",
+             "ppo_epochs=2", "minibatches=2", "val_every=100", f"sft_cache={tmp_path / 'sft'}"]
+    rows, weights = [], []
+    for extra in ([], ["grad_split=false", "approx_grad=false", "trust_region_metrics=false"]):
+        cfg = make_config("opo", "cpu-tiny", 0, micro + extra, steps=2)
+        trainer = T.start_run(cfg, tmp_path / str(len(extra)), quiet=True)
+        rows.append([trainer.rl_step() for _ in range(2)])
+        weights.append([p.detach().clone() for p in trainer.model.parameters()])
+    assert len(calls) == 4                                        # 2 runs x 2 steps
+    assert all(torch.equal(a, b) for a, b in zip(*weights))
+    full, lean = rows
+    assert "grad/norm_drive" in full[0] and "approx/grad_cos" in full[0] and "grad/norm_drive" not in lean[0]
+    for f, ln in zip(full, lean):
+        for k in set(f) & set(ln):
+            if not k.startswith(("time/", "throughput/")):
+                assert f[k] == ln[k] or (math.isnan(f[k]) and math.isnan(ln[k])), k

@@ -83,6 +83,53 @@ def update_norm(params: list[Tensor], before: list[Tensor]) -> float:
     return float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(diffs)).double()))
 
 
+STEP_BLOCK = 1 << 24    # parameter elements copied at a time by step_and_measure (64 MiB in float32)
+
+
+def step_and_measure(opt: torch.optim.Optimizer, params: list[Tensor], block: int = STEP_BLOCK) -> float:
+    """``opt.step()`` returning ||theta_after - theta_before||_2 (update_norm) without a copy of every parameter:
+    the parameters step a block of about ``block`` elements at a time, the others' ``.grad`` set aside (an
+    optimizer skips a parameter without one). Elementwise optimizers (AdamW, SGD: each parameter's update reads
+    only its own gradient and state) take exactly the step they take at once (tests/test_diagnostics.py)."""
+    grads = [p.grad for p in params]
+    for p in params:
+        p.grad = None
+    blocks, size = [[]], 0
+    for p, g in zip(params, grads, strict=True):
+        if g is not None:
+            if size >= block:
+                blocks.append([])
+                size = 0
+            blocks[-1].append((p, g))
+            size += p.numel()
+    squares = 0.0
+    for chunk in filter(None, blocks):
+        moving = [p for p, _ in chunk]
+        before = param_snapshot(moving)
+        for p, g in chunk:
+            p.grad = g
+        opt.step()
+        squares += update_norm(moving, before) ** 2
+        for p, _ in chunk:
+            p.grad = None
+        del before
+    for p, g in zip(params, grads, strict=True):
+        p.grad = g
+    return math.sqrt(squares)
+
+
+class TokenGrad:
+    """dL/dlogp [B, T] caught by a hook on ``logp`` in the first backward through it (no extra backward)."""
+
+    def __init__(self, logp: Tensor) -> None:
+        self.value: Tensor | None = None
+        logp.register_hook(self._catch)
+
+    def _catch(self, grad: Tensor) -> None:
+        if self.value is None:
+            self.value = grad.detach()
+
+
 def conf_metrics(batch, grad: Tensor) -> dict[str, float]:
     """``conf/<bin>/{share,grad_abs,clip_zero}`` (sign all) of ``grad`` = dL/dlogp [B, T] on ``batch``, with the
     batch's group-centred advantages deciding which tokens count for clip_zero."""
@@ -92,17 +139,16 @@ def conf_metrics(batch, grad: Tensor) -> dict[str, float]:
     return {f"conf/{k}": v for k, v in conf.items()}
 
 
-def step_metrics(batch, grad: Tensor, params: list[Tensor], before: list[Tensor], grad_norm: float,
-                 clip: float) -> dict[str, float]:
-    """What the trainer logs each step from its last update: ``conf/<bin>/{share,grad_abs,clip_zero}`` of
+def step_metrics(batch, grad: Tensor, grad_norm: float, clip: float, moved: float) -> dict[str, float]:
+    """What the trainer logs each step from its logged update: ``conf/<bin>/{share,grad_abs,clip_zero}`` of
     ``grad`` = dL/dlogp [B, T] (sign all); ``grad/norm_applied`` = ||g|| min(1, clip / (||g|| + 1e-6)), the
     gradient norm AdamW receives after clip_grad_norm_ (0 when a non-finite step was skipped);
-    ``grad/update_norm`` = ||theta_after - theta_before||; ``delta/abs_max_update`` = max_i |Delta_i| of the
-    policy the update started from (sum form)."""
+    ``grad/update_norm`` = ``moved`` = ||theta_after - theta_before|| (step_and_measure; 0 when skipped);
+    ``delta/abs_max_update`` = max_i |Delta_i| of the policy the update started from (sum form)."""
     from opo_theory.objectives.reduce import seq_logratio
 
     out = conf_metrics(batch, grad)
     out["grad/norm_applied"] = grad_norm * min(1.0, clip / (grad_norm + 1e-6)) if math.isfinite(grad_norm) else 0.0
-    out["grad/update_norm"] = update_norm(params, before)
+    out["grad/update_norm"] = moved
     out["delta/abs_max_update"] = float(seq_logratio(batch, "sum").detach().abs().max())
     return out

@@ -16,7 +16,13 @@ from pathlib import Path
 
 import torch
 
-from opo_theory.diagnostics import OPO_FAMILY, batch_metrics, gradient_metrics, response_efficiency
+from opo_theory.diagnostics import (
+    OPO_FAMILY,
+    batch_metrics,
+    extra_gradients,
+    response_efficiency,
+    update_gradient_metrics,
+)
 from opo_theory.io import (
     json_line,
     provenance,
@@ -27,7 +33,7 @@ from opo_theory.io import (
     write_text_atomic,
 )
 from opo_theory.lm.backend import param_groups
-from opo_theory.lm.confidence import param_snapshot, step_metrics
+from opo_theory.lm.confidence import TokenGrad, step_and_measure, step_metrics
 from opo_theory.lm.config import RUNTIME_FIELDS, TrainConfig
 from opo_theory.lm.progress import Interrupted, note
 from opo_theory.lm.rollout import autocast, collect, draw, rollout, rollout_batch
@@ -37,6 +43,7 @@ from opo_theory.lm.task import reward
 from opo_theory.lm.throughput import clock, peak_flops, rl_step_flops
 from opo_theory.objectives import PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
+from opo_theory.objectives.shaping import informative_groups
 
 PRE_RL = "pre_rl.json"      # the SFT policy's evaluation before the first RL update
 
@@ -170,17 +177,30 @@ class Trainer:
         return rollout(self.model, self.vocab, [self.rl_pool[i] for i in drawn], self.width, self.cfg,
                        self.sample_gen)
 
-    def _update(self, prompts, tokens, rewards):
-        """PPO epochs x mini-batches of registry-loss updates against the frozen anchor.
+    def _logged_start(self, rewards, per_mb: int) -> int | None:
+        """Start of the last mini-batch that trains, whose update the step logs (a pairwise objective skips a
+        mini-batch without an informative group, as rollout_batch does); None when none trains."""
+        starts = range(0, len(rewards), per_mb)
+        if not self.spec.pairwise:
+            return starts[-1]
+        group = torch.arange(per_mb, device=rewards.device) // self.cfg.group_size
+        live = [s for s in starts if informative_groups(rewards[s:s + per_mb], group).any()]
+        return live[-1] if live else None
 
-        Returns (metrics of the last update, anchor log-probs [B, N], whether any update was applied)."""
+    def _update(self, prompts, tokens, rewards):
+        """PPO epochs x mini-batches of registry-loss updates against the frozen anchor, each one forward,
+        backward, clip, step; the diagnostics are taken once, on the step's logged (last training) update.
+
+        Returns (metrics of the logged update, anchor log-probs [B, N], whether any update was applied)."""
         cfg, model = self.cfg, self.model
+        params = [p for p in model.parameters() if p.requires_grad]
         per_mb = cfg.prompts_per_step // cfg.minibatches * cfg.group_size
         logp_old = self._anchor_logprobs(prompts, tokens, per_mb)
         anchor_pending = True     # the first mini-batch's anchor log-probs come from its first training forward
+        logged = (cfg.ppo_epochs - 1, self._logged_start(rewards, per_mb))
         metrics: dict = {}
         updated = False
-        for _ in range(cfg.ppo_epochs):
+        for epoch in range(cfg.ppo_epochs):
             for start in range(0, len(tokens), per_mb):
                 sl = slice(start, start + per_mb)
                 groups = prompts[start // cfg.group_size:(start + per_mb) // cfg.group_size]
@@ -193,20 +213,25 @@ class Trainer:
                     anchor_pending = False
                 if batch is None:
                     continue
+                log = (epoch, start) == logged
                 loss, parts = self.spec(batch, self.obj_cfg)
-                approx = None if self.twin is None else self.twin(batch, self.obj_cfg)[0]
+                approx = self.twin(batch, self.obj_cfg)[0] if log and self.twin is not None else None
+                g_tok = TokenGrad(batch.logp) if log else None                  # dL/dlogp, from the backward
                 self.opt.zero_grad(set_to_none=True)
-                g_tok = torch.autograd.grad(loss, batch.logp, retain_graph=True)[0]   # dL/dlogp: loss ops only
-                metrics = gradient_metrics(loss, parts, model.parameters(), split=cfg.grad_split, approx=approx)
-                metrics.update({k: float(v.detach()) for k, v in parts.items()})   # every metric it returns
-                params = [p for p in model.parameters() if p.requires_grad]
-                before = param_snapshot(params)
-                if math.isfinite(metrics["grad/norm"]):
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                loss.backward(retain_graph=log and bool(extra_gradients(parts, cfg.grad_split, approx)))
+                if log:         # reads the pre-clip .grad; takes the parts' gradients from the retained graph
+                    metrics = update_gradient_metrics(params, parts, split=cfg.grad_split, approx=approx)
+                finite = math.isfinite(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+                moved = 0.0
+                if finite and log:
+                    moved = step_and_measure(self.opt, params)       # the same step, its size measured
+                elif finite:
                     self.opt.step()
-                    updated = True
-                metrics.update(step_metrics(batch, g_tok, params, before, metrics["grad/norm"], cfg.grad_clip))
-                metrics["entropy/mean"] = float((batch.entropy * batch.mask).sum() / batch.mask.sum())
+                updated |= finite
+                if log:
+                    metrics.update({k: float(v.detach()) for k, v in parts.items()})   # every metric it returns
+                    metrics.update(step_metrics(batch, g_tok.value, metrics["grad/norm"], cfg.grad_clip, moved))
+                    metrics["entropy/mean"] = float((batch.entropy * batch.mask).sum() / batch.mask.sum())
         return metrics, logp_old, updated
 
     def _trust_region_metrics(self, prompts, tokens, logp_old, rewards) -> dict:
