@@ -20,6 +20,7 @@ computed on the step's global batch (gathered over micro-batches and processes);
 writes them as the toolkit's ``metrics.jsonl`` + ``config.json``. Importing this module imports trl.
 """
 
+# ruff: noqa: E402  (the TRL version is checked before the private names of that release are imported)
 from __future__ import annotations
 
 import dataclasses
@@ -28,6 +29,25 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+import trl
+
+SUPPORTED_TRL = "1.16."        # the adapter overrides private GRPOTrainer methods of this release line
+
+
+class TRLVersionError(ImportError, ValueError):
+    """The installed TRL is not the release line whose private methods the adapter overrides."""
+
+
+def check_trl_version(version: str) -> None:
+    """One-line refusal of a TRL outside the supported release line (1.16.x)."""
+    if not version.startswith(SUPPORTED_TRL):
+        raise TRLVersionError(f"opo_theory.integrations.trl needs trl {SUPPORTED_TRL}x (it overrides private "
+                              f"GRPOTrainer methods of that release), found trl {version}: "
+                              "pip install 'trl==1.16.0' (the project's [trl] extra)")
+
+
+check_trl_version(trl.__version__)
+
 from trl import DPOConfig, DPOTrainer, GRPOConfig, GRPOTrainer
 from trl.trainer.grpo_trainer import (
     split_pixel_values_by_grid,
@@ -98,9 +118,37 @@ def check_grpo_args(args: GRPOConfig, spec, cfg) -> None:
     if getattr(cfg, "center", "group") == "batch" and args.world_size * ga > 1:
         raise ValueError(f"objective {spec.name} with center='batch' needs the whole optimizer batch in one loss "
                          f"call; got {args.world_size} processes x {ga} accumulation steps (use center='group')")
+    if args.use_vllm and args.vllm_importance_sampling_correction:
+        raise ValueError(f"GRPOConfig(use_vllm=True) multiplies TRL's per-token loss by its vLLM importance-sampling "
+                         f"ratio, which registry objective {spec.name} (a loss over whole responses and groups, "
+                         "not a per-token loss) would silently drop; set vllm_importance_sampling_correction=False "
+                         "to train on vLLM's samples uncorrected, or generate with transformers (use_vllm=False)")
     if spec.name in OPO_FAMILY and args.num_iterations == 1 and spg == ga:
         warnings.warn(f"{spec.name} with one update per generation: Delta = 0 at every update, so its chi² "
                       "penalty is inert; set num_iterations >= 2", stacklevel=3)
+
+
+def sharded_engine(args: GRPOConfig, trainer=None) -> str | None:
+    """'DeepSpeed' or 'FSDP' when parameters or gradients are sharded across processes (from the GRPOConfig,
+    or from the built trainer, which also sees an accelerate config), else None."""
+    if args.deepspeed or getattr(trainer, "is_deepspeed_enabled", False):
+        return "DeepSpeed"
+    return "FSDP" if args.fsdp or getattr(trainer, "is_fsdp_enabled", False) else None
+
+
+def split_allowed(engine: str | None, diagnostics: bool | None) -> bool:
+    """Whether the drive/penalty gradient split runs: it all-reduces full per-parameter gradients as DDP holds
+    them, which DeepSpeed ZeRO and FSDP shard. None (the default) turns it off there with one warning line;
+    True there is refused."""
+    if engine is None:
+        return True if diagnostics is None else diagnostics
+    if diagnostics:
+        raise ValueError(f"diagnostics=True (the drive/penalty gradient split) needs whole per-parameter gradients "
+                         f"as DDP keeps them; {engine} shards them: pass diagnostics=False or None")
+    if diagnostics is None:
+        warnings.warn(f"{engine}: the drive/penalty gradient split is off (it needs unsharded gradients)",
+                      stacklevel=3)
+    return False
 
 
 def micro_config(spec, cfg, max_completion_length: int):
@@ -157,24 +205,30 @@ class RegistryGRPOTrainer(GRPOTrainer):
 
     objective, objective_config: a registry name and its hyperparameters (unknown keys refused).
     diagnostics: grad/norm_drive, grad/norm_reg, grad/cos_drive_reg (objectives reporting drive/reg parts:
-    one extra autograd.grad per micro-batch) and, for OPO, approx/grad_cos against its twin (one more).
+    one extra autograd.grad per micro-batch) and, for OPO, approx/grad_cos against its twin (one more); None
+    (default) means on under one process or DDP and off (one warning) under DeepSpeed or FSDP, which shard the
+    gradients the split needs; True there is refused.
     metrics_dir: also write metrics.jsonl and config.json there (main process); run_config goes into config.json.
     """
 
     def __init__(self, *args, objective: str = "opo", objective_config: dict | None = None,
-                 diagnostics: bool = True, twin_grad: bool = True, confidence_metrics: bool = True,
+                 diagnostics: bool | None = None, twin_grad: bool = True, confidence_metrics: bool = True,
                  metrics_dir: str | Path | None = None, run_config: dict | None = None, **kwargs) -> None:
         targs = kwargs.get("args") if len(args) < 3 else args[2]
         if not isinstance(targs, GRPOConfig):
             raise ValueError("RegistryGRPOTrainer needs args=GRPOConfig(...) (num_generations, batch sizes)")
         self.spec, cfg = group_objective(objective, objective_config)
         check_grpo_args(targs, self.spec, cfg)
+        requested, diagnostics = diagnostics, split_allowed(sharded_engine(targs), diagnostics)
         self.obj_cfg = micro_config(self.spec, cfg, targs.max_completion_length)
         self.twin = get(self.spec.twin) if twin_grad and diagnostics and self.spec.twin else None
         self.diagnostics, self.confidence_metrics = diagnostics, confidence_metrics
         self._window = _Window()
         self._scored = None
         super().__init__(*args, **kwargs)
+        if diagnostics and sharded_engine(targs, self) is not None:          # sharding set by an accelerate config
+            self.diagnostics = split_allowed(sharded_engine(targs, self), requested)
+            self.twin = self.twin if self.diagnostics else None
         self.metrics_dir = None if metrics_dir is None else Path(metrics_dir)
         if self.metrics_dir is not None and self.accelerator.is_main_process:
             self.metrics_dir.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,8 @@ ENGINE_KEYS = {"lr": "learning_rate", "steps": None, "prompts_per_step": None, "
                "max_new": "max_completion_length", "temperature": "temperature", "top_p": "top_p",
                "grad_clip": "max_grad_norm", "ppo_epochs": "num_iterations", "minibatches": "steps_per_generation",
                "weight_decay": "weight_decay", "train_level": None, "pool_size": None, "shaping": None,
-               "sft_seed": None, "bf16": "bf16", "device": None, "grad_split": None, "approx_grad": None}
+               "sft_seed": None, "bf16": "bf16", "device": None, "grad_split": None, "approx_grad": None,
+               "report_to": "report_to"}
 
 
 def task_dataset(level: int, n: int, seed: int):
@@ -51,6 +52,20 @@ def refuse_other_keys(settings: list[str] | None) -> None:
                              f"{', '.join(ENGINE_KEYS)}")
 
 
+def report_targets(report_to: str) -> list[str]:
+    """GRPOConfig.report_to from the ``report_to`` setting: [] for none, else its comma list; an integration whose
+    package is missing is refused in one line (transformers would fail later, mid-construction)."""
+    if report_to == "none":
+        return []
+    from transformers.integrations import get_available_reporting_integrations
+    names = report_to.split(",")
+    missing = sorted(set(names) - set(get_available_reporting_integrations()))
+    if missing:
+        raise ValueError(f"report_to={report_to}: {', '.join(missing)} is not installed here (available: "
+                         f"{', '.join(get_available_reporting_integrations()) or 'none'})")
+    return names
+
+
 def grpo_config(cfg, out: Path, world_size: int):
     """GRPOConfig for a TrainConfig: one generation round per toolkit step, whole groups per micro-batch."""
     from trl import GRPOConfig
@@ -70,7 +85,7 @@ def grpo_config(cfg, out: Path, world_size: int):
         max_completion_length=cfg.max_new, temperature=cfg.temperature, top_p=cfg.top_p, top_k=0, beta=beta,
         learning_rate=cfg.lr, weight_decay=cfg.weight_decay, max_grad_norm=cfg.grad_clip,
         lr_scheduler_type="constant", max_steps=cfg.steps * cfg.ppo_epochs * cfg.minibatches, logging_steps=1,
-        report_to=[], save_strategy="no", dataloader_num_workers=0, disable_dropout=True, log_completions=False,
+        report_to=report_targets(cfg.report_to), save_strategy="no", dataloader_num_workers=0, disable_dropout=True, log_completions=False,
         disable_tqdm=True)
 
 
@@ -116,7 +131,7 @@ def run_train_trl(args, settings: list[str]) -> int:
         args=grpo_config(cfg, out, int(os.environ.get("WORLD_SIZE", "1"))),
         train_dataset=task_dataset(cfg.train_level, cfg.pool_size, cfg.sft_seed),
         processing_class=AutoTokenizer.from_pretrained(model_dir, local_files_only=True),
-        objective=cfg.objective, objective_config=cfg.objective_config, diagnostics=cfg.grad_split,
+        objective=cfg.objective, objective_config=cfg.objective_config, diagnostics=None if cfg.grad_split else False,
         twin_grad=cfg.approx_grad, metrics_dir=out,
         run_config={**cfg.to_json(), "engine": "trl", "optimizer_steps": cfg.steps * cfg.ppo_epochs * cfg.minibatches})
     trainer.remove_callback(PrinterCallback)           # TRL's whole log dict per step: one short line instead

@@ -213,6 +213,9 @@ def run_train(args) -> int:
     from opo_theory.lm.trainer import Trainer, prepare_run_dir
 
     cfg = make_config(args.objective.strip(), args.preset, args.seed, settings, args.steps, args.model)
+    if cfg.report_to != "none":
+        raise ValueError(f"report_to={cfg.report_to} applies to --engine trl; the toolkit engine's record is "
+                         "metrics.jsonl (read by compare, figures and notebooks)")
     check_device(cfg)
     check_outputs(args.out, cfg)          # before the SFT warm-up: a bad path costs nothing and leaves nothing
     resumable = prepare_run_dir(cfg, args.out, args.resume, args.quiet)
