@@ -44,6 +44,9 @@ from opo_theory.validation import require_choice, require_int, require_nonnegati
 TRL_ADV_EPS, VERL_ADV_EPS = 1e-4, 1e-6      # the z-score's eps in TRL's and verl's advantages
 VERL_LOG_RATIO_CLAMP = 20.0                  # verl clamps x to ±20 before exp in cispo, sapo, dppo
 CISPO_CONVENTIONS = ("trl", "verl")
+FIELD_LOSSES = ("bnpo", "luspo", "cispo", "sapo", "vespo", "gpg", "dro", "dppo-tv", "dppo-kl", "gmpo", "clip-cov",
+                "kl-cov")
+BATCH_COUPLED = ("clip-cov", "kl-cov")      # pick tokens by a covariance over the whole loss call's batch
 RATIO_LEVELS = ("sequence", "token")
 
 
