@@ -60,6 +60,7 @@ from opo_theory.lm.sft import (
 from opo_theory.lm.task import reward
 from opo_theory.objectives import DRIVE_KEY, REG_KEY, PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
+from opo_theory.objectives.field import FIELD_LOSSES
 from opo_theory.objectives.opo import OPOConfig
 from opo_theory.objectives.reduce import seq_logratio
 from opo_theory.stats import ALPHA, holm, interval, judge, mean_ci95_log, outcome, paired
@@ -71,6 +72,14 @@ AUDIT_OBJECTIVES = {
     "gopo": ("gopo", {}), "grpo": ("grpo", {}), "dapo": ("dapo", {}), "gspo": ("gspo", {}),
     "dr-grpo": ("dr-grpo", {}), "ppo-kl": ("ppo-kl", {}),
 }
+
+
+def audit_entry(label: str) -> tuple[str, dict]:
+    """(registered objective, config overrides) of an audit label: AUDIT_OBJECTIVES's, or one of the field's
+    losses (FIELD_LOSSES: cispo, sapo, ...) under its own name with its registry defaults."""
+    return AUDIT_OBJECTIVES.get(label, (label, {}))
+
+
 POLICIES = ("sft", "confident")
 MAX_SEEDS, MAX_UPDATES = 100, 100
 POSITIVE = ("grad_abs", "grad_rel", "logit_abs", "drive_abs", "reg_abs", "grad/norm", "grad/norm_drive",
@@ -208,7 +217,7 @@ def audit_objective(model, anchor_state: dict, opt_state, rollout: dict, label: 
                     updates: int) -> dict:
     """K updates from the anchor with one objective: per-update metrics and per-bin statistics of the
     first and the last update (raw values of this seed)."""
-    name, overrides = AUDIT_OBJECTIVES[label]
+    name, overrides = audit_entry(label)
     spec = get(name)
     if spec.pairwise:
         raise ValueError(f"objective {name!r} needs preference pairs; the audit runs group objectives")
@@ -380,7 +389,7 @@ def check_objectives(objectives) -> list[str]:
     if not objectives:
         raise ValueError("--objectives must name at least one objective")
     for o in objectives:
-        require_choice("audit objective", o, AUDIT_OBJECTIVES)
+        require_choice("audit objective", o, (*AUDIT_OBJECTIVES, *FIELD_LOSSES))
     if len(set(objectives)) != len(objectives):
         raise ValueError(f"--objectives lists an objective more than once: {','.join(objectives)}")
     return objectives

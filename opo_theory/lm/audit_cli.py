@@ -22,7 +22,9 @@ def configure(name: str, p) -> None:
     p.add_argument("--preset", default="cpu-tiny", help="named preset the settings start from (default cpu-tiny)")
     p.add_argument("--model", help="'char-gpt' (default) or 'hf:<local dir>'")
     p.add_argument("--objectives", default=DEFAULT_AUDIT, help=f"comma list (default {DEFAULT_AUDIT}; opo-code = "
-                                                               "opo in the released code's geometry)")
+                                                               "opo in the released code's geometry; also the field's "
+                                                               "losses of TRL and verl: cispo, sapo, gmpo, ... as "
+                                                               "opo-theory objectives lists them)")
     p.add_argument("--seeds", type=int, default=8, help="rollout seeds 0..N-1 (default 8; at least 3 for intervals)")
     p.add_argument("--updates", type=int, default=8, help="updates K from the anchor per objective (default 8)")
     p.add_argument("--out", help="output directory (audit.json, partial/); required")
