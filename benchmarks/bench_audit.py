@@ -21,19 +21,22 @@ from bench_lm import LEAN, MODEL, SHAPES
 from opo_theory.lm.config import make_config
 
 ROOT = Path(__file__).resolve().parents[1]
-ADDED = ("                g_tok = torch.autograd.grad(loss, batch.logp, retain_graph=True)[0]   # dL/dlogp: loss ops only\n",
-         "                params = [p for p in model.parameters() if p.requires_grad]\n",
-         "                before = param_snapshot(params)\n",
-         "                metrics.update(step_metrics(batch, g_tok, params, before, metrics[\"grad/norm\"], cfg.grad_clip))\n")
+CHANGED = (   # (line of trainer.py, what it becomes without the confidence diagnostics)
+    ("                g_tok = TokenGrad(batch.logp) if log else None                  # dL/dlogp, from the backward\n",
+     ""),
+    ("                    moved = step_and_measure(self.opt, params)       # the same step, its size measured\n",
+     "                    self.opt.step()\n"),
+    ("                    metrics.update(step_metrics(batch, g_tok.value, metrics[\"grad/norm\"], cfg.grad_clip, moved))\n",
+     ""))
 
 
 def trainer_without_confidence():
     """start_run of the current trainer.py minus the lines that log the confidence diagnostics."""
     source = (ROOT / "opo_theory" / "lm" / "trainer.py").read_text()
-    for line in ADDED:
+    for line, without in CHANGED:
         if line not in source:
             raise SystemExit(f"trainer.py changed: cannot find the line {line.strip()!r}")
-        source = source.replace(line, "")
+        source = source.replace(line, without)
     spec = importlib.util.spec_from_loader("trainer_before", loader=None)
     module = importlib.util.module_from_spec(spec)
     exec(compile(source, "trainer_before.py", "exec"), module.__dict__)     # noqa: S102 - our own file
