@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import platform
+import re
 import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from opo_theory.validation import show
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,15 +37,29 @@ def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     return path
 
 
-def remove_stale_temporaries(directory: str | os.PathLike, name: str = "") -> list[Path]:
-    """Delete the temporary files ``write_bytes_atomic`` leaves behind when its process is killed mid-write
-    (``.<name>*.tmp`` in ``directory``; every such file when ``name`` is empty); returns what was removed.
-    Call it only where no other process is writing the same files."""
+TEMPORARY = r"\.{name}\.[a-z0-9_]{{8}}\.tmp"   # what tempfile.mkstemp names write_bytes_atomic's temporaries
+
+
+def remove_stale_temporaries(directory: str | os.PathLike, *names: str) -> list[Path]:
+    """Delete the temporaries ``write_bytes_atomic`` leaves behind when its process is killed mid-write, for
+    the files ``names`` in ``directory`` only (``.<name>.XXXXXXXX.tmp``: never a file the toolkit did not
+    name); returns what was removed. Call it only where no other process is writing the same files."""
     directory = Path(directory)
-    stale = sorted(directory.glob(f".{name}*.tmp")) if directory.is_dir() else []
+    stale = sorted(p for p in directory.iterdir() if is_temporary_of(p.name, names)) if directory.is_dir() else []
     for path in stale:
         path.unlink(missing_ok=True)
     return stale
+
+
+def is_temporary_of(filename: str, names) -> bool:
+    """True when ``filename`` is a temporary ``write_bytes_atomic`` made for one of ``names``."""
+    return any(re.fullmatch(TEMPORARY.format(name=re.escape(name)), filename) for name in names)
+
+
+def sha256_file(path: str | os.PathLike, size: int | None = None) -> str:
+    """SHA-256 (hex) of a file's bytes, or of its first ``size`` bytes."""
+    with open(path, "rb") as fh:
+        return hashlib.sha256(fh.read() if size is None else fh.read(size)).hexdigest()
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -85,17 +103,52 @@ def json_line(obj: Any) -> str:
     return dumps_json(obj) + "\n"
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """The rows of a JSON-lines file up to the first line that is not a whole JSON value (a process killed
-    while appending can leave one half-written line at the end); [] when the file does not exist."""
-    rows = []
+def read_jsonl(path: str | os.PathLike, counter: str | None = None) -> list[dict]:
+    """The rows of a JSON-lines file; [] when it does not exist. A last line without its newline that is not
+    a whole JSON value is left out (a process killed while appending); any other line that is not a JSON
+    object is a ValueError naming the file and line. With ``counter`` (e.g. "step"), row i must hold
+    ``counter = i``: a deleted, repeated or moved row is refused the same way."""
     path = Path(path)
-    for line in path.read_text().splitlines() if path.exists() else []:
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    lines, last = lines[:-1], lines[-1]         # last: "" after a final newline, else an unfinished row
+    rows = [parse_row(path, i, line) for i, line in enumerate(lines, 1)]
+    if last:
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            break
+            rows.append(parse_row(path, len(lines) + 1, last))
+        except ValueError:
+            pass                                # half-written by a killed process: not a row yet
+    for i, row in enumerate(rows if counter else []):
+        if row.get(counter) != i:
+            raise ValueError(f"{path} line {i + 1}: expected {counter} {i}, found {show(row.get(counter))} "
+                             f"(a row deleted, repeated or moved): the file is damaged")
     return rows
+
+
+def parse_row(path: Path, number: int, line: str) -> dict:
+    """One JSONL line as a dict; ValueError naming the file and line otherwise."""
+    try:
+        row = json.loads(line)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"{path} line {number} is not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc}): "
+                         "the file is damaged") from None
+    if not isinstance(row, dict):
+        raise ValueError(f"{path} line {number} is not a JSON object: the file is damaged")
+    return row
+
+
+def read_json(path: str | os.PathLike, what: str = "") -> Any:
+    """A JSON file's value; ValueError naming the file (and ``what`` it should hold) when missing or damaged."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{path} does not exist{f' (expected {what})' if what else ''}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        reason = getattr(exc, "msg", None) or getattr(exc, "strerror", None) or type(exc).__name__
+        raise ValueError(f"{path} is not readable JSON ({reason}): the file is damaged") from None
 
 
 def repo_relative(path: Path) -> str:
@@ -129,5 +182,21 @@ def provenance() -> dict[str, str]:
         "python": platform.python_version(),
         "torch": torch.__version__,
         "numpy": numpy.__version__,
+        **{name: installed_version(name) for name in ARTIFACT_LIBRARIES},
         "platform": platform.platform(),
     }
+
+
+# libraries besides torch and numpy whose version can change a committed artifact's bytes: sympy (derivations),
+# scipy (statistics, root-finding), matplotlib and fontTools (the PDFs: fontTools 4.69 keeps every font name
+# record when it subsets, 4.68 kept 7), transformers (hf models)
+ARTIFACT_LIBRARIES = ("sympy", "scipy", "matplotlib", "fonttools", "transformers")
+
+
+def installed_version(distribution: str) -> str | None:
+    """The installed version of ``distribution`` (None when it is not installed); reads metadata, imports nothing."""
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None

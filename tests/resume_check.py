@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from opo_theory.lm.checkpoint import load_state
 from opo_theory.lm.trainer import start_run
 
 
@@ -36,5 +37,5 @@ def assert_resume_is_exact(cfg, root, monkeypatch) -> None:
     resumed.run()
     assert timeless_rows(root / "full") == timeless_rows(root / "cut")
     assert [r["step"] for r in timeless_rows(root / "cut")] == list(range(cfg.steps))
-    full = torch.load(root / "full" / "checkpoint.pt", weights_only=False)["model"]
+    full = load_state(root / "full" / "checkpoint.pt")["model"]
     assert all(torch.equal(full[k], v) for k, v in resumed.model.state_dict().items())

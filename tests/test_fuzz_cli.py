@@ -223,7 +223,8 @@ def lm_common(b: Builder, sft_cache: str, objective: str | None):
     b.option("--steps", ["1", "2"], p_omit=3)
     obj_keys = [f"objective.{f.name}" for f in dataclasses.fields(get(objective).config_cls)] if objective else []
     b.sets(MICRO + [f"sft_cache={sft_cache}"], TRAIN_KEYS + obj_keys, valid=VALID_TRAIN_SETS)
-    b.path("--out", DIR_PATHS, ["out", "a/b/out", "adir", "."], p_omit=1, required=True)
+    # '.' holds afile and adir: not a run directory, so train refuses it (compare writes into subdirectories)
+    b.path("--out", DIR_PATHS, ["out", "a/b/out", "adir"], p_omit=1, required=True)
     b.flags(["--resume", "--quiet", "--quiet"])
     b.noise()
 

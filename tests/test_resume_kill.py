@@ -14,6 +14,8 @@ import pytest
 import torch
 from resume_check import timeless_rows
 
+from opo_theory.lm.checkpoint import load_state
+
 SETTINGS = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
             "train_level=2", "ood_level=3", "val_every=3", "sft_batch=32", "shaping=0.5", "checkpoint_every=2",
             "prompts_per_step=4", "sft_eval_every=10"]
@@ -82,7 +84,7 @@ def leftovers(*dirs):
 
 
 def final_parameters(out):
-    blob = torch.load(out / "checkpoint.pt", weights_only=False)
+    blob = load_state(out / "checkpoint.pt")
     assert blob["step"] == STEPS
     return blob["model"]
 
@@ -106,7 +108,7 @@ def test_kills_at_chosen_moments_then_resume_equals_the_uninterrupted_run(refere
     out, sft = reference / "cut", reference / "sft"
     # 1. during the second checkpoint write (step 4): the temporary file is there, checkpoint.pt is step 2's
     assert train(out, sft, fault="fsync:.checkpoint.pt.:2") == -signal.SIGKILL
-    assert leftovers(out) and torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 2
+    assert leftovers(out) and load_state(out / "checkpoint.pt")["step"] == 2
     assert len(timeless_rows(out)) == 4
     # 2. resumed, then killed half-way through writing step 5's metrics row
     assert train(out, sft, resume=True, fault="row:5") == -signal.SIGKILL

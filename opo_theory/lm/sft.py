@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-import io
+import dataclasses
+import hashlib
+import json
 import math
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from opo_theory.io import remove_stale_temporaries, write_bytes_atomic
-from opo_theory.lm.backend import hf_dir
+from opo_theory.io import remove_stale_temporaries
+from opo_theory.lm.backend import CHAR_GPT, hf_dir, model_fingerprint
+from opo_theory.lm.checkpoint import load_state, load_weights, save_state
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.model import GPT, GPTConfig
 from opo_theory.lm.progress import Interrupted, note
@@ -65,6 +68,26 @@ def task_pools(cfg: TrainConfig) -> dict[str, list[Problem]]:
             "ood": problems(cfg.ood_level, "val", cfg.val_size, cfg.sft_seed + 12345)}
 
 
+# TrainConfig fields the SFT warm-up never reads (the RL loop's, and where the cache lives); every other field,
+# a new one included, goes into the cache key (tests/test_reliability.py checks the warm-up reads none of these).
+RL_ONLY_FIELDS = frozenset({
+    "objective", "preset", "seed", "objective_config", "shaping", "steps", "prompts_per_step", "group_size",
+    "temperature", "top_p", "lr", "weight_decay", "grad_clip", "ppo_epochs", "minibatches", "val_every",
+    "checkpoint_every", "approx_grad", "grad_split", "trust_region_metrics", "bf16", "peak_tflops", "compile",
+    "dynamic_sampling", "dynamic_sampling_rounds", "overlong_buffer", "train_fraction", "prompt_sampling",
+    "sft_cache", "threads", "report_to"})
+
+
+def sft_key(cfg: TrainConfig) -> str:
+    """Hash of everything the SFT warm-up reads: every TrainConfig field but RL_ONLY_FIELDS (the task pools and
+    prompt width, the model shape, every SFT setting), with an hf model's files by their fingerprint."""
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in RL_ONLY_FIELDS}
+    if cfg.model != CHAR_GPT:
+        fields["model"] = model_fingerprint(cfg.model)
+    blob = json.dumps(fields, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def sft_learning_rate(cfg: TrainConfig, step: int) -> float:
     """Linear warm-up over 100 steps, then cosine decay to 0 at sft_max_steps."""
     return cfg.sft_lr * min(1.0, step / 100) * 0.5 * (1 + math.cos(math.pi * step / cfg.sft_max_steps))
@@ -89,7 +112,7 @@ def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[torch.nn.M
     width = prompt_width(model.vocab, *pools.values())
     if cfg.sft_max_steps == 0:
         return model.to(cfg.device), {"sft_steps": 0, "sft_val_accuracy": None, "sft_key": None}
-    path = Path(cfg.sft_cache) / f"sft-{cfg.sft_key()}.pt"
+    path = Path(cfg.sft_cache) / f"sft-{sft_key(cfg)}.pt"
     remove_stale_temporaries(path.parent, path.name)     # a warm-up killed while writing this cache entry
     if path.exists():
         info = load_cached_policy(path, model)
@@ -109,17 +132,18 @@ def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[torch.nn.M
 
 
 def load_cached_policy(path: Path, model) -> dict:
-    """Load a cached policy's weights into ``model``; returns the info stored with them."""
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    model.load_state_dict(blob["model"])
-    return blob["info"]
+    """Load a cached policy's weights into ``model`` (safely, checksum verified; one line naming the file when
+    it is refused or does not fit the model); returns the info stored with them."""
+    state = load_state(path)
+    if not isinstance(state.get("info"), dict) or "model" not in state:
+        raise ValueError(f"{path} holds no cached policy (no weights and info): not an SFT cache entry")
+    load_weights(model, state["model"], path)
+    return state["info"]
 
 
 def save_cached_policy(path: Path, model, info: dict) -> None:
     """Cache ``model``'s weights with ``info`` at ``path`` (atomically: a killed write leaves no cache entry)."""
-    buf = io.BytesIO()
-    torch.save({"model": model.state_dict(), "info": info}, buf)
-    write_bytes_atomic(path, buf.getvalue())
+    save_state(path, {"model": model.state_dict(), "info": info})
 
 
 def sft_step(model, opt, pool, gen, width: int, cfg: TrainConfig) -> torch.Tensor:
@@ -157,4 +181,4 @@ def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool) -> tuple[
                           "the warm-up is cached only once it finishes, so a rerun starts it over") from None
     if step % cfg.sft_eval_every:          # the step limit fell between two checks: measure the final policy
         acc = accuracy(model, pools["val"], width, cfg.max_new)
-    return model, {"sft_steps": step, "sft_val_accuracy": acc, "sft_key": cfg.sft_key()}
+    return model, {"sft_steps": step, "sft_val_accuracy": acc, "sft_key": sft_key(cfg)}

@@ -8,8 +8,6 @@ resumable).run()``; ``start_run`` does the four in that order."""
 from __future__ import annotations
 
 import copy
-import io
-import json
 import math
 import sys
 from pathlib import Path
@@ -23,20 +21,23 @@ from opo_theory.diagnostics import (
     response_efficiency,
     update_gradient_metrics,
 )
-from opo_theory.io import (
-    json_line,
-    provenance,
-    read_jsonl,
-    remove_stale_temporaries,
-    write_bytes_atomic,
-    write_json_atomic,
-    write_text_atomic,
-)
+from opo_theory.io import json_line, provenance, read_jsonl, write_json_atomic, write_text_atomic
 from opo_theory.lm.backend import param_groups
+from opo_theory.lm.checkpoint import load_weights, save_state
 from opo_theory.lm.confidence import TokenGrad, step_and_measure, step_metrics
-from opo_theory.lm.config import RUNTIME_FIELDS, TrainConfig
+from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.progress import Interrupted, note
 from opo_theory.lm.rollout import autocast, collect, draw, rollout, rollout_batch
+from opo_theory.lm.run_dir import (
+    CHECKPOINT,
+    METRICS,
+    PRE_RL,
+    RunDirError,
+    check_run_dir,
+    file_marks,
+    run_record,
+    verified_checkpoint,
+)
 from opo_theory.lm.sampling import generate, response_logprobs, response_mask
 from opo_theory.lm.sft import accuracy, prompt_width, task_pools, warm_start
 from opo_theory.lm.task import reward
@@ -45,27 +46,7 @@ from opo_theory.objectives import PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.shaping import informative_groups
 
-PRE_RL = "pre_rl.json"      # the SFT policy's evaluation before the first RL update
-
-
-class RunDirError(ValueError):
-    pass
-
-
-def check_run_dir(out: Path, cfg: TrainConfig, resume: bool) -> bool:
-    """True when ``out`` holds this run's checkpoint to resume; errors for a different run."""
-    cfg_path = out / "config.json"
-    if not cfg_path.exists():
-        return False
-    stored = json.loads(cfg_path.read_text())["config"]
-    stored = {k: v for k, v in stored.items() if k not in RUNTIME_FIELDS}
-    if stored != json.loads(json.dumps(cfg.identity())):
-        diff = sorted(k for k in stored if stored.get(k) != cfg.identity().get(k))
-        raise RunDirError(f"output dir {out} holds a different run (differs in {diff}); choose another --out")
-    if not resume:
-        raise RunDirError(f"output dir {out} already holds this run; pass --resume to continue it")
-    remove_stale_temporaries(out)         # left by a process killed mid-write; the run dir is this run's alone
-    return (out / "checkpoint.pt").exists()
+__all__ = ["PRE_RL", "RunDirError", "Trainer", "check_run_dir", "prepare_run_dir", "start_run"]
 
 
 def prepare_run_dir(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool = False) -> bool:
@@ -135,29 +116,30 @@ class Trainer:
                  f"{self.label} resumed {self.out} at step {self.step}/{cfg.steps} (its last checkpoint)", quiet)
         else:
             self.out.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.out / "config.json", {"config": cfg.to_json(), "sft": self.sft_info,
-                                                         "provenance": provenance()})
-            write_text_atomic(self.out / "metrics.jsonl", "")
+            write_json_atomic(self.out / "config.json", run_record(cfg, self.sft_info, provenance()))
+            write_text_atomic(self.out / METRICS, "")
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self) -> None:
-        buf = io.BytesIO()
-        torch.save({"model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
-                    "gen": self.gen.get_state(), "sample_gen": self.sample_gen.get_state(),
-                    "torch_rng": torch.get_rng_state(), "cursor": self.cursor}, buf)
-        write_bytes_atomic(self.out / "checkpoint.pt", buf.getvalue())
+        """checkpoint.pt (atomic, loadable with weights_only): weights, optimizer, RNG streams, and the checksums
+        of the files saved so far, which a resume verifies (run_dir.verified_checkpoint)."""
+        save_state(self.out / CHECKPOINT, {
+            "model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
+            "gen": self.gen.get_state(), "sample_gen": self.sample_gen.get_state(),
+            "torch_rng": torch.get_rng_state(), "cursor": self.cursor, "files": file_marks(self.out)})
 
     def _load(self) -> None:
-        blob = torch.load(self.out / "checkpoint.pt", map_location="cpu", weights_only=False)
-        self.model.load_state_dict(blob["model"])
-        self.opt.load_state_dict(blob["opt"])
-        self.step = blob["step"]
-        self.gen.set_state(blob["gen"])
-        self.sample_gen.set_state(blob["sample_gen"])
-        torch.set_rng_state(blob["torch_rng"])
-        self.cursor = blob.get("cursor", 0)
-        kept = [row for row in read_jsonl(self.out / "metrics.jsonl") if row["step"] < self.step]
-        write_text_atomic(self.out / "metrics.jsonl", "".join(map(json_line, kept)))
+        """Restore the verified checkpoint; metrics rows written after it are cut (the steps run again)."""
+        path = self.out / CHECKPOINT
+        state = verified_checkpoint(self.out)
+        load_weights(self.model, state["model"], path)
+        load_weights(self.opt, state["opt"], path)
+        self.step, self.cursor = state["step"], state["cursor"]
+        self.gen.set_state(state["gen"])
+        self.sample_gen.set_state(state["sample_gen"])
+        torch.set_rng_state(state["torch_rng"])
+        with open(self.out / METRICS, "r+b") as fh:
+            fh.truncate(state["files"][METRICS]["bytes"])
 
     # ------------------------------------------------------------------ one step
     def _anchor_logprobs(self, prompts, tokens, skip: int):
