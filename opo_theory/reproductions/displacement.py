@@ -1,0 +1,122 @@
+"""Likelihood displacement in the single-token setting (Razin et al. 2024, arXiv 2410.08847, §4).
+
+Model: pi(y) = softmax(W h) over V tokens, token unembeddings W [V, d] fixed, hidden state h [d] trained
+(the 'unconstrained features' view). One preference y+ over y-. For DPO (and every loss that depends on
+the pair through the margin only) dh ∝ W_{y+} - W_{y-}, so, to first order,
+    d/dt log pi(y+) ∝ <W_{y+} - E_pi[W], W_{y+} - W_{y-}>,
+which is negative when y+ and y- have similar unembeddings and mass sits on tokens z aligned with
+W_{y+} - W_{y-}: pi(y+) falls while pi(z) rises (published: training to prefer 'No' over 'Never' raises
+'Yes'). New here: OPO's and GOPO's quadratic ratio penalty on the pair {y+ (reward 1), y- (reward 0)}
+against the same fixed reference. At the anchor their gradient is the drive's, which is also along
+W_{y+} - W_{y-}; their minimiser however asks Delta(y+) = +g/mu > 0, which DPO's margin-only loss never does.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from opo_theory.bandit.enumerate import exact_batch, sampled_batch
+from opo_theory.objectives import get
+from opo_theory.validation import require_int, require_positive
+
+PREFERRED, DISPREFERRED, ALIGNED = 0, 1, 2          # token ids: y+ ('No'), y- ('Never'), z ('Yes')
+OBJECTIVES = {"dpo": {"beta": 1.0}, "ipo": {"beta": 1.0}, "chipo": {"beta": 1.0}, "opo": {}, "gopo": {}}
+
+
+def designed_instance() -> tuple[Tensor, Tensor]:
+    """(W [1, 4, 2], h0 [1, 2]): y+ = (1, 0), y- = (1, -0.3) nearly the same, z = (0, 1.5) aligned with
+    W+ - W- = (0, 0.3), a filler token (-1, 0); at h0 = (1, 0.5) the first-order rate of log pi(y+) is < 0."""
+    w = torch.tensor([[1.0, 0.0], [1.0, -0.3], [0.0, 1.5], [-1.0, 0.0]], dtype=torch.float64)
+    return w[None], torch.tensor([[1.0, 0.5]], dtype=torch.float64)
+
+
+def random_instances(n: int, vocab: int = 8, dim: int = 4, similarity: float = 0.9, seed: int = 0):
+    """(W [n, V, d], h0 [n, d]): Gaussian unembeddings with W_{y-} = s W_{y+} + sqrt(1 - s²) noise, so that the
+    preference pair has cosine ~ ``similarity``; h0 Gaussian."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, vocab, dim, generator=g, dtype=torch.float64)
+    w[:, DISPREFERRED] = similarity * w[:, PREFERRED] + math.sqrt(1 - similarity**2) * w[:, DISPREFERRED]
+    return w, torch.randn(n, dim, generator=g, dtype=torch.float64)
+
+
+def predicted_rate(w: Tensor, h0: Tensor) -> Tensor:
+    """<W_{y+} - E_pi[W], W_{y+} - W_{y-}> at h0 per row: the sign of d log pi(y+)/dt under margin losses."""
+    pi = torch.einsum("svd,sd->sv", w, h0).softmax(-1)
+    mean_w = torch.einsum("sv,svd->sd", pi, w)
+    return ((w[:, PREFERRED] - mean_w) * (w[:, PREFERRED] - w[:, DISPREFERRED])).sum(-1)
+
+
+def objective_batch(name: str, logp: Tensor, logp_ref: Tensor):
+    """The registry batch for one preference per row: a pair (pairwise losses) or a group {y+: 1, y-: 0}."""
+    s = logp.shape[0]
+    if get(name).pairwise:
+        offset = torch.arange(s) * logp.shape[1]
+        return exact_batch(logp, logp_ref, torch.zeros_like(logp), logp_ref=logp_ref.reshape(-1, 1),
+                           chosen=offset + PREFERRED, rejected=offset + DISPREFERRED)
+    arms = torch.tensor([[PREFERRED, DISPREFERRED]]).expand(s, -1)
+    rewards = torch.tensor([[1.0, 0.0]], dtype=logp.dtype).expand(s, -1)
+    return sampled_batch(logp, logp_ref, arms, rewards)
+
+
+def train_hidden(name: str, hyper: dict, w: Tensor, h0: Tensor, steps: int, lr: float, record_every: int):
+    """Gradient descent on h (rows independent: the row-mean loss times S) against the fixed reference
+    pi_ref = softmax(W h0); returns the log-probs [T, S, V] every ``record_every`` steps (step 0 first)."""
+    spec = get(name)
+    cfg = spec.make_config(**hyper)
+    logp_ref = torch.einsum("svd,sd->sv", w, h0).log_softmax(-1)
+    h = h0.clone()
+    history = [logp_ref]
+    for step in range(steps):
+        h.requires_grad_(True)
+        logp = torch.einsum("svd,sd->sv", w, h).log_softmax(-1)
+        loss, _ = spec(objective_batch(name, logp, logp_ref), cfg)
+        (grad,) = torch.autograd.grad(loss * h.shape[0], h)
+        h = (h - lr * grad).detach()
+        if (step + 1) % record_every == 0:
+            history.append(torch.einsum("svd,sd->sv", w, h).log_softmax(-1))
+    return torch.stack(history)
+
+
+def displacement(steps: int = 3000, lr: float = 0.05, record_every: int = 30, n_random: int = 500,
+                 seed: int = 0, objectives: dict | None = None) -> dict:
+    """Every objective on the designed instance (curves of pi(y+), pi(y-), pi(z)) and on ``n_random`` random
+    instances: the first step's change of log pi(y+) against the predicted sign, and the final state."""
+    require_int("steps", steps, 1, 10**6)
+    require_positive("lr", lr)
+    require_int("record_every", record_every, 1, steps)
+    require_int("n_random", n_random, 1, 10**6)
+    objectives = OBJECTIVES if objectives is None else objectives
+    w_d, h_d = designed_instance()
+    w_r, h_r = random_instances(n_random, seed=seed)
+    rate = predicted_rate(w_r, h_r)
+    out = {"config": {"steps": steps, "lr": lr, "optimizer": "gradient descent on h", "n_random": n_random,
+                      "seed": seed, "objectives": objectives, "anchor": "fixed reference softmax(W h0)",
+                      "random": "V = 8, d = 4, cos(W+, W-) ~ 0.9"},
+           "steps_recorded": list(range(0, steps + 1, record_every)),
+           "designed": {"predicted_rate": float(predicted_rate(w_d, h_d)[0]), "curves": {}, "final": {}},
+           "random": {"predicted_displacing": float((rate < 0).double().mean())}}
+    for name, hyper in objectives.items():
+        curve = train_hidden(name, hyper, w_d, h_d, steps, lr, record_every)[:, 0].exp()
+        out["designed"]["curves"][name] = {"preferred": curve[:, PREFERRED].tolist(),
+                                           "dispreferred": curve[:, DISPREFERRED].tolist(),
+                                           "aligned": curve[:, ALIGNED].tolist()}
+        out["designed"]["final"][name] = {"preferred": float(curve[-1, PREFERRED]),
+                                          "min_preferred": float(curve[:, PREFERRED].min()),
+                                          "dispreferred": float(curve[-1, DISPREFERRED]),
+                                          "aligned": float(curve[-1, ALIGNED]), "reference_preferred": float(curve[0, PREFERRED])}
+        first = train_hidden(name, hyper, w_r, h_r, 1, 1e-4, 1)
+        final = train_hidden(name, hyper, w_r, h_r, steps, lr, steps)
+        d_first = first[1, :, PREFERRED] - first[0, :, PREFERRED]
+        d_final = final[-1, :, PREFERRED] - final[0, :, PREFERRED]
+        margin = (final[-1, :, PREFERRED] - final[-1, :, DISPREFERRED]) - (final[0, :, PREFERRED] - final[0, :, DISPREFERRED])
+        out["random"][name] = {
+            "first_step_sign_matches_prediction": float(((d_first < 0) == (rate < 0)).double().mean()),
+            "first_step_displacing": float((d_first < 0).double().mean()),
+            "final_displaced": float((d_final < 0).double().mean()),
+            "final_margin_grew": float((margin > 0).double().mean()),
+            "median_final_delta_preferred": float(d_final.median()),
+        }
+    return out
