@@ -12,7 +12,9 @@ from opo_theory.settings import parse_overrides
 ISSUE_ARTIFACTS = {"fig1-geometry", "fig4-saturation", "fig5-reward", "fig6-gradnorm", "fig7-saturation",
                    "fig8-entropy", "fig9-ood", "grid-alpha-mu", "approx-delta3", "drive-vs-reg", "table1",
                    "table2", "claims-table", "bandit-dynamics", "audit-confidence", "audit-trust-region", "report",
-                   "field-losses"}
+                   "field-losses",
+                   "repro-ipo-bandit", "repro-sparse-regularization", "repro-chipo-bandit",
+                   "repro-likelihood-displacement"}
 
 
 def test_catalogue_lists_every_artifact_with_the_report_last():
