@@ -237,3 +237,60 @@ def test_trl_engine_trains_cispo(tmp_path):
                  "pool_size=20", "minibatches=1"]) == 0
     rows = read_metrics(out / "metrics.jsonl")
     assert rows and "pg/weight_mean" in rows[0] and "clip/high_frac" in rows[0]
+
+
+def test_trl_engine_normalises_token_mean_by_tokens():
+    """Inside TRL a micro-batch's denominator is the optimizer step's token count for every config that
+    aggregates with token-mean (gspo and luspo included: their sequence loss is spread over tokens), else its
+    response count; the sequence-level gmpo (no aggregation) counts responses."""
+    pytest.importorskip("trl", reason="trl is not installed: pip install -e '.[trl]'")
+    from opo_theory.integrations.trl import counts_tokens
+
+    for name in ("gspo", "luspo", "cispo", "grpo"):
+        spec = get(name)
+        assert counts_tokens(spec, spec.make_config(aggregation="token-mean"))
+        assert not counts_tokens(spec, spec.make_config(aggregation="seq-mean-token-mean"))
+    assert not counts_tokens(get("gmpo"), get("gmpo").make_config())
+    assert not counts_tokens(get("opo"), get("opo").make_config())
+
+
+def test_trl_engine_luspo_token_mean_matches_trl_through_the_window_normaliser(tmp_path):
+    """RegistryGRPOTrainer's micro-batch loss (denominator from the optimizer step's window, as in training) for
+    luspo with token-mean equals TRL's loss_type='dapo' with importance_sampling_level='sequence' (loss, gradient)."""
+    pytest.importorskip("trl", reason="trl is not installed: pip install -e '.[trl]'")
+    import sys
+    from pathlib import Path
+
+    from trl import GRPOTrainer
+
+    from opo_theory.lm.tiny_hf import build_tiny_model
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    import trl_worker
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    model_dir = build_tiny_model(tmp_path / "tiny", "llama", layers=1, width=32, heads=2)
+    tr = trl_worker.make_trainer(model_dir, tmp_path, 16, 1, objective="luspo", iterations=1, diagnostics=False,
+                                 confidence_metrics=False, objective_config={"aggregation": "token-mean",
+                                                                             "adv_eps": 1e-4})
+    model = tr.model.train()
+    tr.current_gradient_accumulation_steps = 1
+    rows = [{"prompt": p, "answer": a} for p, a in zip(tr.train_dataset["prompt"][:4], tr.train_dataset["answer"][:4],
+                                                       strict=True) for _ in range(trl_worker.GROUP)]
+    inputs = tr._generate_and_score_completions(rows)
+    tr._set_window_sizes([inputs])                       # the optimizer step's tokens and rows, as in training
+    with torch.no_grad():
+        ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+        att = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+        logp = tr._get_per_token_logps_and_entropies(model, ids, att, inputs["completion_ids"].size(1))[0]
+    inputs["old_per_token_logps"] = logp + 0.3 * torch.randn(logp.shape, generator=torch.Generator().manual_seed(0))
+    params = [p for p in model.parameters() if p.requires_grad]
+    ours = tr._compute_loss(model, inputs)
+    g_ours = torch.autograd.grad(ours, params)
+    tr.loss_type, tr.importance_sampling_level, tr.epsilon_low, tr.epsilon_high = "dapo", "sequence", 0.2, 0.2
+    theirs = GRPOTrainer._compute_loss(tr, model, inputs)
+    g_theirs = torch.autograd.grad(theirs, params)
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-9, abs=1e-12)
+    for a, b in zip(g_ours, g_theirs, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-7, atol=1e-10)

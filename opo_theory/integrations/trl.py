@@ -160,8 +160,9 @@ def micro_config(spec, cfg, max_completion_length: int):
 
 
 def counts_tokens(spec, cfg) -> bool:
-    """True when the objective's denominator is a token count (token-level objective with token-mean)."""
-    return spec.kind == "token" and getattr(cfg, "aggregation", None) == "token-mean"
+    """True when the objective's denominator is a token count: its config aggregates with token-mean (the token
+    family, and gspo/luspo whose per-sequence loss is spread over the sequence's tokens)."""
+    return getattr(cfg, "aggregation", None) == "token-mean"
 
 
 def relabel(group: torch.Tensor) -> torch.Tensor:
