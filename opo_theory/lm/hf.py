@@ -1,9 +1,12 @@
 """The transformers backend: any local ``AutoModelForCausalLM`` + tokenizer saved with save_pretrained,
 wrapped in the policy interface of opo_theory.lm.backend. Nothing is downloaded (local files only).
 
-Left-padded prompts are masked out of attention and positions count real tokens only, so a prompt's
-logits do not depend on how much padding its batch needed; response tokens are never masked (what
-follows <eos> is excluded by the response mask, and causality keeps it from earlier positions).
+Left padding is masked out of attention by position (every column before a prompt's first token), not by
+token id: a tokenizer whose <pad> is its <eos> (SmolLM2's <|im_end|>) has that token inside chat prompts as a
+turn separator, and masking by id would hide it. Positions count real tokens only, so a prompt's logits do
+not depend on how much padding its batch needed; response tokens are never masked (what follows <eos> is
+excluded by the response mask, and causality keeps it from earlier positions). Prompts are the task's raw
+text or (prompt_format=chat) one user turn of the tokenizer's chat template (opo_theory.lm.task.question).
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from opo_theory.lm.task import PROMPT_FORMATS, question
 from opo_theory.lm.tokenizer import Vocabulary
+from opo_theory.validation import require_choice
 
 
 def _transformers():
@@ -28,9 +33,26 @@ def _transformers():
     return transformers
 
 
-def hf_vocabulary(tokenizer, name: str) -> Vocabulary:
-    """The Vocabulary of a transformers tokenizer: prompts with its special tokens, answers without;
-    <pad> falls back to <eos> when the tokenizer has none."""
+def prompt_encoder(tokenizer, name: str, prompt_format: str):
+    """text -> prompt ids: the raw task text with the tokenizer's special tokens, or (chat) the chat template's
+    user turn asking the task's question, followed by the assistant turn's opening."""
+    require_choice("prompt_format", prompt_format, PROMPT_FORMATS)
+    if prompt_format == "raw":
+        return lambda text: tokenizer(text).input_ids
+    if not getattr(tokenizer, "chat_template", None):
+        raise ValueError(f"prompt_format=chat needs a tokenizer with a chat template; {name} has none "
+                         "(use prompt_format=raw)")
+
+    def encode(text: str) -> list[int]:
+        chat = tokenizer.apply_chat_template([{"role": "user", "content": question(text)}], tokenize=False,
+                                             add_generation_prompt=True)
+        return tokenizer(chat, add_special_tokens=False).input_ids
+    return encode
+
+
+def hf_vocabulary(tokenizer, name: str, prompt_format: str = "raw") -> Vocabulary:
+    """The Vocabulary of a transformers tokenizer: prompts in ``prompt_format`` with its special tokens,
+    answers without; <pad> falls back to <eos> when the tokenizer has none."""
     eos = tokenizer.eos_token_id
     if eos is None:
         raise ValueError(f"tokenizer of {name} has no eos token; the task needs one to end answers")
@@ -41,8 +63,7 @@ def hf_vocabulary(tokenizer, name: str) -> Vocabulary:
         ids = ids[:ids.index(eos)] if eos in ids else ids
         return tokenizer.decode([i for i in ids if i != pad], skip_special_tokens=True)
 
-    return Vocabulary(f"hf:{name}", len(tokenizer), pad, eos,
-                      lambda text: tokenizer(text).input_ids,
+    return Vocabulary(f"hf:{name}", len(tokenizer), pad, eos, prompt_encoder(tokenizer, name, prompt_format),
                       lambda text: tokenizer(text, add_special_tokens=False).input_ids, decode)
 
 
@@ -74,7 +95,8 @@ class HFPolicy(nn.Module):
         return out.logits, out.past_key_values
 
     def _prompt_mask(self, prompts: Tensor) -> Tensor:
-        return (prompts != self.vocab.pad_id).long()
+        """1 from each row's first non-<pad> column on (left padding is the leading run of <pad>)."""
+        return (prompts != self.vocab.pad_id).long().cummax(-1).values
 
     def begin(self, prompts: Tensor, capacity: int) -> tuple[Tensor, HFState]:
         mask = self._prompt_mask(prompts)
@@ -108,12 +130,13 @@ class HFPolicy(nn.Module):
         return self._logits(torch.cat([prompts, tokens], 1), mask, (mask.cumsum(-1) - 1).clamp_min(0))[0]
 
 
-def load_hf_policy(path: Path) -> HFPolicy:
-    """Model and tokenizer from the local directory ``path`` (float32 weights; local files only)."""
+def load_hf_policy(path: Path, prompt_format: str = "raw") -> HFPolicy:
+    """Model and tokenizer from the local directory ``path`` (float32 weights; local files only), prompts in
+    ``prompt_format``."""
     tf = _transformers()
     try:
         tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
         lm = tf.AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError, KeyError) as exc:
         raise ValueError(f"cannot load a causal LM and tokenizer from {path}: {exc}") from None
-    return HFPolicy(lm, hf_vocabulary(tokenizer, path.name))
+    return HFPolicy(lm, hf_vocabulary(tokenizer, path.name, prompt_format))

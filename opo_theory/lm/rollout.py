@@ -49,7 +49,7 @@ def rollout(model, vocab, items, width: int, cfg, gen: torch.Generator):
     with autocast(cfg):
         tokens = generate(model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, gen, repeats=cfg.group_size)
     tokens = tokens[:, :used_columns(tokens, vocab)]
-    scored = [reward(vocab.decode(t), items[i // cfg.group_size].answer, cfg.shaping)
+    scored = [reward(vocab.decode(t), items[i // cfg.group_size].answer, cfg.shaping, cfg.verifier)
               for i, t in enumerate(tokens.tolist())]
     rewards = torch.tensor([s[0] for s in scored], dtype=torch.float32, device=cfg.device)
     correct = torch.tensor([s[1] for s in scored], dtype=torch.float32)
@@ -96,7 +96,8 @@ def collect(cfg, sample, pad_id: int):
 def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None, with_entropy=True):
     """PolicyBatch for the rollouts, ``cfg.group_size`` per prompt (pairs: best vs worst response of each
     informative group); ``logp_old=None`` means the model is the anchor: pi_old = sg(pi_theta)."""
-    logp, ent = response_logprobs(model, prompts, tokens, with_entropy, repeats=cfg.group_size)
+    logp, ent = response_logprobs(model, prompts, tokens, with_entropy, repeats=cfg.group_size,
+                                  temperature=cfg.temperature)
     logp_old = logp.detach() if logp_old is None else logp_old
     mask = response_mask(tokens, model.vocab).to(logp.device)
     g = cfg.group_size
@@ -111,7 +112,8 @@ def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None
             return None
     if ref_model is not None:
         with torch.no_grad():
-            extra["logp_ref"] = response_logprobs(ref_model, prompts, tokens, repeats=cfg.group_size)[0]
+            extra["logp_ref"] = response_logprobs(ref_model, prompts, tokens, repeats=cfg.group_size,
+                                                  temperature=cfg.temperature)[0]
     groups = groups - groups.min()
     return PolicyBatch(logp=logp, logp_old=logp_old, mask=mask, group=groups, rewards=rewards,
                        entropy=None if ent is None else ent.detach(), **extra)

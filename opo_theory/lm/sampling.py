@@ -91,12 +91,16 @@ def response_logits(model, prompts: Tensor, tokens: Tensor, repeats: int = 1) ->
 
 
 def response_logprobs(model, prompts: Tensor, tokens: Tensor, with_entropy: bool = False,
-                      repeats: int = 1):
-    """Per-token log pi(response token) [B, N] (and entropy [B, N]); prompts [B / repeats, W]."""
+                      repeats: int = 1, temperature: float = 1.0):
+    """Per-token log pi_T(response token) [B, N] (and entropy [B, N]) of the policy tempered at ``temperature``,
+    pi_T = softmax(logits / T), the distribution the tokens were sampled from (as TRL does; T = 0, greedy, has
+    no density and uses T = 1); prompts [B / repeats, W]."""
     if prompts.shape[0] * repeats != tokens.shape[0]:
         raise ValueError(f"{prompts.shape[0]} prompts x {repeats} repeats != {tokens.shape[0]} responses")
-    logits = response_logits(model, prompts, tokens, repeats)
-    logp_all = F.log_softmax(logits.float(), -1)
+    logits = response_logits(model, prompts, tokens, repeats).float()
+    if temperature not in (0.0, 1.0):
+        logits = logits / temperature
+    logp_all = F.log_softmax(logits, -1)
     logp = logp_all.gather(-1, tokens[..., None]).squeeze(-1)
     if not with_entropy:
         return logp, None

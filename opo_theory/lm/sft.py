@@ -18,7 +18,7 @@ from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.model import GPT, GPTConfig
 from opo_theory.lm.progress import Interrupted, note
 from opo_theory.lm.sampling import generate, response_logits
-from opo_theory.lm.task import Problem, problems
+from opo_theory.lm.task import Problem, problems, reward
 from opo_theory.lm.tokenizer import CHAR_VOCAB, Vocabulary
 
 
@@ -49,15 +49,17 @@ def sft_loss(model, prompts: torch.Tensor, answers: torch.Tensor, targets: torch
 
 
 @torch.no_grad()
-def accuracy(model, pool: list[Problem], width: int, max_new: int, batch: int = 256) -> float:
-    """Greedy exact-match accuracy on ``pool``."""
+def accuracy(model, pool: list[Problem], width: int, max_new: int, batch: int = 256,
+             verifier: str = "strict") -> float:
+    """Greedy accuracy on ``pool``, judged by ``verifier`` (opo_theory.lm.task.VERIFIERS)."""
     device = next(model.parameters()).device
     hits = 0
     for i in range(0, len(pool), batch):
         items = pool[i:i + batch]
         prompts = model.vocab.prompts([p.prompt for p in items], width).to(device)
         out = generate(model, prompts, max_new, temperature=0.0)
-        hits += sum(model.vocab.decode(o) == p.answer for o, p in zip(out.tolist(), items, strict=True))
+        hits += sum(reward(model.vocab.decode(o), p.answer, verifier=verifier)[1]
+                    for o, p in zip(out.tolist(), items, strict=True))
     return hits / len(pool)
 
 
@@ -98,9 +100,12 @@ def initial_policy(cfg: TrainConfig, pools) -> torch.nn.Module:
     path = hf_dir(cfg.model)
     if path is not None:
         from opo_theory.lm.hf import load_hf_policy
-        policy = load_hf_policy(path)
+        policy = load_hf_policy(path, cfg.prompt_format)
         policy.check_context(prompt_width(policy.vocab, *pools.values()) + cfg.max_new)
         return policy
+    if cfg.prompt_format != "raw":
+        raise ValueError(f"prompt_format={cfg.prompt_format} needs a model with a chat template; the char GPT "
+                         "reads raw prompts only")
     torch.manual_seed(cfg.sft_seed)          # the initial weights depend on sft_seed only
     return GPT(model_config(cfg, prompt_width(CHAR_VOCAB, *pools.values())))
 
@@ -171,7 +176,7 @@ def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool) -> tuple[
                 group["lr"] = lr
             loss = sft_step(model, opt, pools["train"], gen, width, cfg)
             if step % cfg.sft_eval_every == 0:
-                acc = accuracy(model, pools["val"], width, cfg.max_new)
+                acc = accuracy(model, pools["val"], width, cfg.max_new, verifier=cfg.verifier)
                 note(f"sft step {step}/{cfg.sft_max_steps}: loss {loss.item():.3f} val accuracy {acc:.3f} "
                      f"(target {cfg.sft_target_accuracy:g})", quiet)
                 if acc >= cfg.sft_target_accuracy:
@@ -180,5 +185,5 @@ def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool) -> tuple[
         raise Interrupted(f"SFT warm-up step {max(step - 1, 0)}/{cfg.sft_max_steps}",
                           "the warm-up is cached only once it finishes, so a rerun starts it over") from None
     if step % cfg.sft_eval_every:          # the step limit fell between two checks: measure the final policy
-        acc = accuracy(model, pools["val"], width, cfg.max_new)
+        acc = accuracy(model, pools["val"], width, cfg.max_new, verifier=cfg.verifier)
     return model, {"sft_steps": step, "sft_val_accuracy": acc, "sft_key": sft_key(cfg)}

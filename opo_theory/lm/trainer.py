@@ -53,6 +53,8 @@ def prepare_run_dir(cfg: TrainConfig, out: str | Path, resume: bool = False, qui
     """The checks a run makes before any work (the SFT warm-up included): the device exists and ``out`` is new
     or holds this run; notes what the run will do. True when ``out`` holds this run's checkpoint to resume."""
     out = Path(out)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {cfg.device!r} requested but CUDA is not available; use --set device=cpu")
     started = (out / "config.json").exists()
@@ -149,7 +151,8 @@ class Trainer:
         g = self.cfg.group_size
         if skip < len(tokens):
             with torch.no_grad(), autocast(self.cfg):
-                out[skip:] = response_logprobs(self.model, prompts[skip // g:], tokens[skip:], repeats=g)[0]
+                out[skip:] = response_logprobs(self.model, prompts[skip // g:], tokens[skip:], repeats=g,
+                                               temperature=self.cfg.temperature)[0]
         return out
 
     def _rollout(self, n: int | None = None):
@@ -258,8 +261,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ loop
     def evaluate(self) -> dict:
-        return {"val/accuracy": accuracy(self.model, self.pools["val"], self.width, self.cfg.max_new),
-                "val/ood_accuracy": accuracy(self.model, self.pools["ood"], self.width, self.cfg.max_new)}
+        v = self.cfg.verifier
+        return {"val/accuracy": accuracy(self.model, self.pools["val"], self.width, self.cfg.max_new, verifier=v),
+                "val/ood_accuracy": accuracy(self.model, self.pools["ood"], self.width, self.cfg.max_new, verifier=v)}
 
     @torch.no_grad()
     def pre_rl_evaluation(self) -> dict:
@@ -272,8 +276,10 @@ class Trainer:
         gen = torch.Generator(cfg.device).manual_seed(cfg.seed + 7919)
         with autocast(self.cfg):
             out = generate(self.model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, gen, repeats=cfg.group_size)
-        hits = [reward(self.vocab.decode(t), items[i // cfg.group_size].answer)[1] for i, t in enumerate(out.tolist())]
-        return {**self.evaluate(), "train/greedy_accuracy": accuracy(self.model, items, self.width, cfg.max_new),
+        hits = [reward(self.vocab.decode(t), items[i // cfg.group_size].answer, verifier=cfg.verifier)[1]
+                for i, t in enumerate(out.tolist())]
+        return {**self.evaluate(), "train/greedy_accuracy": accuracy(self.model, items, self.width, cfg.max_new,
+                                                                     verifier=cfg.verifier),
                 "train/sampled_accuracy": sum(hits) / len(hits), "problems": len(items)}
 
     def _write_pre_rl(self) -> None:
@@ -294,8 +300,26 @@ class Trainer:
                        "from step 0")
             raise Interrupted(f"step {self.step}/{self.cfg.steps} of {self.cfg.objective} seed {self.cfg.seed} "
                               f"({self.out})", restart) from None
+        self._check_it_trained()
         self._summary()
         return self.out / "metrics.jsonl"
+
+    def _check_it_trained(self) -> None:
+        """A run whose every step skipped its update (the gradient was never finite) did nothing: an error."""
+        rows = read_jsonl(self.out / METRICS)
+        if rows and all(not r.get("updated") and "grad/norm" in r and r["grad/norm"] is None for r in rows):
+            raise ValueError(f"{self.label} no update was applied in {len(rows)} steps: the loss gradient was not "
+                             f"finite at any step (objective settings {self.cfg.objective_config or 'default'}); "
+                             f"the run in {self.out} did nothing")
+
+    def _diverged(self, exc: ValueError) -> ValueError:
+        """The error to raise when a step fails: one naming lr and weight_decay once the weights are no longer
+        finite (the cause of non-finite log-probs), else ``exc`` itself."""
+        if all(torch.isfinite(p).all() for p in self.model.parameters()):
+            return exc
+        return ValueError(f"{self.label} step {self.step}: the policy's weights are no longer finite (lr "
+                          f"{self.cfg.lr:g}, weight_decay {self.cfg.weight_decay:g}): lower lr or weight_decay"
+                          + (f"; the checkpoint of step {self.saved_step} is unaffected" if self.saved_step else ""))
 
     def _summary(self) -> None:
         """One line: final reward (mean of the last 10 steps), last val and OOD accuracy, where the logs are."""
@@ -314,7 +338,10 @@ class Trainer:
         start, first = clock(cfg.device), self.step
         with open(self.out / "metrics.jsonl", "a") as log:
             while self.step < cfg.steps:
-                m = {"step": self.step, **self.rl_step()}
+                try:
+                    m = {"step": self.step, **self.rl_step()}
+                except ValueError as exc:
+                    raise self._diverged(exc) from None
                 if self.step % cfg.val_every == 0 or self.step == cfg.steps - 1:
                     m.update(self.evaluate())
                 log.write(json_line(m))
