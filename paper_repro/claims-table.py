@@ -1,23 +1,15 @@
-"""Claims table: the verdict of every checked claim of the paper (markdown + JSON)."""
+"""Claims table: the verdict of every checked claim, with whose statement it is (markdown + JSON)."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from opo_theory.claims import check_all
+from opo_theory.claims.cli import markdown_table
 from opo_theory.figures.style import out_dir, save_data
 from opo_theory.io import write_text_atomic
 
 NAME = "claims-table"
-
-
-def markdown_table(results) -> str:
-    """One row per claim: id, source, verdict, detail."""
-    rows = ["| id | source | verdict | detail |", "|---|---|---|---|"]
-    for r in results:
-        detail = r.detail.replace("|", "\\|").replace("\n", " ")
-        rows.append(f"| `{r.id}` | {r.source} | **{r.verdict}** | {detail} |")
-    return "\n".join(rows) + "\n"
 
 
 def main(rerun: bool = False):

@@ -11,11 +11,13 @@ from pathlib import Path
 from opo_theory.figures.runs import RUNS_DIR, SCARCE_DIR, describe_setup, reward_note
 from opo_theory.figures.style import FIGURES_DIR, out_dir
 from opo_theory.io import REPO_ROOT, write_text_atomic
+from opo_theory.reproductions.report import reproductions_section
 
 NAME = "report"
 REQUIRES = ("claims-table", "fig4-saturation", "grid-alpha-mu", "approx-delta3", "table1", "table2",
             "fig7-saturation", "drive-vs-reg", "fig5-reward", "fig6-gradnorm", "fig9-ood", "bandit-dynamics",
-            "audit-confidence", "audit-trust-region")
+            "audit-confidence", "audit-trust-region",
+            "repro-ipo-bandit", "repro-sparse-regularization", "repro-chipo-bandit", "repro-likelihood-displacement")
 
 
 def report_path() -> Path:
@@ -76,11 +78,13 @@ def claims_section() -> list[str]:
     out = ["## Claims", "",
            "Verdicts from `opo-theory claims` (" + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) + "). "
            "`proved`: sympy; `verified`: numeric over >= 1000 seeded instances; `conditional`: holds only "
-           "under the stated extra assumption; `refuted`: counterexample given.", "",
-           "| id | source | paper states | verdict | what we found |", "|---|---|---|---|---|"]
+           "under the stated extra assumption; `refuted`: counterexample given. 'whose': the OPO paper's "
+           "statement, GOPO's, another paper's, or a check this toolkit adds (a consequence or a transfer to "
+           "parameter space that the paper does not state).", "",
+           "| id | whose | source | statement | verdict | what we found |", "|---|---|---|---|---|---|"]
     for c in claims:
-        out.append(f"| `{c['id']}` | {c['source']} | {c['statement'].replace('|', '/')} | **{c['verdict']}** | "
-                   f"{c['detail'].replace('|', '/')} |")
+        out.append(f"| `{c['id']}` | {c.get('origin', 'paper')} | {c['source']} | "
+                   f"{c['statement'].replace('|', '/')} | **{c['verdict']}** | {c['detail'].replace('|', '/')} |")
     return out + [""]
 
 
@@ -328,6 +332,7 @@ def main(rerun: bool = False):
              "`make runs` retrains the LM runs first.", ""]
     lines += claims_section() + toy_section() + lm_section()
     lines += audit_section()
+    lines += reproductions_section(load)
     lines += ["## Not done here", "",
               "- No GPU run: the `gpu-small` preset and the model-scale comparison need a device machine, "
               "which this session did not have.",

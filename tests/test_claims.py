@@ -12,12 +12,15 @@ from opo_theory.cli import main
 EXPECTED = {
     "conservation": "proved", "escort-geodesic": "proved", "metric-modulation": "verified",
     "shift-invariance": "proved", "closed-form": "proved", "update-ratio": "proved",
-    "three-derivations": "proved", "bregman-chi2": "proved", "decoupling": "conditional",
-    "contraction": "conditional", "kl-saturation": "proved", "trust-region-duality": "verified",
+    "three-derivations": "proved", "bregman-chi2": "proved", "decoupling": "proved",
+    "contraction": "proved", "kl-saturation": "proved", "trust-region-duality": "verified",
     "positivity": "verified", "log-ratio-error": "conditional", "tv-bound": "verified",
     "centering-projection": "proved", "kl-exponential": "proved", "bounded-projection": "verified",
     "lambda-zero": "verified", "toy-saturation": "refuted", "dpo-asymmetry": "proved",
+    "parameter-transfer": "conditional", "drive-kl-tilt": "proved", "centring-kl": "proved",
 }
+ORIGINS = {"bounded-projection": "GOPO", "lambda-zero": "GOPO", "dpo-asymmetry": "other paper",
+           "parameter-transfer": "toolkit", "drive-kl-tilt": "toolkit", "centring-kl": "toolkit"}
 
 
 @pytest.fixture(scope="module")
@@ -25,8 +28,12 @@ def results():
     return {r.id: r for r in check_all()}
 
 
-def test_catalogue_has_all_21_spec_ids():
+def test_catalogue_has_the_21_spec_ids_then_the_toolkit_checks():
     assert catalogue() == list(EXPECTED)
+
+
+def test_each_claim_says_whose_statement_it_is(results):
+    assert {i: r.origin for i, r in results.items() if r.origin != "paper"} == ORIGINS
 
 
 @pytest.mark.parametrize("claim_id", list(EXPECTED))
@@ -41,10 +48,17 @@ def test_numbers_behind_the_verdicts(results):
     assert abs(lr["gap_order"] - 2) < 0.2 and abs(lr["E_delta3_order"] - 3) < 0.2
     assert abs(lr["gap_order_g_scaled"] - 3) < 0.2          # g = O(mu delta): third order
     assert results["contraction"].numbers["max_rate_deviation"] < 1e-9
+    # in parameters, like for like (logit step K eta): the first step contracts at |1 - eta mu|, a run does not
+    lr_rates = results["parameter-transfer"].numbers["logit_rates"]
+    assert abs(lr_rates["first_alpha_0.3"] - lr_rates["theory"]) < 0.01
+    assert lr_rates["run_alpha_0.3"] > lr_rates["theory"] + 0.05
+    assert abs(lr_rates["run_alpha_0.9"] - lr_rates["run_alpha_0.3"]) > 0.05     # alpha enters over a run
+    assert "Holds only under: first GD step" in results["parameter-transfer"].detail
+    assert results["drive-kl-tilt"].numbers["max_error_no_correction"] < 1e-9
+    assert results["drive-kl-tilt"].numbers["max_departure_with_correction"] > 1.0
+    assert results["centring-kl"].numbers["max_gap_surrogate"] < 1e-10
     assert results["positivity"].numbers["agreement"] == 1.0
     assert results["tv-bound"].numbers["tightness_max"] <= 1 + 1e-12
-    lr_rates = results["contraction"].numbers["logit_rates"]
-    assert lr_rates["alpha_0.3"] > lr_rates["theory"] + 0.1      # GD on the logits is slower than |1 - eta mu|
     sat = results["toy-saturation"].numbers
     assert sat["holds_in"] == []          # sign-aware and grid-free: OPO's fixed-anchor logit gradient reverses
     beta = sat["dpo_beta"]
@@ -112,4 +126,4 @@ def test_cli_json_covers_every_id():
 def test_cli_table_lists_all(capsys):
     assert main(["claims"]) == 0
     out = capsys.readouterr().out
-    assert all(i in out for i in EXPECTED) and "(21 claims)" in out
+    assert all(i in out for i in EXPECTED) and f"({len(EXPECTED)} claims)" in out

@@ -16,7 +16,7 @@ VERDICT_WIDTH = 11     # longest verdict: 'conditional'
 def configure(name: str, p) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON list of {id, source, statement, verdict, detail, numbers}")
-    fmt.add_argument("--markdown", action="store_true", help="markdown table (id, source, verdict, detail)")
+    fmt.add_argument("--markdown", action="store_true", help="markdown table (id, whose, source, verdict, detail)")
     p.add_argument("--id", dest="ids", action="append", metavar="ID", help="run only this claim (repeatable)")
     p.set_defaults(func=run)
 
@@ -36,12 +36,19 @@ def run(args) -> int:
     if args.json:
         print(dumps_json([dataclasses.asdict(r) for r in results], indent=2))
     elif args.markdown:
-        print("| id | source | verdict | detail |\n|---|---|---|---|")
-        for r in results:
-            print(f"| `{r.id}` | {r.source} | **{r.verdict}** | {r.detail.replace('|', '/')} |")
+        print(markdown_table(results), end="")
     else:
         print(table(results, shutil.get_terminal_size((100, 24)).columns))
     return 0
+
+
+def markdown_table(results) -> str:
+    """One row per claim: id, whose statement it is (origin), source, verdict, detail."""
+    rows = ["| id | whose | source | verdict | detail |", "|---|---|---|---|---|"]
+    for r in results:
+        detail = r.detail.replace("|", "\\|").replace("\n", " ")
+        rows.append(f"| `{r.id}` | {r.origin} | {r.source} | **{r.verdict}** | {detail} |")
+    return "\n".join(rows) + "\n"
 
 
 def table(results, width: int = 100) -> str:

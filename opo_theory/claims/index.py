@@ -39,13 +39,22 @@ CLAIMS: tuple[Claim, ...] = (
           "chi²'s linearly", structure.kl_exponential),
     Claim("bounded-projection", "GOPO", "with v >= -1: v* = max(-1, (g - lambda*)/mu), lambda* root of "
           "E[v*] = 0; pi(y) = 0 iff g <= lambda* - mu; A = (1, .5, -.2, -1.3), mu = .5 gives lambda* = "
-          "0.26667", bounds.bounded_projection),
+          "0.26667", bounds.bounded_projection, "GOPO"),
     Claim("lambda-zero", "GOPO", "lambda* = 0 for centred A only when min A >= -mu (fails for binary "
-          "rewards with more than half correct and mu = 0.5)", bounds.lambda_zero),
+          "rewards with more than half correct and mu = 0.5)", bounds.lambda_zero, "GOPO"),
     Claim("toy-saturation", "§6.3, Fig 4", "OPO's gradient grows linearly in confidence while "
           "SFT/DPO/GRPO/DAPO/GSPO decay", dynamics.toy_saturation),
     Claim("dpo-asymmetry", "Feng et al. 2404.04626", "DPO's push on pi(y_w) vs pi(y_l) has ratio "
-          "-pi(y_l)/pi(y_w)", dynamics.dpo_asymmetry),
+          "-pi(y_l)/pi(y_w)", dynamics.dpo_asymmetry, "other paper"),
+    Claim("parameter-transfer", "Thm 6.1, Cor 6.2 in parameters", "the alpha-free curvature and the per-step "
+          "contraction |1 - eta mu| carry over to gradient descent on the logits (like-for-like step "
+          "eta_logit = K eta)", dynamics.parameter_transfer, "toolkit"),
+    Claim("drive-kl-tilt", "eq 7 without the pi_k correction", "with the pi_k^-(1-alpha) factor dropped, the "
+          "normalised escort drive e^((1-alpha)A)/E[.] is exactly pi*/pi_k for the KL-regularised optimum "
+          "pi* = argmax E_pi[A] - beta KL(pi||pi_k) at beta = 1/(1-alpha)", structure.drive_kl_tilt, "toolkit"),
+    Claim("centring-kl", "Remark 3.4 on the surrogate", "centring the surrogate's drive changes the loss "
+          "trained by w_bar E_pi_k[Delta] = -w_bar KL(pi_k||pi_theta) (shift invariance holds for v in H_0 only; "
+          "the exact form is unaffected)", structure.centring_kl, "toolkit"),
 )
 
 _BY_ID = {c.id: c for c in CLAIMS}

@@ -8,6 +8,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 VERDICTS = ("proved", "verified", "conditional", "refuted")
+# Whose statement a claim is: the OPO paper's, GOPO's, another paper's, or a check this toolkit adds (a
+# consequence or a transfer the paper does not state, e.g. to parameter space).
+ORIGINS = ("paper", "GOPO", "other paper", "toolkit")
 KINDS = ("identity", "tight", "bound", "floor")
 _RELATION = {"tight": "=", "bound": "<=", "floor": ">="}
 
@@ -141,10 +144,13 @@ class Verdict:
     detail: str
     numbers: dict[str, Any] = field(default_factory=dict)
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    origin: str = "paper"
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
             raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+        if self.origin not in ORIGINS:
+            raise ValueError(f"origin must be one of {ORIGINS}, got {self.origin!r}")
 
 
 @dataclass(frozen=True)
@@ -155,12 +161,13 @@ class Claim:
     source: str
     statement: str
     check: Callable[[], Finding]
+    origin: str = "paper"
 
     def run(self) -> Verdict:
         finding = self.check()
         verdict, detail = judge(finding)
         return Verdict(self.id, self.source, self.statement, verdict, detail, finding.numbers,
-                       [e.to_json() for e in finding.evidence])
+                       [e.to_json() for e in finding.evidence], self.origin)
 
 
 def identity(what: str, residuals, condition: str | None = None) -> Evidence:
