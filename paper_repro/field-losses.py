@@ -1,4 +1,4 @@
-"""The field's policy losses on the saturation toy: where GRPO's clip zeroes the correct response's gradient, and at high confidence.
+"""The field's policy losses on the saturation toy and in the audit: where GRPO's clip zeroes an A > 0 token's gradient, and at high confidence.
 
 The Fig 4 binary-logit toy (opo_theory.bandit.saturation.binary_toy_gradients): two responses, the correct one
 (reward 1, A > 0) with probability p = sigma(z). fixed-anchor: the anchor stays at p_old = 0.5 (a low-confidence
@@ -6,15 +6,22 @@ anchor: r = 2p passes GRPO's 1 + 0.2 at p = 0.6, where its clip zeroes the gradi
 the current policy (r = 1, GRPO's clip cannot act). Measured per loss: |dL/dDelta_1| (the correct response's
 log-ratio) and |dL/dz|, exact zeros counted. clip-cov and kl-cov pick tokens by a covariance over the whole
 loss call's batch, so each p is its own call (clip-cov's random pick: torch's generator seeded with 0).
+
+Audit (`opo-theory audit --objectives grpo,dapo,<the field's losses>` on the cpu-tiny SFT policy, committed under
+figures/runs/cpu-tiny/audit-field): per bin of the anchor's token probability, the share of A > 0 tokens whose
+gradient is exactly 0 at the last of K updates, compared with GRPO's by their 95% intervals over seeds.
 """
 
 from __future__ import annotations
+
+import json
 
 import numpy as np
 import torch
 
 from opo_theory.bandit.saturation import REGIMES, binary_toy_gradients
 from opo_theory.figures.style import color, new_figure, save_figure
+from opo_theory.io import REPO_ROOT
 from opo_theory.objectives import get
 from opo_theory.objectives.field import BATCH_COUPLED, FIELD_LOSSES
 
@@ -27,6 +34,9 @@ COORDS = ("delta", "logit")
 # one advantage for every loss (GRPO's z-score eps, 1e-6): TRL's entries default to TRL's 1e-4, which alone moves
 # the gradient near p = 1 where the group std is tiny
 SHARED = {"adv_eps": get(REFERENCE).make_config().adv_eps}
+AUDIT_DIR = REPO_ROOT / "figures" / "runs" / "cpu-tiny" / "audit-field"
+AUDIT_OBJECTIVES = (REFERENCE, "dapo", *FIELD_LOSSES)
+LOW_BINS, CONFIDENT_BINS = ("lt0.5", "0.5-0.9"), ("0.9-0.99", "0.99-0.999", "ge0.999")
 
 
 def toy_curves(name: str, z: torch.Tensor, regime: str) -> dict[str, np.ndarray]:
@@ -81,6 +91,103 @@ def classify(summary: dict) -> dict:
     }
 
 
+def audit_record(rerun: bool) -> dict | None:
+    """The committed field audit (None if absent), or (``rerun``) a fresh one under runs/figures-rerun."""
+    if rerun:
+        from opo_theory.lm.audit import audit_config, run_audit
+
+        path = run_audit(audit_config("cpu-tiny", None, None, None), REPO_ROOT / "runs" / "figures-rerun" /
+                         "audit-field", objectives=AUDIT_OBJECTIVES, resume=True, quiet=True)
+        return json.loads(path.read_text())
+    path = AUDIT_DIR / "audit.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def compare(x: dict, ref: dict) -> str:
+    """'lower' / 'higher' than the reference when the 95% intervals do not overlap, else 'not separated'."""
+    if x["mean"] is None or ref["mean"] is None:
+        return "no tokens"
+    if x["high"] < ref["low"]:
+        return "lower"
+    return "higher" if x["low"] > ref["high"] else "not separated"
+
+
+def audit_summary(record: dict) -> dict:
+    """Per loss and bin, A > 0 tokens at the last update: zero-gradient share and |dL/dlogp| with intervals, each
+    against GRPO's; the losses whose zero share is lower than GRPO's in every low-confidence bin where GRPO's is
+    above 0, and those with any zero-gradient share in a confident bin."""
+    last = {o: record["summary"][o]["per_bin"]["last"]["pos"] for o in record["summary"]}
+    ref = last[REFERENCE]
+    table = {o: {b: {"clip_zero": v["clip_zero"], "grad_abs": v["grad_abs"],
+                     "zero_vs_grpo": compare(v["clip_zero"], ref[b]["clip_zero"]),
+                     "grad_vs_grpo": compare(v["grad_abs"], ref[b]["grad_abs"])} for b, v in bins.items()}
+             for o, bins in last.items()}
+    clipped = [b for b in LOW_BINS if (ref[b]["clip_zero"]["mean"] or 0) > 0]
+    others = [o for o in table if o != REFERENCE]
+    return {"per_bin_pos_last": table, "grpo_clipped_bins": clipped,
+            "keeps_where_grpo_clip_zeroes": [o for o in others if clipped and all(
+                table[o][b]["zero_vs_grpo"] == "lower" for b in clipped)],
+            "zero_in_confident_bins": {o: {b: table[o][b]["clip_zero"]["mean"] for b in CONFIDENT_BINS
+                                           if (table[o][b]["clip_zero"]["mean"] or 0) > 0} for o in table
+                                       if any((table[o][b]["clip_zero"]["mean"] or 0) > 0 for b in CONFIDENT_BINS)},
+            "settings": record["settings"], "policy": record["policy"], "time_s": record["time_s"],
+            "rule": "A > 0 tokens, last update; 'lower' = the 95% interval over seeds lies below GRPO's"}
+
+
+def _iv(x: dict, f: str = "{:.2f}") -> str:
+    return "–" if x["mean"] is None else f"{f.format(x['mean'])} [{f.format(x['low'])}, {f.format(x['high'])}]"
+
+
+def report_lines(data: dict) -> list[str]:
+    """REPORT.md's section on the field's losses, every number read from this artifact's JSON."""
+    fa, ra, v = data["summary"]["fixed-anchor"], data["summary"]["re-anchored"], data["verdict"]
+    kept = lambda x: "–" if x is None else f"{x:.0%}"
+    first = lambda x: "never" if x is None else f"{x:.3f}"
+    rows = ["| loss | fixed anchor: GRPO-zeroed points kept | fixed anchor: first exact 0 at p | dL/dDelta_1 (abs) at "
+            "p = 0.99, fixed / re-anchored | re-anchored: exact 0 at p >= 0.9 (points) |", "|---|---|---|---|---|"]
+    for n in fa:
+        rows.append(f"| {n} | {kept(fa[n]['kept_where_grpo_zero'])} | {first(fa[n]['first_zero_p'])} | "
+                    f"{fa[n]['at']['0.99']['delta']:.3g} / {ra[n]['at']['0.99']['delta']:.3g} | "
+                    f"{ra[n]['zero_points_p_ge_0.9']} |")
+    g = lambda names: ", ".join(names) or "none"
+    lines = ["## The field's losses on the saturation toy and in the audit "
+             "([figure](figures/field-losses.png))", "",
+             "The policy losses TRL 1.16.0 and verl 0.9.1 ship (registry, `opo_theory/objectives/field.py`; their "
+             "conformance with the engines and every convention difference: docs/integrations.md) on the Fig 4 toy, "
+             "registry defaults with GRPO's z-score eps for all. Fixed anchor: p_old = 0.5, so GRPO's clip zeroes the "
+             f"correct (A > 0) response's gradient from p = {first(fa[REFERENCE]['first_zero_p'])} on "
+             f"({fa[REFERENCE]['grpo_zero_points']} of {len(data['p'])} grid points). Re-anchored: r = 1, where no "
+             "clip acts.", "", *rows, "",
+             f"Keep a gradient at every point where GRPO's clip zeroes it: **{g(v['keeps_where_grpo_clip_zeroes'])}**; "
+             f"only near the anchor: {g(v['partly_where_grpo_clip_zeroes'])}; zeroed like GRPO: "
+             f"{g(v['zeroed_like_grpo'])}. On confident tokens with r = 1 (re-anchored, p >= 0.9) the gradient equals "
+             f"GRPO's exactly for {g(v['equal_to_grpo_re_anchored'])}; it is zeroed at some points only by "
+             + (", ".join(f"{n} ({k} points)" for n, k in v["confident_zeroed_re_anchored"].items()) or "none")
+             + " (its covariance band). Rule: " + v["rule"] + ".", ""]
+    a = data.get("audit")
+    if a is None:
+        return lines + ["No field audit is committed (figures/runs/cpu-tiny/audit-field).", ""]
+    t = a["per_bin_pos_last"]
+    bins = list(t[REFERENCE])
+    k = a["settings"]["updates"]
+    lines += [f"Audit (`opo-theory audit`, cpu-tiny SFT policy, {a['settings']['seeds']} rollout seeds, {k} updates "
+              f"from the anchor, {a['time_s']:.0f} s): share of A > 0 tokens whose gradient is exactly 0 at update "
+              f"{k}, per bin of p_old (mean [95% interval] over seeds; 'lower'/'higher': interval separated from "
+              "GRPO's).", "",
+              "| loss | " + " | ".join(bins) + " |", "|---" * (len(bins) + 1) + "|"]
+    for o, row in t.items():
+        cells = [_iv(row[b]["clip_zero"]) + ("" if o == REFERENCE or row[b]["zero_vs_grpo"] == "not separated"
+                                            else f" {row[b]['zero_vs_grpo']}") for b in bins]
+        lines.append(f"| {o} | " + " | ".join(cells) + " |")
+    conf = a["zero_in_confident_bins"]
+    lines += ["", f"GRPO's clip zeroes A > 0 tokens' gradient in {g(a['grpo_clipped_bins'])}. Lower share than GRPO "
+              f"in each of those bins: **{g(a['keeps_where_grpo_clip_zeroes'])}**. Any exact zero on A > 0 tokens "
+              "in the confident bins (p_old >= 0.9): " + (", ".join(
+                  f"{o} ({', '.join(f'{b} {x:.3f}' for b, x in bins_.items())})" for o, bins_ in conf.items())
+                  or "none") + ". Rule: " + a["rule"] + ".", ""]
+    return lines
+
+
 def main(rerun: bool = False):
     z = torch.linspace(0, float(np.log(P_MAX / (1 - P_MAX))), POINTS, dtype=torch.float64)
     p = torch.sigmoid(z).numpy()
@@ -110,6 +217,9 @@ def main(rerun: bool = False):
     data = {"p": p.tolist(), "curves": {r: {n: {c: v.tolist() for c, v in cs.items()} for n, cs in by.items()}
                                         for r, by in curves.items()},
             "summary": summary, "verdict": verdict}
+    record = audit_record(rerun)
+    if record is not None:
+        data["audit"] = audit_summary(record)
     config = {"points": POINTS, "p_max": P_MAX, "probes": list(PROBES), "losses": list(names),
               "hyperparameters": {"every loss": "registry defaults", **SHARED}, "regimes": list(REGIMES),
               "batch_coupled_per_point": list(BATCH_COUPLED), "clip_cov_seed": "torch.manual_seed(0)"}
