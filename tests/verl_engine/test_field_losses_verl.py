@@ -85,6 +85,10 @@ CASES = [
     ("kl-cov", {"ratio": 0.1, "coef": 1.0, "aggregation": "seq-mean-token-mean"}, "kl_cov", {},
      {"kl_cov_ratio": 0.1, "ppo_kl_coef": 1.0}, "seq-mean-token-mean", {}),
     ("clip-cov", {"eps_low": 0.2, "eps_high": 0.2}, "clip_cov", EPS, {}, "token-mean", {}),
+    # TRL's losses that verl ships under another name: luspo = verl's gspo (token form of the sequence ratio) with
+    # seq-mean-token-sum; bnpo = verl's vanilla (dual clip always on) with token-mean
+    ("luspo", {"adv_eps": 1e-6}, "gspo", EPS, {}, "seq-mean-token-sum", {}),
+    ("bnpo", {"adv_eps": 1e-6, "dual_clip": 3.0}, "vanilla", EPS, {}, "token-mean", {}),
     ("clip-cov", {"ratio": 0.1, "cov_lb": 0.0, "cov_ub": 2.0}, "clip_cov", EPS,
      {"clip_cov_ratio": 0.1, "clip_cov_lb": 0.0, "clip_cov_ub": 2.0}, "token-mean", {"cov/zeroed_frac": "actor/pg_clipfrac"}),
 ]
@@ -97,7 +101,7 @@ def test_verl_conformance(name, hp, mode, actor_kw, policy_kw, agg, metric_names
     """Registry entry == verl's policy loss (loss, d/dlog_prob, shared metrics); clip_cov's random pick: the
     global generator seeded identically before each side (the registry's seed=None uses it, as verl)."""
     d = make_data(seed, scale)
-    cfg = {"adv_eps": 1e-6, **hp} if name in ("cispo", "sapo") else hp
+    cfg = {"adv_eps": 1e-6, **hp} if name in ("cispo", "sapo") else hp     # TRL's entries default to TRL's 1e-4
     if "aggregation" not in hp and name not in ("gmpo", "sapo"):
         assert get(name).make_config(**cfg).aggregation == agg
     torch.manual_seed(11)
