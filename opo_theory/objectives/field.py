@@ -54,6 +54,12 @@ def _help(text: str) -> dict:
     return {"help": text}
 
 
+def check_window(cfg) -> None:
+    """eps_low, eps_high >= 0 (finite)."""
+    require_nonnegative("eps_low", cfg.eps_low)
+    require_nonnegative("eps_high", cfg.eps_high)
+
+
 # ------------------------------------------------------------------------------------------ configs
 @dataclass(frozen=True)
 class AdvantageConfig:
@@ -126,8 +132,7 @@ class CISPOConfig(FieldConfig):
         super().__post_init__()
         require_choice("convention", self.convention, CISPO_CONVENTIONS)
         require_positive("eps_max", self.eps_max)
-        require_nonnegative("eps_low", self.eps_low)
-        require_nonnegative("eps_high", self.eps_high)
+        check_window(self)
 
 
 @dataclass(frozen=True)
@@ -190,8 +195,7 @@ class DPPOConfig(FieldConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_nonnegative("eps_low", self.eps_low)
-        require_nonnegative("eps_high", self.eps_high)
+        check_window(self)
         require_positive("trunc", self.trunc)
 
 
@@ -205,8 +209,7 @@ class GMPOConfig(AdvantageConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_nonnegative("eps_low", self.eps_low)
-        require_nonnegative("eps_high", self.eps_high)
+        check_window(self)
 
 
 @dataclass(frozen=True)
