@@ -238,3 +238,29 @@ def test_real_model_answers_in_its_chat_format(tmp_path, monkeypatch):
     assert sum(hits) >= 10, texts
     assert not any(reward(t, p.answer)[1] for t, p in zip(texts, items) if " " in t.strip())
 
+
+
+def test_trl_engine_sees_the_same_chat_prompts_and_verifier(tiny_gguf, tiny_policy):
+    pytest.importorskip("datasets")
+    from transformers import AutoTokenizer
+
+    from opo_theory.integrations.trl_run import task_dataset, task_reward_fn
+    ds = task_dataset(6, 5, 0, "chat")
+    tok = AutoTokenizer.from_pretrained(hf_dir(f"gguf:{tiny_gguf}"), local_files_only=True)
+    for row, item in zip(ds, problems(6, "train", 5, 0)):
+        text = tok.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=False)
+        assert tok(text, add_special_tokens=False).input_ids == tiny_policy.vocab.encode_prompt(item.prompt)
+    assert task_dataset(6, 2, 0)["prompt"] == [p.prompt for p in problems(6, "train", 2, 0)]
+    score = task_reward_fn(0.0, "lenient")
+    assert score([[{"role": "assistant", "content": "3 + 8 = 11"}], "It is 12."], ["11", "11"]) == [1.0, 0.0]
+
+
+@pytest.mark.slow
+def test_trl_engine_trains_a_gguf_model_in_chat_format(tiny_gguf, tmp_path):
+    pytest.importorskip("trl")
+    from opo_theory.cli import main
+    out = tmp_path / "trl"
+    assert main(["train", "--engine", "trl", "--objective", "grpo", "--preset", "smollm2-cpu", "--model",
+                 f"gguf:{tiny_gguf}", "--out", str(out), "--steps", "1", "--quiet", "--set", "pool_size=16",
+                 "prompts_per_step=2", "group_size=2", "max_new=4", "ppo_epochs=1", "bf16=false"]) == 0
+    assert (out / "metrics.jsonl").read_text().strip()

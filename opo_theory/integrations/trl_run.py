@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from opo_theory.lm.task import problems, reward
+from opo_theory.lm.task import problems, question, reward
 
 # toolkit key -> GRPOConfig field it sets (None: used by this module itself)
 ENGINE_KEYS = {"lr": "learning_rate", "steps": None, "prompts_per_step": None, "group_size": "num_generations",
@@ -21,22 +21,32 @@ ENGINE_KEYS = {"lr": "learning_rate", "steps": None, "prompts_per_step": None, "
                "grad_clip": "max_grad_norm", "ppo_epochs": "num_iterations", "minibatches": "steps_per_generation",
                "weight_decay": "weight_decay", "train_level": None, "pool_size": None, "shaping": None,
                "sft_seed": None, "bf16": "bf16", "device": None, "grad_split": None, "approx_grad": None,
+               "prompt_format": None, "verifier": None,
                "report_to": "report_to"}
 
 
-def task_dataset(level: int, n: int, seed: int):
-    """The arithmetic task's training problems as a datasets.Dataset with columns prompt, answer."""
+def task_dataset(level: int, n: int, seed: int, prompt_format: str = "raw"):
+    """The arithmetic task's training problems as a datasets.Dataset with columns prompt, answer: the raw text,
+    or (chat) one user message asking the task's question, which TRL renders with the tokenizer's chat
+    template and its generation prompt, as the toolkit's engine does (opo_theory.lm.hf.prompt_encoder)."""
     import datasets
 
     items = problems(level, "train", n, seed)
-    return datasets.Dataset.from_dict({"prompt": [p.prompt for p in items], "answer": [p.answer for p in items]})
+    prompts = [p.prompt if prompt_format == "raw" else [{"role": "user", "content": question(p.prompt)}]
+               for p in items]
+    return datasets.Dataset.from_dict({"prompt": prompts, "answer": [p.answer for p in items]})
 
 
-def task_reward_fn(shaping: float = 0.0):
-    """A TRL reward function: the task's exact reward for each completion (``answer`` is a dataset column);
-    per-row correctness goes to TRL's log_extra column ``correct`` (the trainer logs it as ``accuracy``)."""
+def completion_text(completion) -> str:
+    """A TRL completion's text: the string itself, or the content of a conversational completion's last message."""
+    return completion if isinstance(completion, str) else completion[-1]["content"]
+
+
+def task_reward_fn(shaping: float = 0.0, verifier: str = "strict"):
+    """A TRL reward function: the task's reward for each completion under ``verifier`` (``answer`` is a dataset
+    column); per-row correctness goes to TRL's log_extra column ``correct`` (the trainer logs it as ``accuracy``)."""
     def task_reward(completions, answer, log_extra=None, **_) -> list[float]:
-        scored = [reward(c, a, shaping) for c, a in zip(completions, answer, strict=True)]
+        scored = [reward(completion_text(c), a, shaping, verifier) for c, a in zip(completions, answer, strict=True)]
         if log_extra is not None:
             log_extra("correct", [ok for _, ok in scored])
         return [r for r, _ in scored]
@@ -107,15 +117,18 @@ def progress_callback(cfg):
 def run_train_trl(args, settings: list[str]) -> int:
     """The `train --engine trl` command (``settings``: the resolved ``key=value`` overrides): validate
     everything, then train inside TRL's GRPOTrainer."""
+    from opo_theory.lm.backend import CHAR_GPT, hf_dir
     from opo_theory.lm.config import make_config
+    from opo_theory.lm.pretrained import NAMED
     from opo_theory.validation import require_output_dir
 
-    if not (args.model or "").startswith("hf:"):
-        raise ValueError(f"--engine trl trains a transformers model: pass --model hf:<dir>, got {args.model!r}")
     if args.resume:
         raise ValueError("--resume does not apply to --engine trl (TRL checkpoints are off); start a new --out")
     refuse_other_keys(settings)
     cfg = make_config(args.objective.strip(), args.preset, args.seed, settings, args.steps, args.model)
+    if cfg.model == CHAR_GPT:
+        raise ValueError(f"--engine trl trains a transformers model: pass --model hf:<dir>, gguf:<file> or a "
+                         f"named model ({', '.join(NAMED)}), got {cfg.model!r}")
     out = require_output_dir("--out", args.out)
     if (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").stat().st_size:
         raise ValueError(f"output dir {out} already holds a run; choose another --out")
@@ -125,11 +138,11 @@ def run_train_trl(args, settings: list[str]) -> int:
 
     from opo_theory.integrations.trl import RegistryGRPOTrainer
 
-    model_dir = cfg.model.removeprefix("hf:")
+    model_dir = str(hf_dir(cfg.model))
     trainer = RegistryGRPOTrainer(
-        model=model_dir, reward_funcs=task_reward_fn(cfg.shaping),
+        model=model_dir, reward_funcs=task_reward_fn(cfg.shaping, cfg.verifier),
         args=grpo_config(cfg, out, int(os.environ.get("WORLD_SIZE", "1"))),
-        train_dataset=task_dataset(cfg.train_level, cfg.pool_size, cfg.sft_seed),
+        train_dataset=task_dataset(cfg.train_level, cfg.pool_size, cfg.sft_seed, cfg.prompt_format),
         processing_class=AutoTokenizer.from_pretrained(model_dir, local_files_only=True),
         objective=cfg.objective, objective_config=cfg.objective_config, diagnostics=None if cfg.grad_split else False,
         twin_grad=cfg.approx_grad, metrics_dir=out,
