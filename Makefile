@@ -46,11 +46,13 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q
 
-$(VERL_STAMP): pyproject.toml
+# verl's verl-core extra: what `python -m verl.trainer.main_ppo` imports besides the bare package
+# (TransferQueue, fastapi, uvicorn, cachetools, ...); no rollout backend (vLLM/SGLang need a GPU).
+$(VERL_STAMP): pyproject.toml Makefile
 	test -x $(VERL_PY) || $(PYTHON) -m venv $(VERL_VENV)
 	$(VERL_PY) -m pip install -q --upgrade pip
 	$(VERL_PY) -m pip install -q "$(TORCH)"
-	$(VERL_PY) -m pip install -q "verl==0.9.1" "$(TORCH)"
+	$(VERL_PY) -m pip install -q "verl[verl-core]==0.9.1" "$(TORCH)"
 	$(VERL_PY) -m pip install -q -e ".[dev]" "$(TORCH)"
 	touch $(VERL_STAMP)
 
