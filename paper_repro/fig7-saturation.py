@@ -11,6 +11,7 @@ from opo_theory.figures.runs import (
     band_note,
     compare_dir,
     curve,
+    fitted_window,
     load,
     plot_metric,
     seed_config,
@@ -76,7 +77,8 @@ def main(rerun: bool = False):
         axes[0, 0].scatter(reward[:n][shown], grad[:n][shown], s=6, color=palette[name], label=name, alpha=0.7)
         data["scatter"][name] = {"reward": reward[:n].tolist(), "grad_norm": grad[:n].tolist(),
                                  "corr": float(np.corrcoef(reward[:n], grad[:n])[0, 1]) if n > 2 else None}
-    axes[0, 0].set(xlabel="mean reward (5-step average)", ylabel="pre-clip grad norm (5-step average)",
+    window = "/".join(sorted({str(fitted_window(s, k, 5)) for s in runs.values() for k in ("reward/mean", "grad/norm")}))
+    axes[0, 0].set(xlabel=f"mean reward ({window}-step average)", ylabel=f"pre-clip grad norm ({window}-step average)",
                    title="(a) grad norm vs reward")
     set_log(axes[0, 0])
     ax = axes[0, 1]

@@ -44,7 +44,9 @@ def run(args) -> int:
             raise ValueError(f"figure {name!r} reads {', '.join(missing)}, which {out} does not hold; "
                              f"build them too (e.g. opo-theory figures {' '.join(missing)} {name} --out {out})")
     from opo_theory.figures.source import reading_runs
+    from opo_theory.figures.style import take_empty_panels
 
+    take_empty_panels()                 # count only what this command draws
     print(f"figures: {len(selected)} artifact(s) into {out}" + ("" if runs is None else f", LM runs read from {runs[0]}"),
           file=sys.stderr, flush=True)
     with reading_runs(None if runs is None else runs[0]):
@@ -65,7 +67,20 @@ def run(args) -> int:
             print(f"[{i}/{len(selected)}] {name}: {', '.join(p.name for p in paths)} "
                   f"({time.perf_counter() - start:.1f} s)", flush=True)
             sys.stdout.flush()
+    print(summary_line(selected, out, take_empty_panels()), file=sys.stderr, flush=True)
     return 0
+
+
+def summary_line(selected: list[str], out: Path, empty: dict[str, tuple[list[str], int]]) -> str:
+    """The last line of a build: how many artifacts were drawn in full, and each figure with panels that show
+    no data (which panels), so an empty axis is never reported as a success."""
+    line = f"figures: {len(selected) - len(empty)} of {len(selected)} artifact(s) drawn in full into {out}"
+    if not empty:
+        return line
+    parts = [f"{name} ({len(panels)} of {shown} panel(s): {'; '.join(panels)})"
+             for name, (panels, shown) in empty.items()]
+    return (line + f"; {len(empty)} with panels that show no data (metric not logged by these runs, or too few "
+            f"steps): " + ", ".join(parts))
 
 
 def lm_runs(args, names: list[str]) -> tuple[Path, list[str]]:

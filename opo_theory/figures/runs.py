@@ -157,13 +157,20 @@ def band(values: list[float], log: bool) -> tuple[float, float, float]:
     return (m, m, m) if math.isnan(lo) else (m, lo, hi)
 
 
+def fitted_window(seed_rows: list[list[dict]], key: str, smooth: int) -> int:
+    """The moving-average window for ``key``: ``smooth``, shortened for runs too short to fill it so that the
+    shortest seed still gives two points (one for a one-step run) instead of an empty curve."""
+    logged = min((sum(1 for r in rows if r.get(key) is not None) for rows in seed_rows), default=0)
+    return max(1, min(smooth, logged - 1))
+
+
 def curve(seed_rows: list[list[dict]], key: str, smooth: int = 1, log: bool = False):
-    """(steps, centre, low, high) of ``key`` over seeds at the steps where every seed logged it."""
+    """(steps, centre, low, high) of ``key`` over seeds at the steps where every seed logged it; the moving
+    average is over ``fitted_window`` steps."""
+    smooth = fitted_window(seed_rows, key, smooth)
     by_step: dict[int, list[float]] = {}
     for rows in seed_rows:
         vals = [(r["step"], r[key]) for r in rows if key in r and r[key] is not None]
-        if smooth > 1 and len(vals) < smooth:      # no full window: no smoothed point
-            vals = []
         if smooth > 1 and vals:
             ys = np.convolve([v for _, v in vals], np.ones(smooth) / smooth, mode="valid")
             vals = list(zip([s for s, _ in vals][smooth - 1:], ys, strict=True))
@@ -182,18 +189,23 @@ def plot_metric(ax, runs: dict, key: str, ylabel: str, smooth: int = 1, log: boo
     log = positive(key) if log is None else log
     palette = palette or colors(list(runs))
     data = {}
+    shortened = set()
     for name, seed_rows in runs.items():
         steps, mean, lo, hi = curve(seed_rows, key, smooth, log)
         if len(steps) == 0:
             continue
         if clip is not None and not log:    # a linear t-band can leave the metric's range (fractions)
             lo, hi = np.clip(lo, *clip), np.clip(hi, *clip)
-        ax.plot(steps, mean, style, color=palette[name], label=name + suffix)
+        ax.plot(steps, mean, style, color=palette[name], label=name + suffix, marker="o" if len(steps) == 1 else "")
         ax.fill_between(steps, lo, hi, color=palette[name], alpha=0.15, lw=0)
         data[name] = {"step": steps.tolist(), "mean": mean.tolist(), "low": lo.tolist(), "high": hi.tolist(),
                       "band": "geometric mean, log-space 95% t-interval" if log else "mean, 95% t-interval"}
-    ax.set_xlabel("RL step")
-    ax.set_ylabel(ylabel)
+        if (window := fitted_window(seed_rows, key, smooth)) < smooth:   # runs shorter than the window
+            data[name]["smooth"] = window
+            shortened.add(window)
+    window = "/".join(map(str, sorted(shortened)))
+    ax.set_xlabel("RL step" + (f" (runs too short for a {smooth}-step average: {window}-step)" if shortened else ""))
+    ax.set_ylabel(ylabel.replace(f"{smooth}-step", f"{window}-step") if shortened else ylabel)
     return data
 
 

@@ -82,8 +82,37 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float = 4.2, height: float
     return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kw)
 
 
+# Figures saved with panels that show no data, since the last take_empty_panels():
+# {artifact name: (names of its empty panels, number of its visible panels)}.
+_EMPTY_PANELS: dict[str, tuple[list[str], int]] = {}
+
+
+def visible_panels(fig) -> list:
+    """The panels of ``fig`` drawn with axes (a panel switched off with axis('off') is not one)."""
+    return [ax for ax in fig.axes if ax.axison and ax.get_visible()]
+
+
+def empty_panels(fig) -> list[str]:
+    """The visible panels of ``fig`` that show no data (data limits not finite in x and y: reference lines
+    such as axhline do not count), each named by its title, else its y label, else its position."""
+    import numpy as np
+
+    return [ax.get_title() or ax.get_ylabel() or f"panel {i + 1}" for i, ax in enumerate(visible_panels(fig))
+            if not np.isfinite(ax.dataLim.get_points()).all()]
+
+
+def take_empty_panels() -> dict[str, tuple[list[str], int]]:
+    """{artifact: (its empty panels, its visible panels)} for the figures saved since the last call."""
+    out = dict(_EMPTY_PANELS)
+    _EMPTY_PANELS.clear()
+    return out
+
+
 def save_figure(fig, name: str, data: dict[str, Any], config: dict[str, Any]) -> list[Path]:
-    """Write ``<name>.png``, ``.pdf`` and ``.json`` (plotted numbers, config, provenance) to ``out_dir()``."""
+    """Write ``<name>.png``, ``.pdf`` and ``.json`` (plotted numbers, config, provenance) to ``out_dir()``;
+    panels without data are recorded for take_empty_panels (the figures command reports them)."""
+    if empty := empty_panels(fig):
+        _EMPTY_PANELS[name] = (empty, len(visible_panels(fig)))
     paths = []
     for ext in ("png", "pdf"):
         buf = io.BytesIO()

@@ -1,0 +1,69 @@
+"""A researcher's first hour (issue 27): figures that are never silently empty, claims/bandit/objectives output a
+newcomer can read, `--id a b`, "did you mean" on a misspelled key, one name per variant in audit and compare."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from opo_theory.cli import main
+
+MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
+         "train_level=2", "ood_level=3", "val_every=2", "sft_batch=32", "checkpoint_every=2", "prompts_per_step=4"]
+
+
+# ---------------------------------------------------------------- item 1: no silently empty figure
+
+@pytest.fixture(scope="module")
+def short_compare(tmp_path_factory):
+    """A 3-step compare: shorter than the figures' 5-step moving average."""
+    root = tmp_path_factory.mktemp("short")
+    out = root / "cmp"
+    assert main(["compare", "--objectives", "opo,grpo", "--seeds", "2", "--steps", "3", "--out", str(out), "--quiet",
+                 "--set", *MICRO, f"sft_cache={root / 'sft'}"]) == 0
+    return out
+
+
+def test_short_runs_shorten_the_moving_average_instead_of_drawing_nothing(short_compare, capsys):
+    capsys.readouterr()
+    assert main(["figures", "fig5-reward", "fig8-entropy", "--runs", str(short_compare)]) == 0
+    err = capsys.readouterr().err
+    figures = short_compare / "figures"
+    assert f"figures: 2 of 2 artifact(s) drawn in full into {figures}" in err
+    for name, key in (("fig5-reward", "reward/mean"), ("fig8-entropy", "entropy/mean")):
+        data = json.loads((figures / f"{name}.json").read_text())["data"][key]
+        assert set(data) == {"opo", "grpo"}
+        for curve in data.values():
+            assert curve["smooth"] == 2 and curve["step"] == [1, 2]        # 3 steps: a 2-step average, 2 points
+    rewards = [[json.loads(x)["reward/mean"] for x in (short_compare / "grpo" / f"seed{k}" / "metrics.jsonl").open()]
+               for k in (0, 1)]
+    moving = [[(r[0] + r[1]) / 2, (r[1] + r[2]) / 2] for r in rewards]
+    grpo = json.loads((figures / "fig5-reward.json").read_text())["data"]["reward/mean"]["grpo"]
+    assert grpo["mean"] == pytest.approx([(a + b) / 2 for a, b in zip(*moving)], abs=1e-12)
+
+
+def test_a_panel_without_data_is_counted_in_the_summary_line(short_compare, capsys, monkeypatch):
+    from opo_theory.figures import runs
+
+    real = runs.load
+    monkeypatch.setattr(runs, "load", lambda d: {n: [[{k: v for k, v in r.items() if k != "entropy/mean"}
+                                                      for r in rows] for rows in s] for n, s in real(d).items()})
+    capsys.readouterr()
+    assert main(["figures", "fig8-entropy", "--runs", str(short_compare), "--out", str(short_compare / "f2")]) == 0
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith(f"figures: 0 of 1 artifact(s) drawn in full into {short_compare / 'f2'}; 1 with panels "
+                           "that show no data")
+    assert "fig8-entropy (1 of 1 panel(s): mean token entropy (5-step average))" in last
+
+
+def test_empty_panels_ignores_reference_lines_and_switched_off_axes():
+    from opo_theory.figures.style import empty_panels, new_figure
+
+    fig, axes = new_figure(3, 1)
+    axes[0, 0].plot([0, 1], [1, 2])
+    axes[0, 0].axhline(1.0)
+    axes[0, 1].axhline(1.0)                       # a reference line alone is no data
+    axes[0, 1].set_title("(b) nothing")
+    axes[0, 2].axis("off")
+    assert empty_panels(fig) == ["(b) nothing"]
