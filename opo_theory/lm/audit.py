@@ -45,7 +45,7 @@ from opo_theory.lm.confidence import (
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.progress import note
 from opo_theory.lm.rollout import autocast, used_columns
-from opo_theory.lm.sampling import generate, response_logits, response_mask
+from opo_theory.lm.sampling import generate, response_logits, response_mask, tempered_log_softmax
 from opo_theory.lm.sft import (
     accuracy,
     initial_policy,
@@ -124,12 +124,12 @@ def confident_policy(cfg: TrainConfig, pools, target_accuracy: float = 0.8, targ
     probe = pools["train"][:cfg.val_size]
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0)
     gen = torch.Generator().manual_seed(cfg.sft_seed + 1)
-    acc, prob, step = accuracy(model, probe, width, cfg.max_new), answer_confidence(model, probe, width), 0
+    acc, prob, step = accuracy(model, probe, width, cfg.max_new, verifier=cfg.verifier), answer_confidence(model, probe, width), 0
     while step < max_steps and acc < target_accuracy and prob < target_prob:
         for _ in range(cfg.sft_eval_every):
             sft_step(model, opt, pools["train"], gen, width, cfg)
         step += cfg.sft_eval_every
-        acc, prob = accuracy(model, probe, width, cfg.max_new), answer_confidence(model, probe, width)
+        acc, prob = accuracy(model, probe, width, cfg.max_new, verifier=cfg.verifier), answer_confidence(model, probe, width)
         note(f"[confident] step {step}: train accuracy {acc:.3f}, answer-token probability {prob:.4f}", quiet)
     info = {**sft_info, "confident_steps": step, "train_accuracy": acc, "answer_token_prob": prob,
             "target_accuracy": target_accuracy, "target_prob": target_prob, "max_steps": max_steps,
@@ -197,7 +197,7 @@ def sample_rollouts(model, pools, width: int, cfg: TrainConfig, seed: int) -> di
     with torch.no_grad(), autocast(cfg):
         tokens = generate(model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, sample_gen, repeats=cfg.group_size)
     tokens = tokens[:, :used_columns(tokens, model.vocab)]
-    scored = [reward(model.vocab.decode(t), items[i // cfg.group_size].answer, cfg.shaping)
+    scored = [reward(model.vocab.decode(t), items[i // cfg.group_size].answer, cfg.shaping, cfg.verifier)
               for i, t in enumerate(tokens.tolist())]
     return {"prompts": prompts, "tokens": tokens,
             "rewards": torch.tensor([s[0] for s in scored], dtype=torch.float32, device=cfg.device),
@@ -208,7 +208,7 @@ def policy_forward(model, rollout: dict, cfg: TrainConfig, grad: bool = True):
     """(log pi(o_t) [B, T], ||e_y - pi|| [B, T]) of the rollout's responses, one shared-prefix forward."""
     with (nullcontext() if grad else torch.no_grad()), autocast(cfg):
         logits = response_logits(model, rollout["prompts"], rollout["tokens"], repeats=cfg.group_size)
-    logp_all = F.log_softmax(logits.float(), -1)
+    logp_all = tempered_log_softmax(logits, cfg.temperature)     # the policy the rollouts were sampled from
     tokens = rollout["tokens"]
     return logp_all.gather(-1, tokens[..., None]).squeeze(-1), logit_scale(logp_all, tokens)
 

@@ -90,6 +90,13 @@ def response_logits(model, prompts: Tensor, tokens: Tensor, repeats: int = 1) ->
     return torch.cat([first, rest], 1)
 
 
+def tempered_log_softmax(logits: Tensor, temperature: float) -> Tensor:
+    """log softmax(logits / T) in float32: the log-policy tokens are sampled from at temperature T (T = 0 and
+    T = 1: the untempered policy)."""
+    logits = logits.float()
+    return F.log_softmax(logits if temperature in (0.0, 1.0) else logits / temperature, -1)
+
+
 def response_logprobs(model, prompts: Tensor, tokens: Tensor, with_entropy: bool = False,
                       repeats: int = 1, temperature: float = 1.0):
     """Per-token log pi_T(response token) [B, N] (and entropy [B, N]) of the policy tempered at ``temperature``,
@@ -97,10 +104,7 @@ def response_logprobs(model, prompts: Tensor, tokens: Tensor, with_entropy: bool
     no density and uses T = 1); prompts [B / repeats, W]."""
     if prompts.shape[0] * repeats != tokens.shape[0]:
         raise ValueError(f"{prompts.shape[0]} prompts x {repeats} repeats != {tokens.shape[0]} responses")
-    logits = response_logits(model, prompts, tokens, repeats).float()
-    if temperature not in (0.0, 1.0):
-        logits = logits / temperature
-    logp_all = F.log_softmax(logits, -1)
+    logp_all = tempered_log_softmax(response_logits(model, prompts, tokens, repeats), temperature)
     logp = logp_all.gather(-1, tokens[..., None]).squeeze(-1)
     if not with_entropy:
         return logp, None
