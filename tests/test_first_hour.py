@@ -67,3 +67,32 @@ def test_empty_panels_ignores_reference_lines_and_switched_off_axes():
     axes[0, 1].set_title("(b) nothing")
     axes[0, 2].axis("off")
     assert empty_panels(fig) == ["(b) nothing"]
+
+
+# ---------------------------------------------------------------- item 8: what a newcomer reads first
+
+def test_claims_id_takes_several_ids_and_prints_what_each_claim_states(capsys):
+    from opo_theory.claims.index import get_claim
+
+    assert main(["claims", "--id", "tv-bound", "conservation"]) == 0
+    out = capsys.readouterr().out
+    assert "(2 claims)" in out
+    for claim in ("tv-bound", "conservation"):
+        first_words = " ".join(get_claim(claim).statement.split()[:3])
+        assert f"states: {first_words}" in " ".join(out.split())
+    assert main(["claims", "--id", "tv-bound", "--id", "conservation", "--json"]) == 0     # repeated still works
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == ["tv-bound", "conservation"]
+
+
+@pytest.mark.parametrize("typo, meant", [("learning_rate", "lr"), ("stepz", "steps"), ("max_new_tokens", "max_new")])
+def test_a_misspelled_setting_gets_a_suggestion(capsys, tmp_path, typo, meant):
+    assert main(["train", "--objective", "opo", "--out", str(tmp_path / "r"), "--set", f"{typo}=1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"unknown setting '{typo}' for train (did you mean {meant}?)" in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_no_suggestion_when_nothing_is_close():
+    from opo_theory.settings import did_you_mean
+
+    assert did_you_mean("zzzz", {"lr": 1, "steps": 2}) == ""

@@ -17,7 +17,8 @@ def configure(name: str, p) -> None:
     fmt = p.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", help="JSON list of {id, source, statement, verdict, detail, numbers}")
     fmt.add_argument("--markdown", action="store_true", help="markdown table (id, whose, source, verdict, detail)")
-    p.add_argument("--id", dest="ids", action="append", metavar="ID", help="run only this claim (repeatable)")
+    p.add_argument("--id", dest="ids", action="extend", nargs="+", metavar="ID",
+                   help="run only these claims (--id a b, or --id repeated)")
     p.set_defaults(func=run)
 
 
@@ -52,7 +53,8 @@ def markdown_table(results) -> str:
 
 
 def table(results, width: int = 100) -> str:
-    """A header, one row per claim (id, source, verdict, detail wrapped to ``width`` columns), and the counts."""
+    """A header, one row per claim (id, source, verdict, then what the claim states and what the check found,
+    wrapped to ``width`` columns), and the counts."""
     id_w = max([len("claim")] + [len(r.id) for r in results])
     src_w = min(18, max([len("source")] + [len(r.source) for r in results]))
     indent = id_w + src_w + VERDICT_WIDTH + 3
@@ -63,7 +65,9 @@ def table(results, width: int = 100) -> str:
     for r in results:
         counts[r.verdict] = counts.get(r.verdict, 0) + 1
         source = textwrap.shorten(r.source, src_w, placeholder="~")
-        detail = textwrap.wrap(r.detail, detail_w) or [""]
+        statement = getattr(r, "statement", "")
+        detail = (textwrap.wrap(f"states: {statement}", detail_w) if statement else []) + (
+            textwrap.wrap(f"found: {r.detail}" if statement else r.detail, detail_w) or [""])
         lines.append(f"{r.id:{id_w}} {source:{src_w}} {r.verdict:{VERDICT_WIDTH}} {detail[0]}")
         lines += [f"{'':{indent}}{line}" for line in detail[1:]]
     lines.append("\n" + ", ".join(f"{n} {v}" for v, n in sorted(counts.items())) + f" ({len(results)} claims)")
