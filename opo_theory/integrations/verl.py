@@ -2,7 +2,9 @@
 
 Importing this module registers, in verl's registries (``verl.trainer.ppo.core_algos``):
   policy losses  ``opo_theory.opo``, ``opo_theory.opo-exact``, ``opo_theory.gopo``,
-                 ``opo_theory.gopo-bounded`` (``actor_rollout_ref.actor.policy_loss.loss_mode``);
+                 ``opo_theory.gopo-bounded`` (``actor_rollout_ref.actor.policy_loss.loss_mode``), and
+                 two of TRL's losses verl lacks, ``opo_theory.vespo`` and ``opo_theory.cispo`` (TRL's cap),
+                 which take verl's own advantages (see ``field_loss``);
   estimator      ``opo_theory`` (``algorithm.adv_estimator``); verl's own ``opo`` estimator is another
                  paper (arXiv 2505.23585), hence the prefix.
 verl imports it in every process through the entry-point group ``verl.plugins`` (pyproject.toml), or
@@ -180,3 +182,75 @@ def _register(name: str) -> None:
 
 for _name in OPO_FAMILY:
     _register(_name)
+
+
+# ---------------------------------------------------------------------------------------- the field's losses
+# TRL's losses that verl 0.9.1 does not ship: vespo, and cispo with TRL's absolute cap on the ratio (verl's own
+# cispo clips to 1 ± eps). verl's own names cover the rest: luspo is verl's gspo with seq-mean-token-sum, bnpo
+# its vanilla with token-mean, and sapo, gpg, clip_cov, kl_cov, geo_mean, dppo_*, dro are verl's (docs/integrations.md).
+FIELD_PLUGIN = ("vespo", "cispo")
+FIELD_HYPERPARAMETERS = ("k_pos", "lambda_pos", "k_neg", "lambda_neg", "eps_max", "convention", "eps_low",
+                         "eps_high", "log_ratio_clamp")
+
+
+@dataclass
+class FieldLossConfig(PolicyLossConfig):
+    """verl ``policy_loss`` config of the plugin's field losses (``_target_:
+    opo_theory.integrations.verl.FieldLossConfig``, needed only to change a hyperparameter); None takes the
+    registry's default (opo_theory.objectives.field.VESPOConfig / CISPOConfig)."""
+
+    loss_mode: str = PREFIX + "vespo"
+    k_pos: float | None = None
+    lambda_pos: float | None = None
+    k_neg: float | None = None
+    lambda_neg: float | None = None
+    eps_max: float | None = None
+    convention: str | None = None
+    eps_low: float | None = None
+    eps_high: float | None = None
+    log_ratio_clamp: float | None = None
+
+
+def field_normalizer(config, loss_agg_mode: str) -> tuple[float | None, float | None]:
+    """(normalizer, norm_len) of verl's agg_loss with the global batch information: token-mean divides by
+    batch_num_tokens / dp_size, the sequence modes by global_batch_size / dp_size (and -norm by loss_scale_factor)."""
+    info = getattr(config, "global_batch_info", None) or {}
+    dp = float(info.get("dp_size") or 1)
+    total = info.get("batch_num_tokens" if loss_agg_mode == "token-mean" else "global_batch_size")
+    scale = info.get("loss_scale_factor")
+    return (None if total is None else float(total) / dp), (None if scale is None else float(scale))
+
+
+def field_loss(name: str, old_log_prob: Tensor, log_prob: Tensor, advantages: Tensor, response_mask: Tensor,
+               loss_agg_mode: str, config=None, rollout_is_weights: Tensor | None = None):
+    """The registry's ``name`` on a verl micro-batch: verl's advantages (one value per response), its
+    aggregation mode and global normaliser; returns (loss, float metrics)."""
+    if rollout_is_weights is not None:
+        raise ValueError(f"rollout_is_weights are not modelled by the opo_theory.{name} loss; set "
+                         "algorithm.rollout_correction=null")
+    node = getattr(config, "policy_loss", None)
+    given = {} if node is None else {k: getattr(node, k) for k in FIELD_HYPERPARAMETERS
+                                     if getattr(node, k, None) is not None}
+    normalizer, norm_len = field_normalizer(config, loss_agg_mode)
+    cfg = get(name).make_config(**given, aggregation=loss_agg_mode, normalizer=normalizer, norm_len=norm_len)
+    mask = response_mask.to(log_prob.dtype)
+    rows = torch.arange(log_prob.shape[0], device=log_prob.device)
+    batch = PolicyBatch(logp=log_prob, logp_old=old_log_prob, mask=mask, group=rows,
+                        advantages=per_response(advantages.detach().to(log_prob.dtype), mask))
+    loss, parts = get(name)(batch, cfg)
+    return loss, {f"actor/{k}": float(v.detach()) for k, v in parts.items() if not k.startswith("loss/")}
+
+
+def _register_field(name: str) -> None:
+    @register_policy_loss(PREFIX + name)
+    def loss_fn(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean",
+                config=None, rollout_is_weights=None):
+        return field_loss(name, old_log_prob, log_prob, advantages, response_mask, loss_agg_mode, config,
+                          rollout_is_weights)
+
+    loss_fn.__name__ = loss_fn.__qualname__ = f"opo_theory_{name}_loss"
+    loss_fn.__doc__ = f"verl policy loss {PREFIX + name}: the registry's {name!r} (see field_loss)."
+
+
+for _name in FIELD_PLUGIN:
+    _register_field(_name)

@@ -6,6 +6,7 @@ import torch
 from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage, get_policy_loss_fn
 from verl.workers.config import FSDPActorConfig, PolicyLossConfig
 
+from opo_theory.integrations import verl as plugin
 from opo_theory.objectives import PolicyBatch, get
 
 G, N, T = 5, 4, 7
@@ -126,3 +127,35 @@ def test_clip_cov_zeroes_tokens_in_the_compared_case():
         assert m["cov/zeroed_frac"] > 0
         picks.add(tuple((grad == 0).flatten().tolist()))
     assert len(picks) > 1
+
+
+@pytest.mark.parametrize("name,hp", [("vespo", {}), ("vespo", {"k_pos": 1.0, "lambda_neg": 0.5}),
+                                     ("cispo", {"eps_max": 1.3}), ("cispo", {"convention": "verl", "eps_low": 0.1})])
+@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum-norm"])
+def test_plugin_field_losses_equal_the_registry_under_micro_batching(name, hp, agg):
+    """opo_theory.vespo / opo_theory.cispo (TRL's losses verl lacks) through get_policy_loss_fn, the batch split
+    into micro-batches with verl's global batch information: summed losses and gradients equal the registry's
+    on the whole batch with verl's GRPO advantages."""
+    d = make_data(2, 0.8)
+    adv, _ = compute_grpo_outcome_advantage(token_rewards(d), d["mask"], d["group"].numpy())
+    logp = d["logp"].clone().requires_grad_(True)
+    batch = PolicyBatch(logp=logp, logp_old=d["logp_old"], mask=d["mask"], group=d["group"],
+                        advantages=adv[:, 0].clone())
+    want, _ = get(name)(batch, get(name).make_config(**hp, aggregation=agg, norm_len=float(T)))
+    (want_grad,) = torch.autograd.grad(want, logp)
+    actor = FSDPActorConfig(strategy="fsdp", rollout_n=N, ppo_mini_batch_size=G, ppo_micro_batch_size_per_gpu=2,
+                            loss_agg_mode=agg, policy_loss=plugin.FieldLossConfig(loss_mode=plugin.PREFIX + name, **hp))
+    actor.global_batch_info.update({"dp_size": 1, "global_batch_size": G * N,
+                                    "batch_num_tokens": int(d["mask"].sum()), "loss_scale_factor": T})
+    total, grad = torch.zeros((), dtype=torch.float64), torch.zeros(G * N, T, dtype=torch.float64)
+    for chunk in torch.split(torch.randperm(G * N, generator=torch.Generator().manual_seed(3)), 6):
+        lp = d["logp"][chunk].clone().requires_grad_(True)
+        loss, metrics = get_policy_loss_fn(plugin.PREFIX + name)(
+            old_log_prob=d["logp_old"][chunk], log_prob=lp, advantages=adv[chunk],
+            response_mask=d["mask"][chunk].bool(), loss_agg_mode=agg, config=actor)
+        loss.backward()
+        total += loss.detach()
+        grad[chunk] += lp.grad
+        assert "actor/pg/weight_mean" in metrics
+    torch.testing.assert_close(total, want.detach(), **TOL)
+    torch.testing.assert_close(grad, want_grad, **TOL)

@@ -100,7 +100,7 @@ def test_plugin_loads_through_the_entry_point_in_a_fresh_process():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     names, est = out.stdout.strip().splitlines()[-2:]
-    assert names == str(sorted(plugin.PREFIX + n for n in OPO_FAMILY))
+    assert names == str(sorted(plugin.PREFIX + n for n in (*OPO_FAMILY, *plugin.FIELD_PLUGIN)))
     assert est == "True verl.trainer.ppo.core_algos"      # verl's own 'opo' estimator is untouched
 
 
