@@ -96,3 +96,12 @@ def test_no_suggestion_when_nothing_is_close():
     from opo_theory.settings import did_you_mean
 
     assert did_you_mean("zzzz", {"lr": 1, "steps": 2}) == ""
+
+
+@pytest.mark.parametrize("name", ["opo", "opo-exact", "gopo", "gopo-bounded"])
+def test_every_opo_family_hyperparameter_says_what_it_means(name):
+    from opo_theory.objectives.describe import hyperparameter_rows
+
+    rows = {key: meaning for key, _, _, meaning in hyperparameter_rows(name)}
+    assert all(rows.values()), [k for k, v in rows.items() if not v]
+    assert "batch" in rows["center"] and "group" in rows["center"]

@@ -37,6 +37,26 @@ NORMALIZATIONS = ("mean", "released")
 EXACT_DELTA_CLAMP = 20.0  # e^40 stays finite in float32: documented overflow guard of the exact forms
 
 
+# One line per hyperparameter, printed by `opo-theory objectives NAME` and `train --list-settings`.
+HELP = {
+    "alpha": "escort exponent: w~ ∝ (e^A/pi_k)^(1-alpha); 1 uniform, 0 P*/pi_k",
+    "mu": "chi² stiffness: penalty (mu/2) E[v²]; step ratio 1 + g/mu",
+    "geometry": "driving weights w~: paper (eq 7), code (released; its alpha runs the other way), gopo (w = A), "
+                "wgopo ((1-alpha) A + alpha A e^A)",
+    "center": "g = w~ - E[w~] (eq 8) with E over each prompt's group (group) or the whole batch (batch)",
+    "seq_logratio": "sequence log-ratio Delta = log pi/pi_k summed over tokens (sum) or their mean (mean)",
+    "delta_clamp": "clamp Delta to ±value before use (None: off; the released code uses 5)",
+    "pi_factor": "paper geometry: times sg(pi_k)^-(1-alpha) from the sequence log-prob (sum), per-token (mean) "
+                 "or not (none)",
+    "beta_r": "code geometry: reward temperature, q = softmax_group(A / beta_r)",
+    "tau": "code geometry: anchor temperature, p = softmax_group(Delta / tau)",
+    "normalizer": "replaces the batch's total response weight in the mean over responses (micro-batching; None: "
+                  "this batch)",
+    "normalization": "mean (drive and penalty averaged over responses, eq 19) or released (drive summed per group, "
+                     "then averaged over groups)",
+}
+
+
 @dataclass(frozen=True)
 class OPOConfig:
     """alpha, mu: paper v5 values. geometry: paper|code|gopo|wgopo. seq_logratio: sum|mean.
@@ -53,17 +73,17 @@ class OPOConfig:
     mu=0.5, beta_r=0.15, tau=0.5 (code alpha runs the other way: paper alpha 0.4 = code alpha 0.6).
     """
 
-    alpha: Any = field(default=0.4, metadata={"help": "escort exponent: w~ ∝ (e^A/pi_k)^(1-alpha); 1 uniform, 0 P*/pi_k"})
-    mu: Any = field(default=1.0, metadata={"help": "chi² stiffness: penalty (mu/2) E[v²]; step ratio 1 + g/mu"})
-    geometry: str = "paper"
-    center: str = "group"
-    seq_logratio: str = "sum"
-    delta_clamp: float | None = None
-    pi_factor: str = "none"
-    beta_r: float = 0.15
-    tau: float = 0.5
-    normalizer: float | None = None
-    normalization: str = "mean"
+    alpha: Any = field(default=0.4, metadata={"help": HELP["alpha"]})
+    mu: Any = field(default=1.0, metadata={"help": HELP["mu"]})
+    geometry: str = field(default="paper", metadata={"help": HELP["geometry"]})
+    center: str = field(default="group", metadata={"help": HELP["center"]})
+    seq_logratio: str = field(default="sum", metadata={"help": HELP["seq_logratio"]})
+    delta_clamp: float | None = field(default=None, metadata={"help": HELP["delta_clamp"]})
+    pi_factor: str = field(default="none", metadata={"help": HELP["pi_factor"]})
+    beta_r: float = field(default=0.15, metadata={"help": HELP["beta_r"]})
+    tau: float = field(default=0.5, metadata={"help": HELP["tau"]})
+    normalizer: float | None = field(default=None, metadata={"help": HELP["normalizer"]})
+    normalization: str = field(default="mean", metadata={"help": HELP["normalization"]})
 
     def __post_init__(self) -> None:
         require_choice("sampling geometry", self.geometry, GEOMETRIES)
@@ -83,10 +103,10 @@ class OPOConfig:
 class GOPOConfig(OPOConfig):
     """GOPO: centred A as the drive (no escort), exact ratio, released clamp ±5 on a mean log-ratio."""
 
-    mu: Any = 0.5
-    geometry: str = "gopo"
-    seq_logratio: str = "mean"
-    delta_clamp: float | None = 5.0
+    mu: Any = field(default=0.5, metadata={"help": HELP["mu"]})
+    geometry: str = field(default="gopo", metadata={"help": HELP["geometry"]})
+    seq_logratio: str = field(default="mean", metadata={"help": HELP["seq_logratio"]})
+    delta_clamp: float | None = field(default=5.0, metadata={"help": HELP["delta_clamp"]})
 
 
 def escort_weights(batch: PolicyBatch, cfg: OPOConfig) -> Tensor:
