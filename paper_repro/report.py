@@ -297,7 +297,7 @@ def audit_section() -> list[str]:
                                  f"zero {iv(summary[o]['per_bin']['last']['all'][b]['clip_zero'], '{:.2f}')}"
                                  for o in shown) + " |")
     verdict = mechanism_verdict(summary)
-    fall = verdict["fall_lowest_over_highest_bin"]
+    fall, clips = verdict["fall_lowest_over_highest_bin"], verdict["clip_shares"]
     last = lambda key, o: tr[key][o][-1] if o in tr.get(key, {}) else {"mean": None, "low": None, "high": None}
     trust = "; ".join(f"{o}: max|Delta| {iv(last('delta/abs_max', o))}, pre-clip norm {iv(last('grad/norm', o))}, "
                       f"applied ||Delta theta|| {iv(last('grad/update_norm', o))}" for o in shown)
@@ -313,9 +313,13 @@ def audit_section() -> list[str]:
         f"figure; geometric mean over seeds, 95% log-space interval) at update {k}, and the share of the bin's "
         "tokens (A != 0) whose gradient is exactly 0.", "", *rows, "",
         f"Verdict on the mechanism (OPO keeps gradient on confident tokens where GRPO/DAPO lose it; {verdict['rule']}"
-        f"): **{verdict['overall']}** — {verdict['detail']}. The baselines' clip zeroes a larger share of the "
-        f"confident tokens' gradient than OPO's: **{verdict['clip_zero']['verdict']}** "
-        f"({verdict['clip_zero']['detail']}). The logit-space size falls from the lowest to the highest confidence "
+        f"): **{verdict['overall']}** — {verdict['detail']}. Where the clip acts (share of tokens whose gradient is "
+        f"zeroed, A > 0 / A < 0, update {k}): " + "; ".join(
+            f"{o} " + ", ".join(f"p_old {b} {clips[o]['pos'][b]:.2f}/{clips[o]['neg'][b]:.2f}" for b in BIN_NAMES)
+            for o in ("grpo", "dapo") if o in clips) + ". The baselines' clip zeroes a larger share than OPO's "
+        f"(paired, same rule, every bin and sign): **{verdict['clip_zero']['verdict']}** "
+        f"({verdict['clip_zero']['detail']}); a share that is exactly 0 in every seed for both has no spread to "
+        "test and reads 'undetermined'. The logit-space size falls from the lowest to the highest confidence "
         "bin by " + ", ".join(f"{o} {x:,.0f}x" for o, x in fall.items() if x is not None) + " (update 1). Not "
         "judged on a size divided by the objective's all-token mean: that denominator moves when the clip zeroes "
         "low-confidence tokens.",

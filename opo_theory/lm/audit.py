@@ -319,24 +319,33 @@ def _combined(words: list[str]) -> str:
     return "undetermined" if all(w == "undetermined" for w in words) else "no detectable difference"
 
 
-def _paired_outcomes(summary: dict, which: str, firsts: list[str], seconds: list[str], stat: str, log: bool) -> dict:
+def _paired_outcomes(summary: dict, which: str, firsts: list[str], seconds: list[str], stat: str, log: bool,
+                     bins=CONFIDENT_BINS) -> dict:
     """Per (first, bin, sign): each ``first`` against every ``second`` on ``stat`` paired over seeds (log values
-    when ``log``), Holm over the seconds, combined into one outcome; the paired estimates kept."""
-    out = {}
+    when ``log``), Holm over every test of the family (one claim), combined into one outcome per condition."""
+    tests = {}
     for a in firsts:
-        for b in CONFIDENT_BINS:
+        for b in bins:
             for sign in VERDICT_SIGNS:
                 vals = {o: summary[o]["per_seed"][which][sign][b][stat] for o in (a, *seconds)}
                 if log:
                     vals = {o: _log_sizes(v) for o, v in vals.items()}
-                tests = {base: paired(vals[a], vals[base]) for base in seconds}
-                adjusted = holm([t.p for t in tests.values()])
-                words = [outcome(t, p) for t, p in zip(tests.values(), adjusted, strict=True)]
-                out[f"{a}, p_old {b}, A {sign}"] = {
-                    "outcome": _combined(words),
-                    "pairs": {base: t.to_json() | {"p_holm": p, "outcome": w}
-                              for (base, t), p, w in zip(tests.items(), adjusted, words, strict=True)}}
+                tests[f"{a}, p_old {b}, A {sign}"] = {base: paired(vals[a], vals[base]) for base in seconds}
+    flat = [(c, base, t) for c, by in tests.items() for base, t in by.items()]
+    adjusted = dict(zip(((c, base) for c, base, _ in flat), holm([t.p for _, _, t in flat]), strict=True))
+    out = {}
+    for c, by in tests.items():
+        words = {base: outcome(t, adjusted[c, base]) for base, t in by.items()}
+        out[c] = {"outcome": _combined(list(words.values())),
+                  "pairs": {base: t.to_json() | {"p_holm": adjusted[c, base], "outcome": words[base]}
+                            for base, t in by.items()}}
     return out
+
+
+def clip_shares(summary: dict, which: str = "last") -> dict:
+    """Per objective, bin and advantage sign: the mean share of tokens whose gradient the clip zeroes."""
+    return {o: {sign: {b: s["per_bin"][which][sign][b]["clip_zero"]["mean"] for b in BIN_NAMES}
+                for sign in VERDICT_SIGNS} for o, s in summary.items() if "per_bin" in s}
 
 
 def confidence_fall(summary: dict, which: str = "first") -> dict:
@@ -355,8 +364,8 @@ def mechanism_verdict(summary: dict, which: str = "last") -> dict:
     """'OPO keeps gradient on confident tokens where GRPO/DAPO lose it', judged (stats.judge) on the axis of the
     paper's figure: the logit-space size |dL/dlogp|·||e_y - pi|| per confident bin (p_old >= 0.9) and advantage
     sign, each OPO variant against GRPO and DAPO paired over seeds (the same rollouts for every objective; log
-    sizes; Holm over the baselines). Beside it, the share of tokens whose gradient the clip zeroes, baseline
-    minus OPO, judged the same way. Not on a size divided by the objective's all-token mean, which moves when
+    sizes; Holm over the whole family). Beside it, the share of tokens whose gradient the clip zeroes, baseline
+    minus OPO, in every bin and sign, judged the same way. Not on a size divided by the objective's all-token mean, which moves when
     the clip zeroes low-confidence tokens."""
     opos = [o for o in OPO_LABELS if o in summary]
     bases = [b for b in BASELINES if b in summary]
@@ -366,14 +375,15 @@ def mechanism_verdict(summary: dict, which: str = "last") -> dict:
         raise ValueError("the audit record has no per-seed values (written before the paired verdict); rerun "
                          "`opo-theory audit` to judge the mechanism")
     size = _paired_outcomes(summary, which, opos, bases, "logit_abs", log=True)
-    clip = _paired_outcomes(summary, which, bases, ["opo"] if "opo" in opos else opos[:1], "clip_zero", log=False)
+    clip = _paired_outcomes(summary, which, bases, ["opo"] if "opo" in opos else opos[:1], "clip_zero", log=False,
+                            bins=BIN_NAMES)
     verdict, detail = judge({c: v["outcome"] for c, v in size.items()})
     clip_verdict, clip_detail = judge({c: v["outcome"] for c, v in clip.items()})
     return {"overall": verdict, "detail": detail, "stat": "logit_abs", "update": which, "conditions": size,
             "clip_zero": {"verdict": clip_verdict, "detail": clip_detail, "conditions": clip},
-            "fall_lowest_over_highest_bin": confidence_fall(summary),
-            "rule": "paired t-test over rollout seeds on log |dL/dlogp|·||e_y - pi||, Holm over the baselines, "
-                    f"p < {ALPHA}; conditions: OPO variant x p_old bin >= 0.9 x advantage sign",
+            "fall_lowest_over_highest_bin": confidence_fall(summary), "clip_shares": clip_shares(summary, which),
+            "rule": "paired t-test over rollout seeds on log |dL/dlogp|·||e_y - pi||, Holm over every OPO variant x "
+                    f"baseline x condition, p < {ALPHA}; conditions: OPO variant x p_old bin >= 0.9 x advantage sign",
             "text": f"{verdict}: OPO's logit-space gradient is higher than GRPO's and DAPO's — {detail}. Clip-zeroed "
                     f"share higher for the baselines than for OPO: {clip_verdict} ({clip_detail})"}
 
