@@ -47,6 +47,8 @@ CISPO_CONVENTIONS = ("trl", "verl")
 FIELD_LOSSES = ("bnpo", "luspo", "cispo", "sapo", "vespo", "gpg", "dro", "dppo-tv", "dppo-kl", "gmpo", "clip-cov",
                 "kl-cov")
 BATCH_COUPLED = ("clip-cov", "kl-cov")      # pick tokens by a covariance over the whole loss call's batch
+# gradient -sg(w) A grad log pi by definition: not the derivative of the loss's value (w depends on log pi)
+STOP_GRADIENT = ("cispo", "vespo", "dppo-tv", "dppo-kl")
 RATIO_LEVELS = ("sequence", "token")
 
 
