@@ -190,6 +190,16 @@ def judge(outcomes: dict[str, str], claimed: str = "higher") -> tuple[str, str]:
     return "undetermined", "too few seeds or no spread under every condition"
 
 
+def judge_range(low: float, high: float, claimed: tuple[float, float]) -> str:
+    """A claimed range against a CONFIDENCE interval [low, high]: 'verified' when the interval lies inside the
+    range, 'refuted' when it lies outside, 'undetermined' when it straddles an end or is missing (nan)."""
+    if math.isnan(low) or math.isnan(high):
+        return "undetermined"
+    if claimed[0] <= low and high <= claimed[1]:
+        return "verified"
+    return "refuted" if high < claimed[0] or low > claimed[1] else "undetermined"
+
+
 def versus(by_window: dict[float, dict[str, list[float]]], reference: str, what: str, claimed: str = "higher",
            alpha: float = ALPHA) -> dict:
     """``reference`` against each other entry (not all pairs): per averaging window a paired t-test over seeds

@@ -19,7 +19,7 @@ from opo_theory.figures.runs import (
 )
 from opo_theory.figures.style import colors, new_figure, save_figure
 from opo_theory.io import repo_relative
-from opo_theory.stats import WINDOWS, mean_ci95_log, window_mean
+from opo_theory.stats import WINDOWS, judge_range, mean_ci95_log, window_mean
 
 NAME = "fig7-saturation"
 EFF, APPLIED_EFF = "grad/response_efficiency", "grad/response_efficiency_applied"
@@ -39,9 +39,9 @@ def with_applied_efficiency(runs: dict, clip: dict[str, float]) -> dict:
 
 def ratio_verdict(runs: dict, key: str, num: str = "opo", den: str = "grpo") -> dict | None:
     """Per seed, the ratio of window means of ``key`` (num / den, seed k paired with seed k) in every averaging
-    window; its geometric mean and log-space 95% interval; the verdict against PAPER_RATIO, stated only when
-    every window agrees: 'consistent' (interval overlaps), 'below' or 'above' the paper's range ('undetermined'
-    without two seeds that have a finite ratio)."""
+    window; its geometric mean and log-space 95% interval; where it lies against PAPER_RATIO ('inside',
+    'overlaps', 'below', 'above'; 'undetermined' without two seeds that have a finite ratio) and the verdict
+    (stats.judge_range: verified / refuted / undetermined), stated only when every window agrees."""
     if num not in runs or den not in runs:
         return None
     out = {"paper_ratio": list(PAPER_RATIO), "windows": {}}
@@ -51,13 +51,17 @@ def ratio_verdict(runs: dict, key: str, num: str = "opo", den: str = "grpo") -> 
         ratios = [x / y if y > 0 else math.nan for x, y in pairs]        # nan: no efficiency to divide by
         gm, lo, hi = mean_ci95_log(ratios)
         call = ("undetermined" if math.isnan(lo) else        # fewer than 2 seeds with a finite ratio
-                "consistent" if lo <= PAPER_RATIO[1] and hi >= PAPER_RATIO[0] else
+                "inside" if PAPER_RATIO[0] <= lo and hi <= PAPER_RATIO[1] else
+                "overlaps" if lo <= PAPER_RATIO[1] and hi >= PAPER_RATIO[0] else
                 "below" if hi < PAPER_RATIO[0] else "above")
-        out["windows"][str(w)] = {"ratio": gm, "low": lo, "high": hi, "seeds": ratios, "call": call}
+        out["windows"][str(w)] = {"ratio": gm, "low": lo, "high": hi, "seeds": ratios, "call": call,
+                                  "verdict": judge_range(lo, hi, PAPER_RATIO)}
         levels = {n: float(np.mean([window_mean(r, key, w) for r in runs[n]])) for n in (num, den)}
         out["windows"][str(w)]["levels"] = levels
         calls.append(call)
-    out["verdict"] = calls[0] if len(set(calls)) == 1 else "window-dependent"
+    verdicts = {x["verdict"] for x in out["windows"].values()}
+    out["call"] = calls[0] if len(set(calls)) == 1 else "window-dependent"
+    out["verdict"] = verdicts.pop() if len(verdicts) == 1 else "undetermined"
     return out
 
 

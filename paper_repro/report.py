@@ -205,11 +205,12 @@ def lm_section() -> list[str]:
     r20 = ratio["windows"]["0.2"] if ratio else None
     applied = eff["ratio"]["applied"]
     ratio_text = ("not measured (the runs lack opo or grpo)" if ratio is None else
-                  "undetermined (fewer than 2 seeds with a finite efficiency ratio)" if ratio["verdict"] == "undetermined" else
+                  "undetermined (fewer than 2 seeds with a finite efficiency ratio)" if ratio["call"] == "undetermined" else
                   f"OPO/GRPO = {r20['ratio']:.2f} (95% CI {r20['low']:.2f}–{r20['high']:.2f}, last 20% of steps; "
                   f"levels OPO {r20['levels']['opo']:.2f}, GRPO {r20['levels']['grpo']:.2f}) against the paper's "
-                  f"{ratio['paper_ratio'][0]:.1f}–{ratio['paper_ratio'][1]:.1f} (~5x): **{ratio['verdict']}** the paper's "
-                  "range in every averaging window" if ratio["verdict"] != "window-dependent" else
+                  f"{ratio['paper_ratio'][0]:.1f}–{ratio['paper_ratio'][1]:.1f} (~5x): the interval lies {ratio['call']} "
+                  f"the paper's range in every averaging window, so the paper's ratio is **{ratio['verdict']}** here"
+                  if ratio["call"] != "window-dependent" else
                   f"OPO/GRPO = {r20['ratio']:.2f}: the verdict depends on the averaging window")
     if applied and applied["windows"]["0.2"]["ratio"] is not None:
         a20 = applied["windows"]["0.2"]

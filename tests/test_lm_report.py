@@ -146,10 +146,14 @@ def test_fig7_ratio_verdict_against_the_paper():
     fig7 = script("fig7-saturation")
     below = fig7.ratio_verdict({"opo": [rows(1.4), rows(1.5), rows(1.3)], "grpo": [rows(1.0)] * 3},
                                "grad/response_efficiency")
-    assert below["verdict"] == "below" and below["windows"]["0.2"]["ratio"] == pytest.approx(1.4, rel=0.05)
+    assert below["call"] == "below" and below["verdict"] == "refuted"
+    assert below["windows"]["0.2"]["ratio"] == pytest.approx(1.4, rel=0.05)
     near = fig7.ratio_verdict({"opo": [rows(1.2), rows(1.3), rows(1.25)], "grpo": [rows(0.25)] * 3},
                               "grad/response_efficiency")
-    assert near["verdict"] == "consistent"
+    assert near["call"] == "inside" and near["verdict"] == "verified"
+    wide = fig7.ratio_verdict({"opo": [rows(1.0), rows(3.0), rows(0.3)], "grpo": [rows(0.25)] * 3},
+                              "grad/response_efficiency")
+    assert wide["call"] == "overlaps" and wide["verdict"] == "undetermined"
     assert fig7.ratio_verdict({"opo": [rows(1.0)]}, "grad/response_efficiency") is None
 
 

@@ -76,7 +76,7 @@ def test_min_detectable_difference_has_the_stated_power():
         nc = mdd / (sd / math.sqrt(n))
         power = sps.nct.sf(crit, n - 1, nc) + sps.nct.cdf(-crit, n - 1, nc)
         assert abs(power - POWER) < 0.05, (n, power)
-    # the arithmetic: 3 seeds, Holm over 28 pairs -> the first step needs t > 23.6
+    # a referee's arithmetic: 3 seeds, Holm over 28 pairs -> the first step needs t > 23.6
     assert sps.t.ppf(1 - ALPHA / 28 / 2, 2) == pytest.approx(23.6, abs=0.1)
     assert math.isnan(min_detectable_difference(0.1, 1))
 
@@ -126,6 +126,14 @@ def test_versus_needs_every_window_and_enough_seeds():
     data[0.5] = {"opo": data[0.5]["dapo"], "grpo": data[0.5]["grpo"], "dapo": data[0.5]["opo"]}   # flips in one window
     assert versus(data, "opo", "reward")["baselines"]["dapo"]["outcome"] == "no detectable difference"
     assert versus(synthetic(gap=0.2, noise=0.001, seeds=2), "opo", "reward")["verdict"] == "undetermined"
+
+
+def test_judge_range():
+    from opo_theory.stats import judge_range
+    assert judge_range(4.0, 5.0, (3.3, 7.5)) == "verified"
+    assert judge_range(1.8, 2.1, (3.3, 7.5)) == "refuted"
+    assert judge_range(3.0, 4.0, (3.3, 7.5)) == "undetermined"
+    assert judge_range(math.nan, 4.0, (3.3, 7.5)) == "undetermined"
 
 
 def test_change_outcomes():
