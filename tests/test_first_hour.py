@@ -105,3 +105,29 @@ def test_every_opo_family_hyperparameter_says_what_it_means(name):
     rows = {key: meaning for key, _, _, meaning in hyperparameter_rows(name)}
     assert all(rows.values()), [k for k, v in rows.items() if not v]
     assert "batch" in rows["center"] and "group" in rows["center"]
+
+
+def test_bandit_output_explains_its_columns_and_reports_progress(capsys):
+    assert main(["bandit", "kl-vs-chi2", "--set", "arms=4"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "reading the output:" in out
+    for key in ("kl_max_ratio", "chi2_bounded_zero_frac", "kl_log_ratio_slope"):
+        assert f"  {key}: " in out.split("reading the output:")[1]
+    assert "bandit kl-vs-chi2: running with arms=4" in captured.err and "bandit kl-vs-chi2: done in" in captured.err
+
+
+def test_bandit_legend_says_what_none_means_in_drop_p():
+    from opo_theory.bandit.cli import LEGEND, legend
+
+    text = legend("saturation", {"drop_p": {"fixed-anchor": {"sft": {"logit": 0.9995, "delta": None}}}})
+    assert "drop_p: " in text and "None: it never drops below that" in text
+    assert set(LEGEND) == {"saturation", "dynamics", "grid", "approx", "positivity", "kl-vs-chi2"}
+
+
+@pytest.mark.parametrize("value, shown", [(1 - 1e-9, "0.999999999"), (0.999992596857, "0.99999"), (1.0, "1"),
+                                          (0.64213, "0.6421"), (-3115.3, "-3115"), (1e-12, "1e-12")])
+def test_bandit_cells_never_round_a_probability_onto_one(value, shown):
+    from opo_theory.bandit.cli import fmt
+
+    assert fmt(value) == shown

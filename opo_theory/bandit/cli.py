@@ -9,11 +9,66 @@ every listed objective named NAME).
 
 from __future__ import annotations
 
+import sys
 import time
 
 # The experiment names, kept here so that parsing needs no torch (tests check they match EXPERIMENTS).
 EXPERIMENT_NAMES = ("approx", "dynamics", "grid", "kl-vs-chi2", "positivity", "saturation")
 CURVE_LEN = 16
+
+
+# What the printed tables and values mean, per experiment: printed under the result ("reading the output"),
+# for the keys it shows.
+LEGEND = {
+    "saturation": {
+        "drop_p": "first p = sigma(z) in [0.5, p_max] where u = -dL/dc, the gradient toward the rewarded response, "
+                  "falls below threshold x its p = 0.5 value; None: it never drops below that (never saturates); "
+                  "rows: objectives, columns: the coordinate c (logit z, delta = log pi/pi_ref, v = pi/pi_ref - 1)",
+        "min_ratio": "min of u(p) / u(0.5) over p in [0.5, p_max] (same rows and columns); below 0: the gradient "
+                     "turns away from the reward",
+        "below_threshold": "the objectives whose drop_p is not None, per regime and coordinate",
+        "sign_change_p": "first p where u changes sign (None: never)",
+    },
+    "dynamics": {
+        "final_regret": "best arm's mean reward minus the policy's expected reward at the last step, mean over seeds",
+        "grad_norm_first10": "gradient norm, mean over the first 10 steps and the seeds",
+        "grad_norm_last20": "gradient norm, mean over the last 20 steps and the seeds",
+    },
+    "grid": {
+        "function_rate": "error contraction per step of gradient descent in v (function space), mean over seeds",
+        "theory_rate": "|1 - eta mu|, the rate Thm 6.1 predicts in v (no alpha)",
+        "param_rate_first_outer": "contraction per inner step of the logit-space run in the first outer iteration",
+        "final_reward": "expected reward after the last outer iteration, mean over seeds",
+        "alpha_share": "share of the variance over alpha x mu x seeds explained by alpha's main effect "
+                       "(mu_share: by mu's); *_ci95: 95% bootstrap interval over seeds",
+    },
+    "approx": {
+        "E_delta3": "E[Delta³] after the surrogate steps (Lemma A.1's surrogate-quality monitor)",
+        "delta_inf": "max |Delta| (delta of Lemma A.1)",
+        "loss_gap": "exact loss (eq 15) minus surrogate loss (eq 19)",
+        "grad_cos": "cosine between the exact and the surrogate gradients",
+        "lemma_holds": "Lemma A.1's pointwise bounds hold (None: delta >= 1, outside the lemma's domain)",
+        "lemma_tightness": "max |v - Delta| / (½ delta² e^delta) (<= 1 when the bound holds)",
+        "above_threshold": "|E[Delta³]| > 0.1",
+    },
+    "positivity": {
+        "frac_negative": "share of instances whose closed-form update pi_k (1 + (w~ - w_bar)/mu) has a negative entry",
+        "prop64_agreement": "share of instances where Prop 6.4's condition mu >= w_bar - min w~ predicts that correctly",
+        "bounded_min": "smallest probability of the bounded projection (>= 0 by construction)",
+        "bounded_sum_err": "max |sum pi - 1| of the bounded projection",
+        "bounded_frac_zeroed": "share of entries the bounded projection sets to 0",
+    },
+    "kl-vs-chi2": {
+        "kl_max_ratio": "largest optimal ratio pi*/pi_ref under KL, e^(A/beta)/Z",
+        "chi2_max_ratio": "largest ratio of the unbounded chi² optimum 1 + (A - Abar)/mu",
+        "chi2_bounded_max_ratio": "largest ratio of the bounded chi² optimum (v >= -1)",
+        "chi2_bounded_zero_frac": "share of arms the bounded chi² optimum sets to 0",
+        "lambda_star": "the bounded optimum's multiplier lambda*",
+        "kl_min_ratio": "smallest optimal ratio under KL",
+        "kl_log_ratio_slope": "slope of log(kl_max_ratio) against the advantage scale (KL grows exponentially)",
+        "chi2_ratio_slope": "slope of chi2_max_ratio against the advantage scale (chi² grows linearly)",
+    },
+}
 
 
 def configure(name: str, p) -> None:
@@ -124,13 +179,33 @@ def run(args) -> int:
     if args.out is not None:     # checked before the experiment runs, so a bad path costs nothing
         require_output_file("--out", args.out)
     start = time.perf_counter()
+    given = "".join(f" {k}={show_value(v)}" for k, v in kwargs.items() if k != "objectives")
+    print(f"bandit {args.experiment}: running{' with' + given if given else ''} (measured durations: README, "
+          "Command line)", file=sys.stderr, flush=True)
     result = fn(**kwargs)
     result["seconds"] = round(time.perf_counter() - start, 3)
+    print(f"bandit {args.experiment}: done in {result['seconds']:.1f} s", file=sys.stderr, flush=True)
     if args.out:
         write_json_atomic(args.out, result)
     shown = result if args.curves else without_curves(result)
-    print(dumps_json(shown, indent=1) if args.json else render(shown))
+    print(dumps_json(shown, indent=1) if args.json else render(shown) + legend(args.experiment, shown))
     return 0
+
+
+def legend(experiment: str, shown: dict) -> str:
+    """'reading the output:' and one line per LEGEND entry of ``experiment`` whose key the output shows."""
+    keys = set()
+    def collect(value) -> None:
+        if isinstance(value, dict):
+            keys.update(value)
+            for v in value.values():
+                collect(v)
+        elif isinstance(value, list):
+            for v in value:
+                collect(v)
+    collect(shown)
+    lines = [f"  {key}: {text}" for key, text in LEGEND.get(experiment, {}).items() if key in keys]
+    return "\n\nreading the output:\n" + "\n".join(lines) if lines else ""
 
 
 def _numeric_shape(value) -> tuple[int, int] | None:
@@ -168,7 +243,10 @@ def fmt(value) -> str:
     if isinstance(value, bool) or value is None:
         return str(value)
     if isinstance(value, float):
-        return f"{value:.4g}"
+        digits = 4                    # more where 4 would round onto 0 or ±1 (0.999999999 is not 1)
+        while float(f"{value:.{digits}g}") in (0.0, 1.0, -1.0) and float(f"{value:.{digits}g}") != value and digits < 17:
+            digits += 1
+        return f"{value:.{digits}g}"
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(fmt(v) for v in value) + "]"
     if isinstance(value, dict):
