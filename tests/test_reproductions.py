@@ -104,3 +104,14 @@ def test_opo_and_gopo_penalties_pin_the_preferred_log_ratio_above_zero():
         assert (delta > 0).double().mean() > 0.9, name
     logp = disp.train_hidden("dpo", disp.OBJECTIVES["dpo"], w, h, 600, 0.3, 600)
     assert ((logp[-1, :, disp.PREFERRED] - logp[0, :, disp.PREFERRED]) < 0).double().mean() > 0.5
+
+
+def test_reanchored_opo_with_few_inner_steps_displaces_like_dpo():
+    """The new result's limit: re-anchored every 30 steps, OPO's first-order dip repeats each outer iteration and
+    pi(y+) falls below half its reference on the designed instance; with the fixed reference it ends above it."""
+    w, h = disp.designed_instance()
+    fixed = disp.train_hidden("opo", {}, w, h, 1500, 0.05, 1500)[:, 0, disp.PREFERRED].exp()
+    short = disp.train_hidden("opo", {}, w, h, 1500, 0.05, 1500, reanchor_every=30)[:, 0, disp.PREFERRED].exp()
+    assert fixed[-1] > fixed[0] and short[-1] < short[0] / 2
+    with pytest.raises(ValueError, match="reanchor_every applies to group objectives"):
+        disp.train_hidden("dpo", {}, w, h, 1, 0.05, 1, reanchor_every=30)

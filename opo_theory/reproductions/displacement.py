@@ -7,8 +7,9 @@ the pair through the margin only) dh ∝ W_{y+} - W_{y-}, so, to first order,
 which is negative when y+ and y- have similar unembeddings and mass sits on tokens z aligned with
 W_{y+} - W_{y-}: pi(y+) falls while pi(z) rises (published: training to prefer 'No' over 'Never' raises
 'Yes'). New here: OPO's and GOPO's quadratic ratio penalty on the pair {y+ (reward 1), y- (reward 0)}
-against the same fixed reference. At the anchor their gradient is the drive's, which is also along
-W_{y+} - W_{y-}; their minimiser however asks Delta(y+) = +g/mu > 0, which DPO's margin-only loss never does.
+against the same fixed reference, and re-anchored every k steps as in OPO's outer loop. At the anchor their
+gradient is the drive's, which is also along W_{y+} - W_{y-}; their minimiser however asks
+Delta(y+) = +g/mu > 0 against the anchor, which DPO's margin-only loss never does.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from opo_theory.validation import require_int, require_positive
 
 PREFERRED, DISPREFERRED, ALIGNED = 0, 1, 2          # token ids: y+ ('No'), y- ('Never'), z ('Yes')
 OBJECTIVES = {"dpo": {"beta": 1.0}, "ipo": {"beta": 1.0}, "chipo": {"beta": 1.0}, "opo": {}, "gopo": {}}
+INNER_STEPS = (30, 1000)  # the on-policy form of OPO/GOPO: pi_k <- pi every this many steps (outer iterations)
+# label -> (registry objective, hyperparameters, reanchor_every); 0 = the fixed reference as anchor
+RUNS = {**{name: (name, hyper, 0) for name, hyper in OBJECTIVES.items()},
+        **{f"{name}-reanchor-{k}": (name, OBJECTIVES[name], k) for name in ("opo", "gopo") for k in INNER_STEPS}}
 
 
 def designed_instance() -> tuple[Tensor, Tensor]:
@@ -61,18 +66,25 @@ def objective_batch(name: str, logp: Tensor, logp_ref: Tensor):
     return sampled_batch(logp, logp_ref, arms, rewards)
 
 
-def train_hidden(name: str, hyper: dict, w: Tensor, h0: Tensor, steps: int, lr: float, record_every: int):
+def train_hidden(name: str, hyper: dict, w: Tensor, h0: Tensor, steps: int, lr: float, record_every: int,
+                 reanchor_every: int = 0):
     """Gradient descent on h (rows independent: the row-mean loss times S) against the fixed reference
-    pi_ref = softmax(W h0); returns the log-probs [T, S, V] every ``record_every`` steps (step 0 first)."""
+    pi_ref = softmax(W h0); returns the log-probs [T, S, V] every ``record_every`` steps (step 0 first).
+    reanchor_every > 0 (group objectives only): the anchor pi_k becomes the current policy every that many
+    steps, as in OPO's outer loop; pairwise losses keep their reference by definition."""
     spec = get(name)
+    if reanchor_every and spec.pairwise:
+        raise ValueError(f"reanchor_every applies to group objectives; {name!r} keeps its reference (use 0)")
     cfg = spec.make_config(**hyper)
     logp_ref = torch.einsum("svd,sd->sv", w, h0).log_softmax(-1)
-    h = h0.clone()
+    anchor, h = logp_ref, h0.clone()
     history = [logp_ref]
     for step in range(steps):
+        if reanchor_every and step % reanchor_every == 0:
+            anchor = torch.einsum("svd,sd->sv", w, h).log_softmax(-1)
         h.requires_grad_(True)
         logp = torch.einsum("svd,sd->sv", w, h).log_softmax(-1)
-        loss, _ = spec(objective_batch(name, logp, logp_ref), cfg)
+        loss, _ = spec(objective_batch(name, logp, anchor), cfg)
         (grad,) = torch.autograd.grad(loss * h.shape[0], h)
         h = (h - lr * grad).detach()
         if (step + 1) % record_every == 0:
@@ -81,38 +93,40 @@ def train_hidden(name: str, hyper: dict, w: Tensor, h0: Tensor, steps: int, lr: 
 
 
 def displacement(steps: int = 3000, lr: float = 0.05, record_every: int = 30, n_random: int = 500,
-                 seed: int = 0, objectives: dict | None = None) -> dict:
-    """Every objective on the designed instance (curves of pi(y+), pi(y-), pi(z)) and on ``n_random`` random
-    instances: the first step's change of log pi(y+) against the predicted sign, and the final state."""
+                 seed: int = 0, runs: dict | None = None) -> dict:
+    """Every run of ``runs`` (default RUNS) on the designed instance (curves of pi(y+), pi(y-), pi(z)) and on
+    ``n_random`` random instances: the first step's change of log pi(y+) against the predicted sign, and the
+    final state."""
     require_int("steps", steps, 1, 10**6)
     require_positive("lr", lr)
     require_int("record_every", record_every, 1, steps)
     require_int("n_random", n_random, 1, 10**6)
-    objectives = OBJECTIVES if objectives is None else objectives
+    runs = RUNS if runs is None else runs
     w_d, h_d = designed_instance()
     w_r, h_r = random_instances(n_random, seed=seed)
     rate = predicted_rate(w_r, h_r)
     out = {"config": {"steps": steps, "lr": lr, "optimizer": "gradient descent on h", "n_random": n_random,
-                      "seed": seed, "objectives": objectives, "anchor": "fixed reference softmax(W h0)",
+                      "seed": seed, "runs": {k: list(v) for k, v in runs.items()},
+                      "anchor": "fixed reference softmax(W h0), or re-anchored every reanchor_every steps",
                       "random": "V = 8, d = 4, cos(W+, W-) ~ 0.9"},
            "steps_recorded": list(range(0, steps + 1, record_every)),
            "designed": {"predicted_rate": float(predicted_rate(w_d, h_d)[0]), "curves": {}, "final": {}},
            "random": {"predicted_displacing": float((rate < 0).double().mean())}}
-    for name, hyper in objectives.items():
-        curve = train_hidden(name, hyper, w_d, h_d, steps, lr, record_every)[:, 0].exp()
-        out["designed"]["curves"][name] = {"preferred": curve[:, PREFERRED].tolist(),
+    for label, (name, hyper, reanchor) in runs.items():
+        curve = train_hidden(name, hyper, w_d, h_d, steps, lr, record_every, reanchor)[:, 0].exp()
+        out["designed"]["curves"][label] = {"preferred": curve[:, PREFERRED].tolist(),
                                            "dispreferred": curve[:, DISPREFERRED].tolist(),
                                            "aligned": curve[:, ALIGNED].tolist()}
-        out["designed"]["final"][name] = {"preferred": float(curve[-1, PREFERRED]),
+        out["designed"]["final"][label] = {"preferred": float(curve[-1, PREFERRED]),
                                           "min_preferred": float(curve[:, PREFERRED].min()),
                                           "dispreferred": float(curve[-1, DISPREFERRED]),
                                           "aligned": float(curve[-1, ALIGNED]), "reference_preferred": float(curve[0, PREFERRED])}
         first = train_hidden(name, hyper, w_r, h_r, 1, 1e-4, 1)
-        final = train_hidden(name, hyper, w_r, h_r, steps, lr, steps)
+        final = train_hidden(name, hyper, w_r, h_r, steps, lr, steps, reanchor)
         d_first = first[1, :, PREFERRED] - first[0, :, PREFERRED]
         d_final = final[-1, :, PREFERRED] - final[0, :, PREFERRED]
         margin = (final[-1, :, PREFERRED] - final[-1, :, DISPREFERRED]) - (final[0, :, PREFERRED] - final[0, :, DISPREFERRED])
-        out["random"][name] = {
+        out["random"][label] = {
             "first_step_sign_matches_prediction": float(((d_first < 0) == (rate < 0)).double().mean()),
             "first_step_displacing": float((d_first < 0).double().mean()),
             "final_displaced": float((d_final < 0).double().mean()),

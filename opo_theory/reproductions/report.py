@@ -75,33 +75,57 @@ def chipo_part(d: dict) -> list[str]:
         f"{verdict(direction)}; the rate is not testable on a fixed instance.", ""]
 
 
+def displaces(run: str, f: dict, ran: dict) -> bool:
+    """A run displaces 'like DPO' when, on the designed instance, it ends below half of pi_ref(y+), or it leaves
+    at least half DPO's share of the random instances displaced."""
+    return (f[run]["preferred"] < f[run]["reference_preferred"] / 2
+            or ran[run]["final_displaced"] >= ran["dpo"]["final_displaced"] / 2)
+
+
 def displacement_part(d: dict) -> list[str]:
     des, ran = d["designed"], d["random"]
     f = des["final"]
     names = [n for n in ran if isinstance(ran[n], dict)]
     agree = min(ran[n]["first_step_sign_matches_prediction"] for n in names)
     dpo_displaces = f["dpo"]["preferred"] < f["dpo"]["reference_preferred"] and f["dpo"]["aligned"] > 0.5
-    penalty = {n: ran[n]["final_displaced"] for n in ("opo", "gopo") if n in ran}
-    same_way = all(v >= ran["dpo"]["final_displaced"] / 2 for v in penalty.values())
+    penalty = [n for n in names if n.split("-reanchor")[0] in ("opo", "gopo")]
+    like_dpo = [n for n in penalty if displaces(n, f, ran)]
+    unlike = [n for n in penalty if n not in like_dpo]
+    run_text = lambda n: (f"{n}: designed pi(y+) {f[n]['preferred']:.3g}, pi(Yes) {f[n]['aligned']:.3f}; random "
+                          f"{ran[n]['final_displaced']:.1%} displaced, median Delta(y+) "
+                          f"{ran[n]['median_final_delta_preferred']:.3f}")
     return [
         "### Likelihood displacement (Razin et al. 2024) ([figure](figures/repro-likelihood-displacement.png))",
         "Published: preferring y+ over y- can lower pi(y+) and move the mass to a token aligned with W+ - W- "
         "('No' over 'Never' raises 'Yes'); to first order d log pi(y+) ∝ <W+ - E_pi W, W+ - W->.",
-        "Measured (single token, pi = softmax(W h), h trained, fixed reference): on the designed instance pi(y+) "
-        f"{f['dpo']['reference_preferred']:.3f} -> " + ", ".join(
-            f"{n} {v['preferred']:.2g} (min {v['min_preferred']:.3g}, pi(Yes) {v['aligned']:.3f})" for n, v in f.items())
-        + f". On {d['n_random']} random instances the first step's sign matches the "
-        f"formula on {agree:.0%} for every objective; share left with pi(y+) < pi_ref(y+) at the end: "
-        + ", ".join(f"{n} {ran[n]['final_displaced']:.1%}" for n in names)
+        "Measured (single token, pi = softmax(W h), h trained by gradient descent, fixed reference): on the designed "
+        f"instance pi(y+) {f['dpo']['reference_preferred']:.3f} -> " + ", ".join(
+            f"{n} {f[n]['preferred']:.2g} (pi(Yes) {f[n]['aligned']:.3f})" for n in ("dpo", "ipo", "chipo") if n in f)
+        + f". On {d['n_random']} random instances the first step's sign matches the formula on {agree:.0%} of them "
+        "for every objective; share left with pi(y+) < pi_ref(y+) at the end: "
+        + ", ".join(f"{n} {ran[n]['final_displaced']:.1%}" for n in ("dpo", "ipo", "chipo") if n in ran)
         + f" (predicted at the first step: {ran['predicted_displacing']:.1%}). Verdict on the published statement: "
         f"{verdict(dpo_displaces and agree == 1.0)}.",
-        "New result: OPO and GOPO displace the same way at first (same gradient direction at the anchor) but their "
-        "separable quadratic penalty pins Delta(y+) at +g/mu > 0 (median final Delta(y+): "
-        + ", ".join(f"{n} {ran[n]['median_final_delta_preferred']:.3f}" for n in penalty)
-        + "), so they end displaced on " + ", ".join(f"{v:.1%}" for v in penalty.values())
-        + f" of the instances against DPO's {ran['dpo']['final_displaced']:.1%}: "
-        + ("they displace mass the same way as DPO." if same_way else
-           "they do not displace mass the way DPO does beyond the first steps."), ""]
+        "New result, OPO's and GOPO's quadratic ratio penalty: at the anchor they move h along W+ - W- like DPO, so "
+        "every run dips first; their separable penalty then pins Delta(y+) at +g/mu > 0 against the anchor. "
+        + "; ".join(run_text(n) for n in penalty) + ". Displacing like DPO (designed pi(y+) below half its "
+        "reference, or at least half DPO's displaced share): " + (", ".join(like_dpo) or "none") + "; not: "
+        + (", ".join(unlike) or "none") + ". " + penalty_reading(penalty, like_dpo), ""]
+
+
+def penalty_reading(penalty: list[str], like_dpo: list[str]) -> str:
+    """What the runs say about the penalty, chosen by which of them displaced (fixed anchor vs inner steps)."""
+    inner = lambda n: int(n.rpartition("-")[2]) if "-reanchor-" in n else None
+    fixed = [n for n in penalty if inner(n) is None]
+    steps = sorted({inner(n) for n in penalty if inner(n) is not None})
+    if not steps:
+        return "No re-anchored run was made."
+    few, many = [n for n in penalty if inner(n) == steps[0]], [n for n in penalty if inner(n) == steps[-1]]
+    if not set(fixed) & set(like_dpo) and set(few) <= set(like_dpo) and not set(many) & set(like_dpo):
+        return (f"So the penalty prevents displacement where the inner loop gets near its fixed point (fixed anchor, "
+                f"{steps[-1]} inner steps per anchor) and not with {steps[0]} inner steps per re-anchoring: each outer "
+                "iteration repeats the first-order dip and the dips accumulate.")
+    return "The runs do not split by anchoring regime; see the per-run numbers."
 
 
 def reproductions_section(load: Callable[[str], dict]) -> list[str]:
