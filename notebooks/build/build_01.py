@@ -173,15 +173,14 @@ for r in results:
         print(f"[{r.verdict}] {r.id} ({r.source}): {r.statement}\n")
 """),
 ("md", r"""
-Three claims do not hold as literally stated (the counts are printed above the list):
+The claims listed above do not hold as literally stated (the counts are printed above the list):
 
-* `decoupling` is **conditional**: the Hessian is $\mu I$ (alpha-free) in the $v$ coordinate the
-  theorem uses and for the $\Delta$-surrogate, but the exact loss in $\Delta$, and the loss in the
-  logits of a policy, have curvature that depends on the drive $g$ and hence on $\alpha$. So
-  "alpha and mu are decoupled" is a statement about function space, not parameter space
-  (notebook 03 measures how much this matters on bandits).
-* `log-ratio-error` is **refuted** in its loss part, and `toy-saturation` is **conditional** — both
-  are examined below.
+* `decoupling` and `contraction` hold as stated, in the $v$ coordinate the theorems use (proved). Their
+  transfer to a policy's logits is a separate claim this toolkit adds, `parameter-transfer`: there the
+  curvature depends on the drive $g$ and hence on $\alpha$, and at the like-for-like logit step the
+  contraction $|1 - \eta\mu|$ holds on the first step from the uniform start only (notebook 03
+  measures how much this matters on bandits).
+* `log-ratio-error` (its loss part) and `toy-saturation` are examined below.
 """),
 ("md", r"""
 ## 5a. `log-ratio-error` (Lemma A.1, eq 22)
@@ -242,10 +241,11 @@ print(f"\nfixed-anchor OPO logit gradient at p_max: drive {split['logit_drive']:
       f"({split['unchosen_penalty_share']:.0%} of the penalty from the unchosen response)")
 """),
 ("md", r"""
-**Reading.** The verdict depends on the setting (anchoring regime, coordinate, OPO form, DPO β),
-printed above. Where OPO's gradient does survive (fixed anchor, logit coordinate), the split shows
-it is the χ² penalty's restoring force on the unchosen response, not a stronger drive. Notebook 02
-plots the full curves for all objectives.
+**Reading.** The verdict is judged per setting (anchoring regime, coordinate, OPO form, DPO β) on the
+gradient toward the correct response, printed above. Where OPO's |dL/dz| does survive (fixed anchor,
+logit coordinate), it points away from the correct response past OPO's own fixed-anchor optimum, and
+the split shows it is the χ² penalty's restoring force on the unchosen response, not a stronger drive.
+Notebook 02 plots the full curves for all objectives.
 """),
 ]
 

@@ -90,7 +90,8 @@ plot_coord("delta", "|dL/dΔ_y|")
 ## 3. Where each curve first drops below 1e-3 × its value at p = ½
 
 `drop_p[name][coord]` is the first $p$ at which the gradient falls below `threshold` × its value
-at $p = ½$, or `None` if it never does on the grid (up to $p = 1 - 10^{-9}$).
+at $p = ½$, or `None` if it never does (up to $p = 1 - 10^{-9}$). It is judged on the gradient toward the
+correct response ($-dL/dc$, sign-aware) and found by root-finding on the function, not read off the plotted grid.
 """),
 ("code", r"""
 drop = result["drop_p"][REGIME]
@@ -165,8 +166,10 @@ print("OPO-exact drops in the logit at p =", fmt(drop["opo-exact"]["logit"]))
   the paper runs — OPO's logit gradient is $-p(1-p)(g_1 - g_0)$ and decays like a policy gradient
   (the regime curves above; `opo-theory bandit saturation --set regime=re-anchored`).
 
-Bottom line: the claim is at best *conditional*. The figure is right about the shape of the
-logit-gradient curves, but reads them the wrong way: the surviving gradient is the regularizer's
+Bottom line: judged on the gradient toward the correct response, the claim is *refuted* (the summary
+above prints the verdict): in the fixed-anchor logit OPO's gradient changes sign at its own fixed-anchor
+optimum ($p \approx 0.64$) and from there pushes the correct response down. The figure is right about the
+shape of the $|dL/dz|$ curves, but reads them the wrong way: the surviving gradient is the regularizer's
 restoring force, and it comes from the log surrogate.
 """),
 ]
