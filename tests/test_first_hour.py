@@ -131,3 +131,39 @@ def test_bandit_cells_never_round_a_probability_onto_one(value, shown):
     from opo_theory.bandit.cli import fmt
 
     assert fmt(value) == shown
+
+
+# ---------------------------------------------------------------- item 7: audit output, one name per variant
+
+AUDIT_MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
+               "train_level=2", "ood_level=3", "sft_batch=32", "shaping=0.5", "prompts_per_step=4", "group_size=4",
+               "max_new=5", "lr=0.01"]
+
+
+def test_audit_prints_its_verdict_table_read_from_its_json(tmp_path, capsys):
+    out = tmp_path / "audit"
+    assert main(["audit", "--out", str(out), "--seeds", "2", "--updates", "1", "--objectives", "opo-released,grpo",
+                 "--quiet", "--set", *AUDIT_MICRO, f"sft_cache={tmp_path / 'sft'}"]) == 0
+    printed = capsys.readouterr().out
+    verdict = json.loads((out / "audit.json").read_text())["verdict"]
+    assert f"mechanism verdict: {verdict['overall']} " in printed
+    for condition, c in verdict["conditions"].items():           # one row per condition, with its outcome
+        row = next(line for line in printed.splitlines() if line.strip().startswith(condition))
+        p_holm = c["pairs"]["grpo"]["p_holm"]
+        assert c["outcome"] in row and ("n/a" if p_holm is None else f"{p_holm:.2g}") in row
+    assert f"clip-zeroed token share, baselines minus OPO: {verdict['clip_zero']['verdict']}" in printed
+
+
+def test_opo_code_and_opo_released_mean_the_same_in_audit_and_compare():
+    from opo_theory.lm.audit import AUDIT_OBJECTIVES, check_objectives
+    from opo_theory.lm.compare import parse_variant
+
+    for label in ("opo-code", "opo-released"):
+        variant = parse_variant(label)                            # compare accepts both names
+        name, overrides = AUDIT_OBJECTIVES[label]
+        assert variant.label == label and variant.objective == name == "opo"
+        assert sorted(variant.settings) == sorted(f"objective.{k}={v}" for k, v in overrides.items())
+        assert check_objectives([label]) == [label]              # and the audit too
+    assert AUDIT_OBJECTIVES["opo-code"][1] == {"geometry": "code"}
+    assert AUDIT_OBJECTIVES["opo-released"][1] == {"geometry": "code", "seq_logratio": "mean", "delta_clamp": 5,
+                                                   "normalization": "released", "alpha": 0.75, "mu": 0.5}

@@ -66,9 +66,28 @@ from opo_theory.objectives.reduce import seq_logratio
 from opo_theory.stats import ALPHA, holm, interval, judge, mean_ci95_log, outcome, paired
 from opo_theory.validation import require_choice, require_int
 
-# label -> (registered objective, config overrides): opo in the paper's and the released code's geometry
+
+def named_variant(label: str) -> tuple[str, dict]:
+    """(registered objective, typed hyperparameters) of one of `compare`'s named variants (lm.compare.VARIANTS),
+    so a variant has one name and one definition in both commands; ValueError when it sets train settings."""
+    from opo_theory.lm.compare import parse_variant
+    from opo_theory.settings import parse_overrides
+
+    variant = parse_variant(label)
+    train = [s for s in variant.settings if not s.startswith("objective.")]
+    if train:
+        raise ValueError(f"audit objective {label!r} sets train settings ({', '.join(train)}); an audit reuses "
+                         "fixed rollouts, so it takes objectives and objective hyperparameters only")
+    defaults = dict(get(variant.objective).make_config().__dict__)
+    pairs = [s.removeprefix("objective.") for s in variant.settings]
+    return variant.objective, parse_overrides(pairs, defaults, f"objective {variant.objective}")
+
+
+# label -> (registered objective, config overrides): opo in the paper's geometry, in the released code's geometry
+# (opo-code) and as released (opo-released), the last two as `compare` names them
 AUDIT_OBJECTIVES = {
-    "opo": ("opo", {}), "opo-code": ("opo", {"geometry": "code"}), "opo-exact": ("opo-exact", {}),
+    "opo": ("opo", {}), "opo-code": named_variant("opo-code"), "opo-released": named_variant("opo-released"),
+    "opo-exact": ("opo-exact", {}),
     "gopo": ("gopo", {}), "grpo": ("grpo", {}), "dapo": ("dapo", {}), "gspo": ("gspo", {}),
     "dr-grpo": ("dr-grpo", {}), "ppo-kl": ("ppo-kl", {}),
 }
@@ -88,7 +107,7 @@ FRACTIONS = ("share", "clip_zero")
 UPDATE_KEYS = ("grad/norm", "grad/norm_drive", "grad/norm_reg", "grad/cos_drive_reg", "approx/grad_cos",
                "grad/update_norm", "clip_zero", "delta/abs_max", "delta/m2", "delta/m3", "approx/loss_gap")
 BASELINES = ("grpo", "dapo")
-OPO_LABELS = ("opo", "opo-code", "opo-exact")
+OPO_LABELS = ("opo", "opo-code", "opo-released", "opo-exact")
 VERDICT_STATS = ("logit_abs", "clip_zero")   # per-seed values kept for the paired mechanism verdict
 VERDICT_SIGNS = ("pos", "neg")               # the verdict's conditions split by the response's advantage sign
 LOG_FLOOR = -80.0                            # log of an exactly zero logit-space gradient (e^-80 ~ 2e-35)

@@ -49,4 +49,40 @@ def run(args) -> int:
                      objectives=split_names(args.objectives), seeds=args.seeds, updates=args.updates,
                      resume=args.resume, quiet=args.quiet)
     print(f"wrote {path}")
+    import json
+
+    print(verdict_table(json.loads(path.read_text())))
     return 0
+
+
+def verdict_table(record: dict) -> str:
+    """What an audit.json says, as text: the policy and its rollout accuracy, the mechanism verdict and one row
+    per condition (OPO variant x confident p_old bin x advantage sign: its outcome and, against each baseline,
+    the paired difference of log logit-space sizes with its 95% interval and Holm-adjusted p), the clip verdict."""
+    acc, policy = record["rollout_accuracy"], record["policy"]
+    lines = [f"policy {policy.get('policy', '?')} (SFT val accuracy {policy.get('sft_val_accuracy', '?')}); rollout "
+             f"accuracy {acc['mean']:.3g} [{acc['low']:.3g}, {acc['high']:.3g}] over {acc['n']} seeds"]
+    verdict = record.get("verdict")
+    if verdict is None:
+        return "\n".join(lines + ["no mechanism verdict: it needs an OPO variant and grpo or dapo in --objectives"])
+    lines.append(f"mechanism verdict: {verdict['overall']} (OPO's logit-space gradient higher than the baselines' "
+                 "on confident tokens, p_old >= 0.9)")
+    conditions = verdict["conditions"]
+    bases = list(next(iter(conditions.values()))["pairs"]) if conditions else []
+    rows = [["condition", "outcome", *(f"vs {b}: diff of log sizes [95%], p_holm" for b in bases)]]
+    def num(x, spec: str) -> str:                  # None: the test could not be computed (e.g. too few seeds)
+        return "n/a" if x is None else f"{x:{spec}}"
+    for name, c in conditions.items():
+        rows.append([name, c["outcome"], *(f"{num(t['estimate'], '+.3g')} [{num(t['low'], '+.3g')}, "
+                                           f"{num(t['high'], '+.3g')}], {num(t['p_holm'], '.2g')}"
+                                           for t in (c["pairs"][b] for b in bases))])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines += ["  " + "  ".join(f"{cell:{w}}" for cell, w in zip(r, widths)).rstrip() for r in rows]
+    clip = verdict["clip_zero"]
+    counts: dict[str, int] = {}
+    for c in clip["conditions"].values():
+        counts[c["outcome"]] = counts.get(c["outcome"], 0) + 1
+    lines.append(f"clip-zeroed token share, baselines minus OPO: {clip['verdict']} "
+                 f"({', '.join(f'{n} {o}' for o, n in counts.items())} of {len(clip['conditions'])} conditions)")
+    lines.append(f"rule: {verdict['rule']}")
+    return "\n".join(lines)
