@@ -35,6 +35,9 @@ def test_sparse_error_is_constant_in_the_number_of_actions_and_softmax_error_gro
     assert s["softmax_slope_per_log_actions"] > 0.5 and abs(s["sparse_slope_per_log_actions"]) < 0.05
     assert s["chi2_fixed_mu_slope_per_log_actions"] > 0.3
     assert s["sparse_formula_agrees"] < 1e-9
+    for row in res["rows"]:       # two-level closed form: max_d d (|A|-1)(1 - d/alpha)/|A| at d = alpha/2
+        k = row["actions"]
+        assert row["sparse"]["worst"] == pytest.approx(0.1 * (k - 1) / (4 * k), abs=1e-9)
 
 
 def test_bounded_chi2_projection_is_lee_et_al_sparsemax():

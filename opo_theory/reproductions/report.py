@@ -45,7 +45,9 @@ def sparse_part(d: dict) -> list[str]:
         f"{first['softmax']['worst']:.3f} at |A| = {first['actions']} -> {last['softmax']['worst']:.3f} at "
         f"|A| = {last['actions']} ({s['softmax_slope_per_log_actions']:.2f} alpha per unit of log|A|, bound 1); "
         f"sparse {first['sparse']['worst']:.4f} -> {last['sparse']['worst']:.4f} (slope "
-        f"{s['sparse_slope_per_log_actions']:.3f}, bound {last['sparse_bound']:.3f}); the toolkit's chi² projection "
+        f"{s['sparse_slope_per_log_actions']:.3f}, bound {last['sparse_bound']:.3f}; at most "
+        f"{max(r['sparse']['worst'] / r['sparse_bound'] for r in rows):.3f} of the bound at any |A|, softmax at most "
+        f"{max(r['softmax']['worst'] / r['soft_bound'] for r in rows):.3f} of its bound); the toolkit's chi² projection "
         f"matches the published sparsemax to {s['sparse_formula_agrees']:.0e}. Verdict: {verdict(flat and grows)}.",
         "Finding for the chi² convention of OPO/GOPO: the constant bound is the chi² penalty at mu = alpha/|A|. At a "
         f"fixed mu = alpha the chi² optimum's error grows from {first['chi2_fixed_mu']['worst']:.3f} to "
