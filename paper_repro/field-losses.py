@@ -22,6 +22,7 @@ import torch
 from opo_theory.bandit.saturation import REGIMES, binary_toy_gradients
 from opo_theory.figures.style import color, new_figure, save_figure
 from opo_theory.io import REPO_ROOT
+from opo_theory.lm.confidence import BIN_NAMES
 from opo_theory.objectives import get
 from opo_theory.objectives.field import BATCH_COUPLED, FIELD_LOSSES
 
@@ -130,6 +131,8 @@ def audit_summary(record: dict) -> dict:
             "zero_in_confident_bins": {o: {b: table[o][b]["clip_zero"]["mean"] for b in CONFIDENT_BINS
                                            if (table[o][b]["clip_zero"]["mean"] or 0) > 0} for o in table
                                        if any((table[o][b]["clip_zero"]["mean"] or 0) > 0 for b in CONFIDENT_BINS)},
+            "grad_vs_grpo_confident": {o: {b: table[o][b]["grad_vs_grpo"] for b in CONFIDENT_BINS
+                                           if table[o][b]["grad_vs_grpo"] != "not separated"} for o in others},
             "settings": record["settings"], "policy": record["policy"], "time_s": record["time_s"],
             "rule": "A > 0 tokens, last update; 'lower' = the 95% interval over seeds lies below GRPO's"}
 
@@ -168,14 +171,15 @@ def report_lines(data: dict) -> list[str]:
     if a is None:
         return lines + ["No field audit is committed (figures/runs/cpu-tiny/audit-field).", ""]
     t = a["per_bin_pos_last"]
-    bins = list(t[REFERENCE])
+    bins = [b for b in BIN_NAMES if b in t[REFERENCE]]
     k = a["settings"]["updates"]
     lines += [f"Audit (`opo-theory audit`, cpu-tiny SFT policy, {a['settings']['seeds']} rollout seeds, {k} updates "
               f"from the anchor, {a['time_s']:.0f} s): share of A > 0 tokens whose gradient is exactly 0 at update "
               f"{k}, per bin of p_old (mean [95% interval] over seeds; 'lower'/'higher': interval separated from "
               "GRPO's).", "",
               "| loss | " + " | ".join(bins) + " |", "|---" * (len(bins) + 1) + "|"]
-    for o, row in t.items():
+    for o, row in sorted(t.items(), key=lambda kv: AUDIT_OBJECTIVES.index(kv[0]) if kv[0] in AUDIT_OBJECTIVES
+                         else len(AUDIT_OBJECTIVES)):
         cells = [_iv(row[b]["clip_zero"]) + ("" if o == REFERENCE or row[b]["zero_vs_grpo"] == "not separated"
                                             else f" {row[b]['zero_vs_grpo']}") for b in bins]
         lines.append(f"| {o} | " + " | ".join(cells) + " |")
@@ -184,7 +188,10 @@ def report_lines(data: dict) -> list[str]:
               f"in each of those bins: **{g(a['keeps_where_grpo_clip_zeroes'])}**. Any exact zero on A > 0 tokens "
               "in the confident bins (p_old >= 0.9): " + (", ".join(
                   f"{o} ({', '.join(f'{b} {x:.3f}' for b, x in bins_.items())})" for o, bins_ in conf.items())
-                  or "none") + ". Rule: " + a["rule"] + ".", ""]
+                  or "none") + ". Size of the gradient on confident A > 0 tokens, |dL/dlogp| against GRPO's: "
+              + (", ".join(f"{o} {', '.join(sorted(set(c.values())))} ({', '.join(c)})"
+                           for o, c in a["grad_vs_grpo_confident"].items() if c) or "no interval separated")
+              + ", the others not separated. Rule: " + a["rule"] + ".", ""]
     return lines
 
 
