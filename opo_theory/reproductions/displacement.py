@@ -19,8 +19,9 @@ import math
 import torch
 from torch import Tensor
 
-from opo_theory.bandit.enumerate import exact_batch, sampled_batch
+from opo_theory.bandit.enumerate import sampled_batch
 from opo_theory.objectives import get
+from opo_theory.reproductions.preference import pair_batch
 from opo_theory.validation import require_int, require_positive
 
 PREFERRED, DISPREFERRED, ALIGNED = 0, 1, 2          # token ids: y+ ('No'), y- ('Never'), z ('Yes')
@@ -58,9 +59,7 @@ def objective_batch(name: str, logp: Tensor, logp_ref: Tensor):
     """The registry batch for one preference per row: a pair (pairwise losses) or a group {y+: 1, y-: 0}."""
     s = logp.shape[0]
     if get(name).pairwise:
-        offset = torch.arange(s) * logp.shape[1]
-        return exact_batch(logp, logp_ref, torch.zeros_like(logp), logp_ref=logp_ref.reshape(-1, 1),
-                           chosen=offset + PREFERRED, rejected=offset + DISPREFERRED)
+        return pair_batch(logp, logp_ref, torch.full((s, 1), PREFERRED), torch.full((s, 1), DISPREFERRED))
     arms = torch.tensor([[PREFERRED, DISPREFERRED]]).expand(s, -1)
     rewards = torch.tensor([[1.0, 0.0]], dtype=logp.dtype).expand(s, -1)
     return sampled_batch(logp, logp_ref, arms, rewards)
