@@ -7,6 +7,7 @@ import inspect
 import json
 import os
 import pickle
+import re
 import shutil
 
 import pytest
@@ -323,3 +324,158 @@ def test_a_cached_policy_that_does_not_fit_the_model_is_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"sft-\w+\.pt does not fit the GPT: size mismatch") as info:
         warm_start(wider, task_pools(wider), quiet=True)
     assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------- 3-4. one-line errors, extremes
+def cli(capsys, *argv):
+    from opo_theory.cli import main
+
+    rc = main(list(argv))
+    return rc, capsys.readouterr().err
+
+
+TOML_CASES = {   # file text -> what the one-line error must say (each was a traceback or a silent coercion)
+    "x = " + "[" * 500 + "]" * 500: "nests arrays or tables too deeply",
+    'sft_cache = ["a", "b"]': "sft_cache of train: expected a string, got a,b (a TOML array)",
+    "sft_cache = 1979-05-27": "sft_cache of train: a TOML date or time is not a setting value",
+    "bf16 = 1": "bf16 of train: expected true or false, got 1 (a TOML integer)",
+    '"lr=0.1" = 1': "unknown setting 'lr=0.1'",
+    'steps = "3"': "steps of train: expected an integer, got '3' (a TOML string)",
+    "[objective]\nmu = true": "objective.mu of objective opo: expected a number, got true (a TOML boolean)",
+    "a.b.c.d = 1": "nests tables deeper than [objective]",
+}
+
+
+@pytest.mark.parametrize("text", TOML_CASES, ids=range(len(TOML_CASES)))
+def test_toml_values_keep_their_type_and_errors_are_one_line(text, tmp_path, capsys):
+    (tmp_path / "c.toml").write_text(text)
+    rc, err = cli(capsys, "train", "--objective", "opo", "--config", str(tmp_path / "c.toml"), "--list-settings")
+    assert rc == 2 and len(err.splitlines()) == 1 and TOML_CASES[text] in err, err
+
+
+def test_typed_toml_values_that_fit_are_taken(tmp_path, capsys):
+    (tmp_path / "c.toml").write_text("lr = 1\nbf16 = true\n[objective]\nmu = 2\ndelta_clamp = 5\n")
+    rc, err = cli(capsys, "train", "--objective", "opo", "--config", str(tmp_path / "c.toml"), "--list-settings")
+    assert rc == 0, err
+
+
+@pytest.mark.parametrize("setting", ["lr=١", "steps=٣", "objective.mu=１", "seed=1", "objective.delta_clamp=٥"])
+def test_non_ascii_digits_are_not_numbers(setting, tmp_path, capsys):
+    rc, err = cli(capsys, "train", "--objective", "opo", "--out", str(tmp_path / "o"), "--set", setting,
+                  "--list-settings")
+    if setting == "seed=1":
+        assert rc == 2 and "unknown setting 'seed'" in err        # the control case: seed has its own option
+    else:
+        assert rc == 2 and len(err.splitlines()) == 1 and setting.split("=")[0].removeprefix("objective.") in err
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("objective.mu=1e300", r"mu must be 0 or between 1e-08 and 1e\+08"),
+    ("objective.delta_clamp=" + "9" * 190, "delta_clamp must be 0 or between"),
+    ("lr=1e308", r"lr must lie in \(0.0, 1.0\]"),
+    ("sft_lr=1e300", r"sft_lr must lie in \(0.0, 1.0\]"),
+    ("top_p=1e-300", r"top_p must lie in \[1e-06, 1.0\]"),
+    ("temperature=1e-300", "temperature must be 0 \\(greedy\\) or at least 1e-06"),
+    ("weight_decay=1e300", "lr x weight_decay must be below 1"),
+])
+def test_extreme_settings_are_refused_up_front_with_the_reason(setting, message):
+    with pytest.raises(ValueError, match=message):
+        make_config("opo", "cpu-tiny", 0, [setting])
+
+
+@pytest.mark.parametrize("variant, message", [
+    ("ipo(beta=1e-300)", "beta must be 0 or between"), ("dapo(eps_high=1e300)", "eps_high must be 0 or between"),
+    ("opo(mu=1,mu=2)", "sets mu twice"), ("opo(mu=١)", "must be KEY=VALUE"),
+])
+def test_objective_specs_are_one_line_errors(variant, message, tmp_path, capsys):
+    rc, err = cli(capsys, "compare", "--objectives", variant, "--out", str(tmp_path / "o"), "--set", *TINY)
+    assert rc == 2 and len(err.splitlines()) == 1 and re.search(message, err), err
+
+
+def test_a_run_whose_optimizer_never_steps_is_an_error(tmp_path, monkeypatch):
+    from opo_theory.lm.trainer import Trainer
+
+    never = {"updated": 0.0, "grad/norm": None, "loss/total": None, "reward/mean": 0.0, "accuracy": 0.0}
+    monkeypatch.setattr(Trainer, "rl_step", lambda self: dict(never))
+    with pytest.raises(ValueError, match="no update was applied in 2 steps"):
+        tiny_run(tmp_path, steps=2)
+
+
+def test_diverged_weights_name_lr_instead_of_the_log_probs(tmp_path, monkeypatch):
+    from opo_theory.lm.trainer import Trainer
+
+    real = Trainer.rl_step
+
+    def poisoned(self):
+        with torch.no_grad():
+            next(self.model.parameters()).fill_(float("nan"))
+        return real(self)
+
+    monkeypatch.setattr(Trainer, "rl_step", poisoned)
+    with pytest.raises(ValueError, match=r"step 0: the policy's weights are no longer finite \(lr 0.0001"):
+        tiny_run(tmp_path, steps=2)
+
+
+# ---------------------------------------------------------------------------------------- damaged compare output
+@pytest.fixture(scope="module")
+def compare_dir(tmp_path_factory):
+    from opo_theory.lm.compare import compare
+
+    root = tmp_path_factory.mktemp("compare")
+    compare(["opo", "grpo"], 2, "cpu-tiny", root / "out", [*TINY, f"sft_cache={root / 'sft'}"], steps=3, quiet=True)
+    return root / "out"
+
+
+SUMMARY_DAMAGE = {
+    "not json": (lambda s: "{not json", r"summary\.json is not readable JSON"),
+    "seeds text": (lambda s: json.dumps({**s, "seeds": "2"}), r"summary\.json: 'seeds' must be a positive integer"),
+    "no objectives": (lambda s: json.dumps({k: v for k, v in s.items() if k != "objectives"}),
+                      r"summary\.json: 'objectives' must be a non-empty list"),
+    "escaping run dir": (lambda s: json.dumps({**s, "run_dirs": {"opo": "../x", "grpo": "grpo"}}),
+                         r"summary\.json: 'run_dirs' must map labels to directory names"),
+    "a list": (lambda s: "[]", r"summary\.json: it is not a JSON object"),
+}
+ROW_DAMAGE = {
+    "garbled": (lambda rows: [rows[0], "{garbled\n", *rows[2:]], r"metrics\.jsonl line 2 is not valid JSON"),
+    "deleted": (lambda rows: [rows[0], *rows[2:]], r"metrics\.jsonl line 2: expected step 1, found 2"),
+    "wrong type": (lambda rows: [rows[0].replace('"accuracy": ', '"accuracy": "high", "x": '), *rows[1:]],
+                   r"metrics\.jsonl line 1: accuracy is 'high', not a number"),
+}
+
+
+def figures_on(directory, tmp_path, capsys):
+    """(exit code, its error line): figures prints one progress line before a run is read."""
+    rc, err = cli(capsys, "figures", "fig8-entropy", "--runs", str(directory), "--out", str(tmp_path / "figs"))
+    errors = [line for line in err.splitlines() if line.startswith("opo-theory: error:")]
+    assert len(errors) == (rc == 2) and "Traceback" not in err, err
+    return rc, "".join(errors)
+
+
+@pytest.mark.parametrize("damage", SUMMARY_DAMAGE)
+def test_figures_runs_refuses_a_damaged_summary_in_one_line(damage, compare_dir, tmp_path, capsys):
+    copy = tmp_path / "runs"
+    shutil.copytree(compare_dir, copy)
+    change, message = SUMMARY_DAMAGE[damage]
+    (copy / "summary.json").write_text(change(json.loads((copy / "summary.json").read_text())))
+    rc, err = figures_on(copy, tmp_path, capsys)
+    assert rc == 2 and re.search(message, err), err
+
+
+@pytest.mark.parametrize("damage", ROW_DAMAGE)
+def test_figures_runs_and_compare_refuse_damaged_rows_instead_of_cutting_a_curve(damage, compare_dir, tmp_path,
+                                                                                 capsys):
+    from opo_theory.lm.compare import summarize
+
+    copy = tmp_path / "runs"
+    shutil.copytree(compare_dir, copy)
+    change, message = ROW_DAMAGE[damage]
+    edit_rows(copy / "grpo" / "seed1", change)
+    rc, err = figures_on(copy, tmp_path, capsys)
+    assert rc == 2 and re.search(message, err), err
+    with pytest.raises(ValueError, match=message):
+        summarize(copy, ["opo", "grpo"], 2, {"opo": "opo", "grpo": "grpo"})
+
+
+def test_figures_runs_draws_the_undamaged_compare(compare_dir, tmp_path, capsys):
+    rc, err = figures_on(compare_dir, tmp_path, capsys)
+    assert rc == 0, err

@@ -3,16 +3,16 @@ positive quantities get a log-space band, which cannot reach zero)."""
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 
 from opo_theory.figures.style import FIGURES_DIR, colors
-from opo_theory.io import repo_relative
-from opo_theory.lm.compare import read_metrics
+from opo_theory.io import read_json, repo_relative
+from opo_theory.lm.run_dir import read_run_metrics as read_metrics
 from opo_theory.stats import mean_ci95, mean_ci95_log
+from opo_theory.validation import show
 
 RUNS_DIR = FIGURES_DIR / "runs" / "cpu-tiny"
 SCARCE_DIR = FIGURES_DIR / "runs" / "cpu-tiny-scarce"     # Exp 2's data-scarce runs (paper_repro/regen_runs.sh)
@@ -52,7 +52,23 @@ def exp2_dir(rerun: bool) -> Path:
 
 
 def summary_of(directory: Path) -> dict:
-    return json.loads((directory / "summary.json").read_text())
+    """A compare directory's summary.json, its fields the figures read checked (one line naming the file)."""
+    path = directory / "summary.json"
+    summary = read_json(path, "a `compare` summary")
+    problem = None
+    if not isinstance(summary, dict):
+        problem = "it is not a JSON object"
+    elif not isinstance(summary.get("seeds"), int) or isinstance(summary["seeds"], bool) or summary["seeds"] < 1:
+        problem = f"'seeds' must be a positive integer, got {show(summary.get('seeds'))}"
+    elif not isinstance(summary.get("objectives"), list) or not summary["objectives"] or \
+            not all(isinstance(o, str) and o for o in summary["objectives"]):
+        problem = f"'objectives' must be a non-empty list of names, got {show(summary.get('objectives'))}"
+    elif not isinstance(summary.get("run_dirs", {}), dict) or not all(
+            isinstance(v, str) and v and "/" not in v and v not in (".", "..") for v in summary.get("run_dirs", {}).values()):
+        problem = f"'run_dirs' must map labels to directory names, got {show(summary.get('run_dirs'))}"
+    if problem:
+        raise ValueError(f"{path}: {problem}: the file is damaged")
+    return summary
 
 
 def run_dir(directory: Path, label: str) -> Path:
@@ -68,7 +84,12 @@ def load(directory: Path) -> dict[str, list[list[dict]]]:
 
 
 def seed_config(directory: Path, label: str, seed: int = 0) -> dict:
-    return json.loads((run_dir(directory, label) / f"seed{seed}" / "config.json").read_text())
+    """One run's config.json record (its 'config' table checked: one line naming the file when damaged)."""
+    path = run_dir(directory, label) / f"seed{seed}" / "config.json"
+    record = read_json(path, "a run's settings")
+    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+        raise ValueError(f"{path} holds no run settings (no 'config' table): the file is damaged")
+    return record
 
 
 def pre_rl(directory: Path) -> dict[str, list[dict]]:
@@ -83,7 +104,10 @@ def pre_rl(directory: Path) -> dict[str, list[dict]]:
         for s in range(summary["seeds"]):
             path = run_dir(directory, o) / f"seed{s}" / PRE_RL_FILE
             if path.exists():
-                rows.append({**json.loads(path.read_text()), "source": "pre_rl.json"})
+                record = read_json(path, "the pre-RL evaluation")
+                if not isinstance(record, dict):
+                    raise ValueError(f"{path} is not a JSON object: the file is damaged")
+                rows.append({**record, "source": "pre_rl.json"})
                 continue
             record = seed_config(directory, o, s)
             sft, c = record["sft"], record["config"]

@@ -7,9 +7,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from opo_theory.io import read_jsonl, write_json_atomic, write_text_atomic
+from opo_theory.io import write_json_atomic, write_text_atomic
 from opo_theory.lm.config import TrainConfig, make_config
 from opo_theory.lm.progress import Interrupted, note
+from opo_theory.lm.run_dir import read_run_metrics as read_metrics  # steps in order, numbers only
 from opo_theory.lm.trainer import check_run_dir, start_run
 from opo_theory.stats import WINDOWS, mean_ci95, tail_mean, versus, window_mean
 from opo_theory.validation import require_int, require_output_dir, show
@@ -22,6 +23,8 @@ VARIANTS = {
     # OPO as released (author's verl fork): code geometry, length-normalised log-ratio clamped to ±5, drive
     # summed per group; code alpha 0.75 / mu 0.5 (code alpha runs the other way: paper 0.4 = code 0.6)
     "opo-released": "opo(geometry=code,seq_logratio=mean,delta_clamp=5,normalization=released,alpha=0.75,mu=0.5)",
+    # OPO in the released code's geometry, the registry's other defaults (what the audit has called opo-code)
+    "opo-code": "opo(geometry=code)",
     # DAPO as its paper specifies: dynamic sampling and the soft overlong penalty (the last 20% of max_new);
     # the OPO paper's released DAPO config had both off
     "dapo-paper": "dapo(dynamic_sampling=true,overlong_buffer=2)",
@@ -108,13 +111,6 @@ SUMMARY_KEYS = {  # summary name -> (metric key, how many final steps to average
     "grad_norm_last20": ("grad/norm", 20), "entropy_last20": ("entropy/mean", 20),
     "delta_m3_last20": ("delta/m3", 20), "response_efficiency_last20": ("grad/response_efficiency", 20),
 }
-
-
-def read_metrics(path: Path) -> list[dict]:
-    """The rows of a run's metrics.jsonl (a half-written last row is left out)."""
-    if not Path(path).exists():
-        raise ValueError(f"no metrics at {path}: the run has not started")
-    return read_jsonl(path)
 
 
 def run_summary(rows: list[dict]) -> dict[str, float]:

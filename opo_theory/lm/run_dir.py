@@ -19,6 +19,7 @@ from opo_theory.io import (
 )
 from opo_theory.lm.checkpoint import load_state
 from opo_theory.lm.config import RUNTIME_FIELDS, TrainConfig
+from opo_theory.validation import show
 
 CONFIG, METRICS, CHECKPOINT, PRE_RL = "config.json", "metrics.jsonl", "checkpoint.pt", "pre_rl.json"
 RUN_FILES = (CONFIG, METRICS, CHECKPOINT, PRE_RL)
@@ -114,6 +115,20 @@ def check_same_run(out: Path, stored, cfg: TrainConfig) -> None:
                 if old.get(k) != now.get(k)]
         raise RunDirError(f"{out / CONFIG}: the objective's hyperparameters changed since the run started "
                           f"({'; '.join(diff) or 'not a table'}: a default changed in the code?); start a new --out")
+
+
+def read_run_metrics(path: Path) -> list[dict]:
+    """A run's metrics.jsonl rows for reading (compare, figures): steps 0, 1, ... in order, each value a number,
+    true/false or null; a half-written last row is left out; anything else is a one-line error naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunDirError(f"no metrics at {path}: the run has not started")
+    rows = read_jsonl(path, counter="step")
+    for i, row in enumerate(rows, 1):
+        bad = next((k for k, v in row.items() if v is not None and not isinstance(v, (int, float))), None)
+        if bad is not None:
+            raise RunDirError(f"{path} line {i}: {bad} is {show(row[bad])}, not a number: the file is damaged")
+    return rows
 
 
 def verified_checkpoint(out: Path) -> dict:

@@ -312,7 +312,7 @@ class Trainer:
                              f"finite at any step (objective settings {self.cfg.objective_config or 'default'}); "
                              f"the run in {self.out} did nothing")
 
-    def _diverged(self, exc: ValueError) -> ValueError:
+    def _diverged(self, exc: Exception) -> Exception:
         """The error to raise when a step fails: one naming lr and weight_decay once the weights are no longer
         finite (the cause of non-finite log-probs), else ``exc`` itself."""
         if all(torch.isfinite(p).all() for p in self.model.parameters()):
@@ -340,7 +340,7 @@ class Trainer:
             while self.step < cfg.steps:
                 try:
                     m = {"step": self.step, **self.rl_step()}
-                except ValueError as exc:
+                except (ValueError, RuntimeError) as exc:     # non-finite log-probs or sampling probabilities
                     raise self._diverged(exc) from None
                 if self.step % cfg.val_every == 0 or self.step == cfg.steps - 1:
                     m.update(self.evaluate())

@@ -2,9 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import torch
 
-from opo_theory.validation import require_in_range, require_positive
+from opo_theory.validation import require_in_range, require_positive, show
+
+# Size of every float hyperparameter other than 0: inside it float32 losses, gradients and their squared norms
+# stay finite for every registered objective (tests/test_objectives_extreme.py); beyond it a value such as
+# mu=1e300 or normalizer=1e-300 is inf or 0 in float32 and no update could ever be applied.
+MAGNITUDE = (1e-8, 1e8)
+THRESHOLDS = frozenset({"cov_lb", "cov_ub"})   # compared with data, never multiplied: any finite value is safe
+
+
+def check_magnitudes(config) -> None:
+    """Every numeric field of an objective config but its integer ones (a seed) and THRESHOLDS (finite) is 0 or
+    within MAGNITUDE in absolute value (tensors, the vectorized grids, are checked by their own ranges)."""
+    low, high = MAGNITUDE
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if str(f.type).startswith("int") or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if f.name in THRESHOLDS and not (isinstance(value, float) and not math.isfinite(value)):
+            continue
+        if value == 0 or (not (isinstance(value, float) and math.isnan(value)) and low <= abs(value) <= high):
+            continue
+        raise ValueError(f"{f.name} must be 0 or between {low:g} and {high:g} in absolute value (beyond, float32 "
+                         f"losses and gradients overflow or underflow), got {show(value)}")
 
 
 def check_positive(name: str, value) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from torch import Tensor
 
 from opo_theory.objectives.batch import PolicyBatch, compute_batch
+from opo_theory.objectives.config import check_magnitudes
 
 LossFn = Callable[[PolicyBatch, Any], tuple[Tensor, dict[str, Tensor]]]
 DRIVE_KEY, REG_KEY = "loss/drive", "loss/reg"
@@ -60,7 +61,9 @@ class ObjectiveSpec:
         if unknown:
             raise ValueError(
                 f"unknown config key(s) {unknown} for objective {self.name!r}; allowed: {sorted(fields)}")
-        return self.config_cls(**overrides)
+        config = self.config_cls(**overrides)
+        check_magnitudes(config)         # float hyperparameters within float32's safe range
+        return config
 
     def __call__(self, batch: PolicyBatch, config: Any = None) -> tuple[Tensor, dict[str, Tensor]]:
         return self.fn(batch, self.make_config() if config is None else config)
