@@ -57,7 +57,7 @@ $(VERL_STAMP): pyproject.toml Makefile
 	touch $(VERL_STAMP)
 
 test-verl: $(VERL_STAMP)
-	$(VERL_PY) -m pytest -q -p no:cacheprovider tests/verl_engine
+	$(VERL_PY) -m pytest -q -p no:cacheprovider -m "not slow" tests/verl_engine
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

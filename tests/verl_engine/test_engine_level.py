@@ -116,7 +116,7 @@ def actor_config(model_dir: str, case: dict, global_batch: int):
                  "actor_rollout_ref.actor.optim.lr=0.0",
                  f"actor_rollout_ref.actor.ppo_mini_batch_size={global_batch // N}",
                  "actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu=2",
-                 f"actor_rollout_ref.rollout.n={N}", "actor_rollout_ref.rollout.tensor_model_parallel_size=1",
+                 f"actor_rollout_ref.rollout.n={N}",
                  f"{pl}._target_=opo_theory.integrations.verl.OPOLossConfig"]
     overrides += [f"{'' if k == 'loss_mode' else '+'}{pl}.{k}={v}" for k, v in case.items()]
     with initialize_config_module("verl.trainer.config", version_base=None):
