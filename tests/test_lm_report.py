@@ -157,6 +157,17 @@ def test_fig7_ratio_verdict_against_the_paper():
     assert fig7.ratio_verdict({"opo": [rows(1.0)]}, "grad/response_efficiency") is None
 
 
+def test_opo_is_tested_against_the_baselines_not_its_own_variants():
+    from opo_theory.lm.compare import is_opo_variant, verdict_from_runs
+    assert is_opo_variant("opo-released") and is_opo_variant("gopo") and not is_opo_variant("dapo-paper")
+    rng = np.random.default_rng(3)
+    runs = {name: [[{"step": s, "reward/mean": level + rng.normal(0, 0.001)} for s in range(20)] for _ in range(3)]
+            for name, level in (("opo", 0.6), ("opo-released", 0.2), ("grpo", 0.4), ("dapo-paper", 0.41))}
+    v = verdict_from_runs(runs, "reward/mean", "reward")
+    assert set(v["baselines"]) == {"grpo", "dapo-paper"} and v["not_tested"] == ["opo-released"]
+    assert v["verdict"] == "verified" and "Holm over 2 baselines" in v["text"]
+
+
 def test_fig5_late_improvement_needs_long_runs():
     fig5 = script("fig5-reward")
     short = {"opo": [[{"step": s, "reward/mean": 0.5} for s in range(100)]] * 3}
