@@ -23,7 +23,7 @@ def pair_batch(logp: Tensor, logp_ref: Tensor, chosen: Tensor, rejected: Tensor)
                        chosen=(chosen + offset).reshape(-1), rejected=(rejected + offset).reshape(-1))
 
 
-def per_pair(value, rows: int, pairs: int):
+def per_pair(value, pairs: int):
     """A per-row hyperparameter [S] as one value per pair [S*P] (floats pass through)."""
     return value.repeat_interleave(pairs) if isinstance(value, Tensor) else value
 
@@ -33,8 +33,8 @@ def train_pairwise(objective: str, hyper: dict, logp_ref: Tensor, chosen: Tensor
     """Adam on the logits (started at the reference) against the registry loss ``objective`` on fixed pairs.
 
     The batch loss is a mean over all rows' pairs; times S it gives each row the gradient of its own
-    per-pair mean, and Adam's per-coordinate update keeps every row's trajectory independent of the others. Returns the final log-probs [S, K] and, every ``record_every``
-    steps (0: never), the log-probs along the way.
+    per-pair mean, and Adam's per-coordinate update keeps every row's trajectory independent of the others.
+    Returns the final log-probs [S, K] and, every ``record_every`` steps (0: never), the log-probs on the way.
     """
     require_int("steps", steps, 1)
     require_positive("lr", lr)
@@ -42,7 +42,7 @@ def train_pairwise(objective: str, hyper: dict, logp_ref: Tensor, chosen: Tensor
     if not spec.pairwise:
         raise ValueError(f"objective {objective!r} is not pairwise; allowed: dpo, ipo, chipo")
     s, p = chosen.shape
-    cfg = spec.make_config(**{key: per_pair(v, s, p) for key, v in hyper.items()})
+    cfg = spec.make_config(**{key: per_pair(v, p) for key, v in hyper.items()})
     z = logp_ref.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
     history = []
