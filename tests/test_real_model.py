@@ -264,3 +264,30 @@ def test_trl_engine_trains_a_gguf_model_in_chat_format(tiny_gguf, tmp_path):
                  f"gguf:{tiny_gguf}", "--out", str(out), "--steps", "1", "--quiet", "--set", "pool_size=16",
                  "prompts_per_step=2", "group_size=2", "max_new=4", "ppo_epochs=1", "bf16=false"]) == 0
     assert (out / "metrics.jsonl").read_text().strip()
+
+
+def test_real_run_summary_from_a_written_compare_dir(tmp_path):
+    """real_runs reads a compare directory: confidence shares add the bins >= 0.9, OPO is paired per seed."""
+    import json
+
+    from opo_theory.lm.config import make_config
+    from opo_theory.lm.real_runs import confidence_shares, real_model_summary
+    bins = {"lt0.5": 0.5, "0.5-0.9": 0.2, "0.9-0.99": 0.15, "0.99-0.999": 0.1, "ge0.999": 0.05}
+    assert confidence_shares({f"conf/{b}/share": v for b, v in bins.items()}) == pytest.approx(
+        {"p>=0.9": 0.3, "p>=0.999": 0.05})
+    cfg = make_config("opo", "cpu-tiny").to_json()
+    (tmp_path / "summary.json").write_text(json.dumps({"objectives": ["opo", "grpo"], "seeds": 3}))
+    for name, lift in (("opo", 0.1), ("grpo", 0.0)):
+        for seed in range(3):
+            run = tmp_path / name / f"seed{seed}"
+            run.mkdir(parents=True)
+            rows = [{"step": t, "accuracy": 0.2 + lift * (1 + 0.2 * (seed - 1)), "val/accuracy": 0.3 + lift * t + 0.02 * seed,
+                     **{f"conf/{b}/share": v for b, v in bins.items()}} for t in range(2)]
+            (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            (run / "pre_rl.json").write_text(json.dumps({"val/accuracy": 0.3 + 0.02 * seed}))
+            (run / "config.json").write_text(json.dumps({"config": cfg}))
+    s = real_model_summary(tmp_path)
+    assert s["seeds"] == 3 and s["confidence"]["p>=0.999"]["mean"] == pytest.approx(0.05)
+    assert s["objectives"]["opo"]["val_change"]["estimate"] == pytest.approx(0.1)
+    assert s["opo_versus"]["grpo"]["sampled"]["estimate"] == pytest.approx(0.1)
+    assert s["opo_versus"]["grpo"]["sampled"]["outcome"] == "higher"          # +0.08, +0.10, +0.12: t = 8.7
