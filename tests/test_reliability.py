@@ -479,3 +479,61 @@ def test_figures_runs_and_compare_refuse_damaged_rows_instead_of_cutting_a_curve
 def test_figures_runs_draws_the_undamaged_compare(compare_dir, tmp_path, capsys):
     rc, err = figures_on(compare_dir, tmp_path, capsys)
     assert rc == 0, err
+
+
+# ---------------------------------------------------------------------------------------- broken hf: directories
+@pytest.fixture(scope="module")
+def tiny_hf(tmp_path_factory):
+    pytest.importorskip("transformers")
+    from opo_theory.lm.tiny_hf import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("hf") / "llama", "llama", layers=1, width=16, heads=2,
+                            vocab_size=40)
+
+
+def edit_json(path, change):
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+
+def truncate(path):
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def random_bytes(path):
+    path.write_bytes(os.urandom(path.stat().st_size))
+
+
+HF_DAMAGE = {
+    "truncated weights": (lambda d: truncate(d / "model.safetensors"), r"model\.safetensors holds \d+ bytes"),
+    "random weights": (lambda d: random_bytes(d / "model.safetensors"), r"model\.safetensors is not a safetensors"),
+    "vocab mismatch": (lambda d: edit_json(d / "config.json", lambda c: {**c, "vocab_size": c["vocab_size"] + 7}),
+                       r"weights' model\.embed_tokens\.weight has shape \[\d+, 16\], config\.json says"),
+    "width mismatch": (lambda d: edit_json(d / "config.json", lambda c: {**c, "hidden_size": 32}),
+                       "weights and config do not belong together"),
+    "tokenizer beyond vocab": (lambda d: edit_json(d / "tokenizer.json", lambda t: {
+        **t, "added_tokens": [*t["added_tokens"], {**t["added_tokens"][0], "id": 500, "content": "<x>"}]}),
+        r"tokenizer\.json has token id 500, beyond config\.json's vocab_size"),
+    "not causal": (lambda d: edit_json(d / "config.json", lambda c: {**c, "architectures": ["BertForMaskedLM"]}),
+                   "BertForMaskedLM is not a causal language model"),
+    "negative positions": (lambda d: edit_json(d / "config.json", lambda c: {**c, "max_position_embeddings": -5}),
+                           "max_position_embeddings must be a positive integer, got -5"),
+    "config not json": (lambda d: (d / "config.json").write_text("{"), r"config\.json is not readable JSON"),
+}
+
+
+@pytest.mark.parametrize("damage", HF_DAMAGE)
+def test_a_broken_hf_directory_is_one_line_naming_the_file(damage, tiny_hf, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_hf, model)
+    change, message = HF_DAMAGE[damage]
+    change(model)
+    rc, err = cli(capsys, "train", "--objective", "grpo", "--model", f"hf:{model}", "--out", str(tmp_path / "o"),
+                  "--steps", "1", "--set", "sft_max_steps=0", "prompts_per_step=2", "group_size=2", "val_size=4",
+                  "pool_size=40", "train_level=1", "ood_level=2", f"sft_cache={tmp_path / 'sft'}", "--quiet")
+    assert rc == 2 and len(err.splitlines()) == 1 and re.search(message, err), err
+
+
+def test_the_intact_tiny_hf_directory_passes_the_checks(tiny_hf):
+    from opo_theory.lm.hf_check import check_hf_dir
+
+    check_hf_dir(tiny_hf)

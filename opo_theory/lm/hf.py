@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from opo_theory.lm.hf_check import check_hf_dir
 from opo_theory.lm.task import PROMPT_FORMATS, question
 from opo_theory.lm.tokenizer import Vocabulary
 from opo_theory.validation import require_choice
@@ -133,6 +134,7 @@ class HFPolicy(nn.Module):
 def load_hf_policy(path: Path, prompt_format: str = "raw") -> HFPolicy:
     """Model and tokenizer from the local directory ``path`` (float32 weights; local files only), prompts in
     ``prompt_format``."""
+    check_hf_dir(path)        # one line naming the file for a broken directory (opo_theory.lm.hf_check)
     tf = _transformers()
     try:
         tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
