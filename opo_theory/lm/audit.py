@@ -32,7 +32,7 @@ from opo_theory.io import (
     write_json_atomic,
     write_text_atomic,
 )
-from opo_theory.lm.backend import param_groups
+from opo_theory.lm.backend import param_groups, use_threads
 from opo_theory.lm.confidence import (
     BIN_NAMES,
     CONFIDENT_BINS,
@@ -460,6 +460,7 @@ def run_audit(cfg: TrainConfig, out: str | Path, *, policy: str = "sft", checkpo
     require_int("--seeds", seeds, 1, MAX_SEEDS)
     require_int("--updates", updates, 1, MAX_UPDATES)
     out = Path(out)
+    use_threads(cfg.threads)
     start = time.perf_counter()
     pools = task_pools(cfg)
     model, info, opt_state = load_policy(cfg, pools, policy, checkpoint, quiet)

@@ -90,6 +90,13 @@ def model_fingerprint(spec: str) -> str:
     return f"hf:{h.hexdigest()[:16]}"
 
 
+def use_threads(threads: int) -> None:
+    """torch.set_num_threads(threads) for this process's CPU work; 0 leaves torch's own default."""
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """AdamW groups: matrices decay, vectors (biases, norms) do not; empty groups are left out."""
     params = [p for p in model.parameters() if p.requires_grad]

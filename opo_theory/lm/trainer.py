@@ -22,7 +22,7 @@ from opo_theory.diagnostics import (
     update_gradient_metrics,
 )
 from opo_theory.io import json_line, provenance, read_jsonl, write_json_atomic, write_text_atomic
-from opo_theory.lm.backend import param_groups
+from opo_theory.lm.backend import param_groups, use_threads
 from opo_theory.lm.checkpoint import load_weights, save_state
 from opo_theory.lm.confidence import TokenGrad, step_and_measure, step_metrics
 from opo_theory.lm.config import TrainConfig
@@ -53,8 +53,7 @@ def prepare_run_dir(cfg: TrainConfig, out: str | Path, resume: bool = False, qui
     """The checks a run makes before any work (the SFT warm-up included): the device exists and ``out`` is new
     or holds this run; notes what the run will do. True when ``out`` holds this run's checkpoint to resume."""
     out = Path(out)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    use_threads(cfg.threads)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {cfg.device!r} requested but CUDA is not available; use --set device=cpu")
     started = (out / "config.json").exists()
