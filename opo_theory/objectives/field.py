@@ -30,7 +30,7 @@ from opo_theory.objectives.clipped import (
     gspo_loss,
     token_pg,
 )
-from opo_theory.objectives.config import check_optional_positive
+from opo_theory.objectives.config import check_optional_positive, check_unit_interval
 from opo_theory.objectives.reduce import (
     AGGREGATIONS,
     STD_KINDS,
@@ -220,7 +220,8 @@ class ClipCovConfig(ClipConfig):
     random pick among the in-band tokens (None: torch's global generator, as verl)."""
 
     aggregation: str = "token-mean"
-    ratio: float = field(default=2e-4, metadata=_help("share of the batch's tokens whose loss is zeroed (>= 1)"))
+    ratio: float = field(default=2e-4, metadata=_help("share of the batch's tokens whose loss is zeroed, in (0, 1] "
+                                                      "(at least 1 token)"))
     cov_lb: float = field(default=1.0, metadata=_help("covariance band lower bound (exclusive)"))
     cov_ub: float = field(default=5.0, metadata=_help("covariance band upper bound (exclusive)"))
     seed: int | None = field(default=None, metadata=_help("seed of a private generator for the random pick "
@@ -228,7 +229,7 @@ class ClipCovConfig(ClipConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_positive("ratio", self.ratio)
+        check_unit_interval("ratio", self.ratio, low_open=True)     # a share of tokens
         if not self.cov_lb < self.cov_ub:
             raise ValueError(f"cov_lb must be < cov_ub, got {self.cov_lb!r} and {self.cov_ub!r}")
         if self.seed is not None:
@@ -239,12 +240,13 @@ class ClipCovConfig(ClipConfig):
 class KLCovConfig(FieldConfig):
     """verl's kl_cov: ratio (share of tokens penalised, top covariance), coef of |x| on them (verl 0.1)."""
 
-    ratio: float = field(default=2e-4, metadata=_help("share of the batch's tokens penalised (>= 1)"))
+    ratio: float = field(default=2e-4, metadata=_help("share of the batch's tokens penalised, in (0, 1] (at least "
+                                                      "1 token)"))
     coef: float = field(default=0.1, metadata=_help("coefficient of |log r| (verl policy_loss.ppo_kl_coef)"))
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require_positive("ratio", self.ratio)
+        check_unit_interval("ratio", self.ratio, low_open=True)     # a share of tokens
         require_nonnegative("coef", self.coef)
 
 
