@@ -4,9 +4,13 @@
 #   figures/runs/cpu-tiny-scarce/  Exp 2: 10% of the train pool, 8 epochs without replacement
 #   figures/runs/cpu-tiny-long/    only with LONG=1: opo, grpo, dapo for LONG_STEPS steps ("OPO keeps improving
 #                                  after step 100"); about 9 more minutes on 2 cores
+#   figures/runs/smollm2-cpu/      only with REAL=1: SmolLM2-135M-Instruct (--preset smollm2-cpu), opo, grpo, dapo x
+#                                  REAL_SEEDS x REAL_STEPS; measured ~25 min per run on this 2-core machine
+#                                  while other jobs shared it (pre-RL evaluation ~10 min, ~5 min per step)
 # Two worker processes, one thread each, split so that they finish together on a 2-core machine; a last
 # `compare --resume` per directory trains nothing and writes its summary. Environment overrides (a quick check
-# of the script): PY, SEEDS, STEPS (Exp 1), SCARCE_STEPS, LONG, LONG_STEPS, EXTRA (more KEY=VALUE settings for
+# of the script): PY, SEEDS, STEPS (Exp 1), SCARCE_STEPS, LONG, LONG_STEPS, REAL, REAL_SEEDS, REAL_STEPS,
+# EXTRA (more KEY=VALUE settings for
 # every run), RUNS (output root, default figures/runs), FIGURES (0: skip the figures and the report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +20,9 @@ STEPS=${STEPS:-100}
 SCARCE_STEPS=${SCARCE_STEPS:-50}
 LONG=${LONG:-0}
 LONG_STEPS=${LONG_STEPS:-300}
+REAL=${REAL:-0}
+REAL_SEEDS=${REAL_SEEDS:-2}
+REAL_STEPS=${REAL_STEPS:-4}
 RUNS=${RUNS:-figures/runs}
 EXTRA=${EXTRA:-}
 MAIN_A="opo,opo-released,gopo";  MAIN_B="grpo,dapo,gspo,dr-grpo,dapo-paper"
@@ -47,6 +54,18 @@ if [ "$LONG" = 1 ]; then
     wait $a
     wait $b
     compare cpu-tiny opo,grpo,dapo "$LONG_STEPS" cpu-tiny-long --resume
+fi
+if [ "$REAL" = 1 ]; then
+    real() {  # real OBJECTIVES [--resume]
+        $PY -m opo_theory compare --preset smollm2-cpu --objectives "$1" --seeds "$REAL_SEEDS" --steps "$REAL_STEPS" \
+            --out "$RUNS/smollm2-cpu" --quiet ${2:-}
+    }
+    rm -rf "$RUNS/smollm2-cpu"
+    real opo,grpo & a=$!
+    real dapo & b=$!
+    wait $a
+    wait $b
+    real opo,grpo,dapo --resume
 fi
 compare cpu-tiny "$MAIN_A,$MAIN_B" "$STEPS" cpu-tiny --resume
 compare cpu-tiny-scarce "$SCARCE_A,$SCARCE_B" "$SCARCE_STEPS" cpu-tiny-scarce --resume

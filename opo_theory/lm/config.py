@@ -243,7 +243,7 @@ PRESETS = {
                     "sft_max_steps": 0, "prompt_format": "chat", "verifier": "lenient", "lr": 1e-6,
                     "prompts_per_step": 8, "group_size": 8, "max_new": 16, "ppo_epochs": 2, "minibatches": 1,
                     "temperature": 0.7, "bf16": True, "approx_grad": False, "grad_split": False,
-                    "trust_region_metrics": False, "steps": 15, "val_every": 7, "checkpoint_every": 5},
+                    "trust_region_metrics": False, "steps": 4, "val_every": 7, "checkpoint_every": 5},
 }
 
 
