@@ -142,35 +142,51 @@ print("OPO-exact drops in the logit at p =", fmt(drop["opo-exact"]["logit"]))
 ("md", r"""
 ## What this shows
 
-* **In logit coordinates the literal Fig 4 picture is reproduced** — OPO's $|dL/dz|$ does not
-  decay, while SFT, DPO (β = 1, 5), GRPO, DAPO and GSPO do (the clipped ones hit exactly zero).
-  But the *reason* is not the one the paper gives. Splitting the signed gradient shows that at
-  high confidence the drive part is small and roughly constant while the **regularizer part
-  dominates and grows** (about linearly in $z$). The signed gradient is positive: a descent step
-  *lowers* $p$. What survives is the χ² penalty $\tfrac{\mu}{2}\Delta^2$ pulling the policy back
-  towards the anchor — mostly through the rejected response, whose log-ratio
-  $\Delta = \log 2(1-p) \to -\infty$ — not a stronger push towards the correct answer.
-* **The surrogate is what makes this happen.** The exact OPO loss (`opo-exact`, with
-  $v = e^\Delta - 1 \ge -1$) has a bounded penalty and its logit gradient decays like the
-  others'. The non-saturating logit gradient is therefore an artefact of the $v \approx \Delta$
-  surrogate far outside its region of validity (compare notebook 01, `log-ratio-error`). IPO, whose
-  loss is also quadratic in an unbounded log-ratio, behaves the same way for the same reason.
-* **In Δ coordinates** OPO's gradient for the correct response does not decay either, but it
-  does not "grow linearly" — $\Delta_y = \log 2p$ is capped at $\log 2$, so $|dL/d\Delta_y|$
-  levels off. Several baselines (SFT, small-β DPO, PPO-KL, IPO) also never decay in Δ, so the
-  paper's contrast ("OPO survives, the baselines decay") does not hold in this coordinate
-  (no Δ setting is listed under "holds in" above).
+Computed from the curves and the summary above (no number or verdict in this section is written by hand).
+"""),
+("code", r"""
+from IPython.display import Markdown, display
 
-* **The anchoring regime decides it.** Everything above is the fixed-anchor toy ($z_{ref} = 0$ for
-  every p). Re-anchored — $\pi_k$ = the current policy, so $\Delta = 0$, as in the on-policy training
-  the paper runs — OPO's logit gradient is $-p(1-p)(g_1 - g_0)$ and decays like a policy gradient
-  (the regime curves above; `opo-theory bandit saturation --set regime=re-anchored`).
+thr = result["config"]["threshold"]
+names = lambda xs: ", ".join(xs) or "none"
 
-Bottom line: judged on the gradient toward the correct response, the claim is *refuted* (the summary
-above prints the verdict): in the fixed-anchor logit OPO's gradient changes sign at its own fixed-anchor
-optimum ($p \approx 0.64$) and from there pushes the correct response down. The figure is right about the
-shape of the $|dL/dz|$ curves, but reads them the wrong way: the surviving gradient is the regularizer's
-restoring force, and it comes from the log surrogate.
+def fell(coord):   # |gradient| at p_max below thr x its p = 1/2 value: the plotted magnitudes
+    return [n for n, c in curves.items() if abs(c[coord][-1]) < thr * abs(c[coord][0])]
+
+def kept(coord):
+    return [n for n in curves if n not in fell(coord)]
+
+zeros = [n for n, c in curves.items() if c["logit"][-1] == 0]
+exact = drop["opo-exact"]["logit"]
+delta_holds = [h for h in s["holds_in"] if "delta" in h]
+display(Markdown("\n".join([
+    f"* **Logit coordinate, magnitudes.** At p_max, $|dL/dz|$ has fallen below {thr:g} × its p = ½ value for "
+    f"{names(fell('logit'))} (exactly zero: {names(zeros)}) and not for {names(kept('logit'))}. In magnitude the "
+    f"Fig 4 picture {'is' if 'opo' in kept('logit') else 'is not'} reproduced for OPO.",
+    f"* **Logit coordinate, sign.** OPO's signed logit gradient at p_max is {tail['logit_signed']:.3g} = drive "
+    f"{tail['logit_drive']:.3g} + regularizer {tail['logit_reg']:.3g}, {tail['unchosen_penalty_share']:.0%} of the "
+    f"regularizer from the rejected response; it changes sign at p = {tail['sign_change_p']:.3f}, and past that a "
+    f"descent step {'lowers' if tail['logit_signed'] > 0 else 'raises'} p. What survives is the χ² penalty pulling "
+    "the policy back towards the anchor, not a stronger push towards the correct answer.",
+    f"* **The surrogate.** The exact OPO loss (`opo-exact`, $v = e^\\Delta - 1 \\ge -1$, a bounded penalty): its "
+    f"gradient toward the correct response in the logit falls below the threshold at p = {fmt(exact)}; "
+    f"$|dL/dz|$ at p_max {'has fallen' if 'opo-exact' in fell('logit') else 'has not fallen'} below it. IPO, also "
+    f"quadratic in an unbounded log-ratio: $|dL/dz|$ {'kept' if 'ipo' in kept('logit') else 'fell'}.",
+    f"* **Δ coordinate.** Never below the threshold toward the correct response: {names([n for n, d in drop.items() if d['delta'] is None])}. "
+    f"Fig 4's contrast (OPO survives, the baselines decay) holds in {len(delta_holds)} Δ setting(s).",
+    f"* **Verdict**, judged on the gradient toward the correct response in every setting: **{s['claim_verdict']}** "
+    f"(holds in {len(s['holds_in'])} setting(s)).",
+])))
+"""),
+("md", r"""
+Why the surrogate matters: the non-saturating logit gradient comes from the $\tfrac{\mu}{2}\Delta^2$ penalty on the
+rejected response, whose log-ratio $\Delta = \log 2(1-p) \to -\infty$ under the $v \approx \Delta$ surrogate far
+outside its region of validity (notebook 01, `log-ratio-error`); the exact form's $v \ge -1$ bounds it.
+
+The anchoring regime matters too. Everything above is the fixed-anchor toy ($z_{ref} = 0$ for every p).
+Re-anchored ($\pi_k$ = the current policy, so $\Delta = 0$, as in the on-policy training the paper runs) OPO's
+logit gradient is $-p(1-p)(g_1 - g_0)$, a policy gradient's shape; this notebook does not plot that regime:
+`opo-theory bandit saturation --set regime=re-anchored` prints its table.
 """),
 ]
 
