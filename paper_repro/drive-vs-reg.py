@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from opo_theory.figures.runs import compare_dir, load, plot_metric
-from opo_theory.figures.style import colors, new_figure, save_figure
+from opo_theory.figures.runs import compare_dir, load, plot_metric, set_log
+from opo_theory.figures.style import colors, legend_outside, new_figure, save_figure
 from opo_theory.io import repo_relative
 
 NAME = "drive-vs-reg"
@@ -17,15 +17,17 @@ def main(rerun: bool = False):
     fig, axes = new_figure(3, 1)
     parts = {"grad/norm_drive": ("opo drive", "-"), "grad/norm_reg": ("opo chi² penalty", ":")}
     palette = colors([label for label, _ in parts.values()])      # two distinct colours, not one per call
-    data = {"opo_split": {k: plot_metric(axes[0, 0], {label: runs["opo"]}, k, "OPO grad norm part", smooth=5,
+    data = {"opo_split": {k: plot_metric(axes[0, 0], {label: runs["opo"]}, k, "OPO grad norm part (log)", smooth=5,
                                          clip=(0, np.inf), style=ls, palette=palette)
                           for k, (label, ls) in parts.items()}}
+    set_log(axes[0, 0])          # one seed's spike stretches the band: a linear axis squashed the curves
     data["cos"] = plot_metric(axes[0, 1], {"opo": runs["opo"]}, "grad/cos_drive_reg", "cos(drive grad, penalty grad)", smooth=5, clip=(-1, 1))
     data["grad/norm"] = plot_metric(axes[0, 2], runs, "grad/norm", "total pre-clip grad norm", smooth=5, clip=(1e-2, np.inf))
     axes[0, 2].set_yscale("log")
-    for ax in axes[0, ::2]:
-        ax.legend(fontsize=7)
-    fig.suptitle("Gradient split into drive and chi² penalty (cpu-tiny LM, mean and 95% band over seeds)", fontsize=9)
+    axes[0, 0].legend(fontsize=7, loc="lower right")
+    legend_outside(axes[0, 2], fontsize=7)
+    fig.suptitle("Gradient split into drive and chi² penalty (cpu-tiny LM, 5-step average, mean and 95% band over "
+                 "seeds; log axes for the norms)", fontsize=9)
     return save_figure(fig, NAME, data, {"runs": repo_relative(directory)})
 
 

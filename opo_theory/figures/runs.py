@@ -264,7 +264,7 @@ def line_figure(name: str, panels: list[tuple[str, str, int, bool]], title: str,
                 extra=None):
     """One panel per (metric key, y label, smoothing window, log y) from the compare runs; saved as ``name``;
     ``extra(runs)`` adds computed entries to the JSON."""
-    from opo_theory.figures.style import new_figure, save_figure
+    from opo_theory.figures.style import legend_outside, new_figure, save_figure
 
     directory = compare_dir(rerun)
     runs = load(directory)
@@ -274,7 +274,8 @@ def line_figure(name: str, panels: list[tuple[str, str, int, bool]], title: str,
         data[key] = plot_metric(ax, runs, key, ylabel, smooth, clip=metric_range(key))
         if log_y:
             set_log(ax)
-    axes[0, 0].legend(fontsize=7)
+    if axes[0, 0].get_legend_handles_labels()[0]:          # no legend for a panel the runs left empty
+        legend_outside(axes[-1, -1], handles=axes[0, 0].get_legend_handles_labels()[0], fontsize=7)
     if extra is not None:
         data.update(extra(runs))
     fig.suptitle(f"{title} ({summary_of(directory)['preset']} LM, {band_note(runs, [p[0] for p in panels])})", fontsize=9)

@@ -108,6 +108,11 @@ def take_empty_panels() -> dict[str, tuple[list[str], int]]:
     return out
 
 
+def legend_outside(ax, **kw) -> None:
+    """The panel's legend to the right of its axes, where it cannot cover data (for panels with many lines)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False, **kw)
+
+
 def save_figure(fig, name: str, data: dict[str, Any], config: dict[str, Any]) -> list[Path]:
     """Write ``<name>.png``, ``.pdf`` and ``.json`` (plotted numbers, config, provenance) to ``out_dir()``;
     panels without data are recorded for take_empty_panels (the figures command reports them)."""
