@@ -15,7 +15,7 @@ from opo_theory.figures.runs import (
     seed_config,
     set_log,
 )
-from opo_theory.figures.style import colors, new_figure, save_figure
+from opo_theory.figures.style import colors, new_figure, objective_legend, save_figure
 from opo_theory.io import repo_relative
 from opo_theory.stats import mean_ci95
 
@@ -68,7 +68,7 @@ def main(rerun: bool = False):
         data["penalty_dominates"][name] = share(seed_rows, lambda r: None if r.get("grad/norm_reg") is None or
                                                 r.get("grad/norm_drive") is None else r["grad/norm_reg"] > r["grad/norm_drive"])
     set_log(b)
-    b.set(title="(b) OPO-family split: drive, penalty, total")
+    b.set(title="(b) OPO family: drive (solid), penalty (dotted), total (dashed)")
     data["delta/abs_max"] = plot_metric(c, runs, "delta/abs_max", "max|Delta| after the updates (5-step average)", 5,
                                         palette=palette)
     c.axhline(1.0, color="k", lw=0.8, ls=":")
@@ -83,8 +83,7 @@ def main(rerun: bool = False):
         d.set(title="(d) applied update (after clipping and AdamW)")
     else:
         d.set_axis_off()
-    for ax in (b, c):                    # (a) and (d) use (c)'s colours; (a)'s line styles are in its title
-        ax.legend(fontsize=6, ncol=2)
+    objective_legend(b, palette, fontsize=7)      # one colour per objective in every panel; styles in the titles
     fig.suptitle(f"Gradient norm, last update of each step (cpu-tiny LM, {band_note(runs, ['grad/norm'])}); "
                  "post-clip = min(pre-clip, grad_clip)", fontsize=9)
     data["steps_logged"] = {n: int(np.mean([len(r) for r in s])) for n, s in runs.items()}

@@ -17,7 +17,7 @@ from opo_theory.figures.runs import (
     seed_config,
     set_log,
 )
-from opo_theory.figures.style import colors, new_figure, save_figure
+from opo_theory.figures.style import colors, new_figure, objective_legend, save_figure
 from opo_theory.io import repo_relative
 from opo_theory.stats import WINDOWS, judge_range, mean_ci95_log, window_mean
 
@@ -71,7 +71,7 @@ def main(rerun: bool = False):
     palette = colors(list(runs))
     clip = {name: seed_config(directory, name)["config"]["grad_clip"] for name in runs}
     runs = with_applied_efficiency(runs, clip)
-    fig, axes = new_figure(2, 1)
+    fig, axes = new_figure(2, 1, width=4.6, layout="constrained")
     data = {"scatter": {}}
     for name, seed_rows in runs.items():
         _, reward, _, _ = curve(seed_rows, "reward/mean", smooth=5)
@@ -92,10 +92,9 @@ def main(rerun: bool = False):
     for lo, hi in PAPER.values():
         ax.axhspan(lo, hi, color="0.85", zorder=0)
     set_log(ax)
-    ax.set(title="(b) response efficiency: pre-clip (solid), applied (dashed); grey: paper")
+    ax.set(title="(b) response efficiency: pre-clip (solid),\napplied (dashed); grey: the paper's levels")
     data["ratio"] = {"pre_clip": ratio_verdict(runs, EFF), "applied": ratio_verdict(runs, APPLIED_EFF)}
-    axes[0, 0].legend(fontsize=7)
-    ax.legend(fontsize=6)
+    objective_legend(ax, palette, fontsize=7)                # both panels' colours; line styles in (b)'s title
     fig.suptitle(f"Gradient saturation at model scale (cpu-tiny LM, {band_note(runs, [EFF])})", fontsize=9)
     return save_figure(fig, NAME, data, {"runs": repo_relative(directory), "paper": PAPER})
 

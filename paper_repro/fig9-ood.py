@@ -14,7 +14,7 @@ from opo_theory.figures.runs import (
     metric_range,
     pre_rl,
 )
-from opo_theory.figures.style import colors, new_figure, save_figure
+from opo_theory.figures.style import colors, new_figure, objective_legend, save_figure
 from opo_theory.io import repo_relative
 from opo_theory.stats import change, mean_ci95
 
@@ -61,7 +61,7 @@ def main(rerun: bool = False):
             data[key][name] = {"step": x.tolist(), "mean": mean.tolist(), "low": lo.tolist(), "high": hi.tolist()}
             data["learned"].setdefault(name, {})[key] = learned(before, seed_rows, key)
         ax.set(xlabel="RL steps completed (0 = SFT policy before RL)", ylabel=ylabel)
-    axes[0, 0].legend(fontsize=7)
+    objective_legend(axes[0, -1], palette, fontsize=7)
     fig.suptitle(f"Validation accuracy from the pre-RL policy (cpu-tiny LM, {band_note(runs, ['val/accuracy'])})",
                  fontsize=9)
     return save_figure(fig, NAME, data, {"runs": repo_relative(directory)})

@@ -113,6 +113,14 @@ def legend_outside(ax, **kw) -> None:
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False, **kw)
 
 
+def objective_legend(ax, palette: dict[str, str], **kw) -> None:
+    """One entry per objective (its colour) to the right of ``ax``: for figures whose panels share the colours
+    and explain their line styles in their titles."""
+    from matplotlib.lines import Line2D
+
+    legend_outside(ax, handles=[Line2D([], [], color=c, label=n) for n, c in palette.items()], **kw)
+
+
 def save_figure(fig, name: str, data: dict[str, Any], config: dict[str, Any]) -> list[Path]:
     """Write ``<name>.png``, ``.pdf`` and ``.json`` (plotted numbers, config, provenance) to ``out_dir()``;
     panels without data are recorded for take_empty_panels (the figures command reports them)."""
