@@ -291,3 +291,18 @@ def test_real_run_summary_from_a_written_compare_dir(tmp_path):
     assert s["objectives"]["opo"]["val_change"]["estimate"] == pytest.approx(0.1)
     assert s["opo_versus"]["grpo"]["sampled"]["estimate"] == pytest.approx(0.1)
     assert s["opo_versus"]["grpo"]["sampled"]["outcome"] == "higher"          # +0.08, +0.10, +0.12: t = 8.7
+
+
+def test_audit_runs_on_a_gguf_model_with_the_preset(tiny_gguf, tmp_path):
+    """`audit --preset smollm2-cpu` (chat prompts, lenient verifier, T = 0.7, no SFT) on a GGUF model, float32."""
+    import json
+
+    from opo_theory.cli import main
+    out = tmp_path / "audit"
+    assert main(["audit", "--preset", "smollm2-cpu", "--model", f"gguf:{tiny_gguf}", "--out", str(out), "--seeds",
+                 "2", "--updates", "1", "--objectives", "opo,grpo", "--quiet", "--set", "bf16=false",
+                 "prompts_per_step=2", "group_size=4", "max_new=4", "val_size=4"]) == 0
+    record = json.loads((out / "audit.json").read_text())
+    config = record["settings"]["config"]
+    assert (config["prompt_format"], config["verifier"], config["temperature"]) == ("chat", "lenient", 0.7)
+    assert record["summary"]["opo"]["per_update"]["grad/norm"][0]["n"] == 2
