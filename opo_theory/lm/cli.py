@@ -49,7 +49,7 @@ def configure(name: str, p) -> None:
         add_common(p)
         p.set_defaults(func=run_train)
     elif name == "compare":
-        p.add_argument("--objectives", default=DEFAULT_OBJECTIVES, help="comma list of objectives, named variants (opo-released, dapo-paper) or "
+        p.add_argument("--objectives", default=DEFAULT_OBJECTIVES, help="comma list of objectives, named variants (opo-released, opo-code, dapo-paper, dapo-released, gspo-released) or "
                        f"NAME(KEY=VALUE,...) variants, KEY an objective or train setting (default {DEFAULT_OBJECTIVES})")
         p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per objective (default 3)")
         add_common(p)

@@ -28,6 +28,11 @@ VARIANTS = {
     # DAPO as its paper specifies: dynamic sampling and the soft overlong penalty (the last 20% of max_new);
     # the OPO paper's released DAPO config had both off
     "dapo-paper": "dapo(dynamic_sampling=true,overlong_buffer=2)",
+    # the baselines as the OPO paper's released configs ran them: DAPO with clip_low 0 / clip_high 0.28 and
+    # rewards centred, not divided by the group std; GSPO with the default 0.2 clip on the sequence ratio
+    # (GSPO's own paper, the registry's gspo default: 3e-4 / 4e-4)
+    "dapo-released": "dapo(eps_low=0,eps_high=0.28,advantage=centered)",
+    "gspo-released": "gspo(eps_low=0.2,eps_high=0.2)",
 }
 VALUE_TEXT = re.compile(r"[A-Za-z0-9_.+-]+")     # variant values: safe in a directory name
 
