@@ -1,4 +1,4 @@
-"""A researcher's first hour (issue 27): figures that are never silently empty, claims/bandit/objectives output a
+"""A researcher's first hour: figures that are never silently empty, claims/bandit/objectives output a
 newcomer can read, `--id a b`, "did you mean" on a misspelled key, one name per variant in audit and compare."""
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def test_committed_notebook_is_its_build_with_outputs(key):
     assert "small mode: True" not in json.dumps(raw), f"{name} was executed in small mode"
 
 
-# ---------------------------------------------------------------- prose that follows the outputs (issue 27 §2)
+# ---------------------------------------------------------------- prose that follows the outputs
 
 def verdict_words() -> list[str]:
     """Every verdict word of the claims and of the statistics (longest first: 'not supported' before 'supported')."""
@@ -142,8 +142,8 @@ def test_notebook_text_and_outputs_agree_on_each_claims_verdict(path):
 
 
 def test_the_verdict_checks_catch_a_contradiction():
-    """The two checks above fail on what issue 27 found: prose calling a claim refuted beside a table that says
-    conditional."""
+    """The two checks above fail on the contradiction a reader found in notebook 01: prose calling a claim
+    refuted beside a table that says conditional."""
     from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
     table = new_code_cell("", outputs=[new_output("display_data", data={
