@@ -106,6 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     stale = []
     for key in args.keys or list(sources()):
         start = time.perf_counter()
+        print(f"{key}: building" + ("" if args.no_execute else " and executing every cell in a fresh kernel (measured "
+                                    "durations: README, Notebooks)"), file=sys.stderr, flush=True)
         try:
             name, text = make(key, small=args.small, run=not args.no_execute)
         except Exception as exc:            # nbclient's CellExecutionError: the failing cell and its traceback
