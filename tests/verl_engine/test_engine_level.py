@@ -346,3 +346,6 @@ def test_engine_gradient_equals_registry_at_every_split(engine_runs, case_name):
 
 if __name__ == "__main__":          # torchrun entry: BATCH MODEL_DIR OUT_DIR
     run_worker(*sys.argv[1:4])
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)                     # right after destroy_process_group: gloo's teardown can abort otherwise
