@@ -102,6 +102,7 @@ class Case:
 
     argv: list[str]
     hostile: list[tuple[str, str]]
+    files: dict[str, str] = dataclasses.field(default_factory=dict)     # written into the workspace first
 
 
 class Builder:
@@ -176,8 +177,8 @@ class Builder:
             self.argv.append(extra)
             self.hostile.append((extra, extra))
 
-    def case(self) -> Case:
-        return Case(self.argv, self.hostile)
+    def case(self, files: dict[str, str] | None = None) -> Case:
+        return Case(self.argv, self.hostile, files or {})
 
 
 @st.composite
@@ -250,6 +251,85 @@ def compare_cases(draw, sft_cache: str):
     return b.case()
 
 
+class TomlRaw(str):
+    """TOML text written as it is (dates, times, deep nesting)."""
+
+
+def toml_text(value) -> str:
+    """``value`` in TOML syntax (json.dumps writes a valid TOML basic string)."""
+    import json
+
+    if isinstance(value, TomlRaw):
+        return str(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "nan" if value != value else ("inf" if value > 0 else "-inf") if abs(value) == float("inf") else repr(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_text(v) for v in value) + "]"
+    return json.dumps(value) if isinstance(value, str) else str(value)
+
+
+TOML_SCALARS = st.one_of(st.integers(-(2**63), 2**63 - 1), st.integers(-3, 3), st.floats(), st.booleans(), TEXT,
+                         st.sampled_from([TomlRaw("1979-05-27"), TomlRaw("07:32:00"), TomlRaw("1979-05-27T07:32:00Z"),
+                                          TomlRaw("[" * 600 + "]" * 600), TomlRaw("{ a = 1 }"), "١", "1e300"]))
+TOML_VALUES = st.one_of(TOML_SCALARS, st.lists(TOML_SCALARS, max_size=3),
+                        st.lists(st.lists(st.integers(0, 3), max_size=2), max_size=2))
+
+
+@st.composite
+def toml_cases(draw, sft_cache: str):
+    """`train --config FILE`: a TOML file of settings keys (and [objective] keys) with values of every TOML type."""
+    b = Builder(draw, ["train", "--objective", "opo", "--config", "c.toml"])
+    b.hostile.append(("--config", "--config"))              # a file-level problem names the option
+    obj_keys = [f.name for f in dataclasses.fields(get("opo").config_cls)]
+    lines, obj_lines = [], []
+    for _ in range(draw(st.integers(1, 4))):
+        key = draw(st.sampled_from(TRAIN_KEYS) | TEXT) if not b.chance(3) else "objective." + draw(
+            st.sampled_from(obj_keys))
+        value = draw(TOML_VALUES)
+        name = key.removeprefix("objective.")
+        b.hostile += [(key, key), (name, name), (name, toml_text(value))]
+        (obj_lines if key.startswith("objective.") else lines).append(f"{draw_key(name)} = {toml_text(value)}")
+    text = "\n".join(lines + (["[objective]", *obj_lines] if obj_lines else [])) + "\n"
+    b.argv += ["--set", *MICRO, f"sft_cache={sft_cache}", "--out", "out", "--quiet"]
+    if b.chance(5):
+        b.argv.append("--list-settings")
+    return b.case({"c.toml": text})
+
+
+def draw_key(key: str) -> str:
+    """A TOML key: bare where it can be, else quoted."""
+    import json
+    import re
+
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+SPEC_VALUES = st.one_of(VALUES, st.sampled_from(["١", "１", "٣.5", "1e300", "1e-300", "9" * 190, "-0", "true"]))
+
+
+@st.composite
+def variant_cases(draw, sft_cache: str):
+    """`compare --objectives NAME(KEY=VALUE,...)`: objective specs with hostile keys, values and repeats."""
+    b = Builder(draw, ["compare"])
+    name = draw(st.sampled_from(sorted(available())) | TEXT)
+    keys = [f.name for f in dataclasses.fields(get(name).config_cls)] if name in available() else ["mu"]
+    pairs = []
+    for _ in range(draw(st.integers(0, 3))):
+        key = draw(st.sampled_from(keys + ["lr", "nope"]) | TEXT)
+        value = draw(SPEC_VALUES)
+        pairs.append(f"{key}={value}")
+        b.hostile += [(key, key), (key, value)]
+    if pairs and b.chance(2):
+        pairs.append(pairs[0])                                  # the same key twice
+    spec = name + (f"({','.join(pairs)})" if pairs or b.chance(2) else "")
+    b.hostile += [("--objectives", spec), (name, name)]
+    b.argv += ["--objectives", spec, "--seeds", "1", "--steps", "1", "--out", "out", "--quiet",
+               "--set", *MICRO, f"sft_cache={sft_cache}"]
+    return b.case()
+
+
 @st.composite
 def figures_cases(draw):
     b = Builder(draw, ["figures"])
@@ -289,6 +369,8 @@ def run_case(case: Case, counter: str) -> None:
         ws = Path(ws)
         (ws / "afile").write_text("a regular file\n")
         (ws / "adir").mkdir()
+        for name, text in case.files.items():
+            (ws / name).write_text(text)
         before = tree(ws)
         out, err = io.StringIO(), io.StringIO()
         os.chdir(ws)
@@ -327,14 +409,15 @@ def sft_cache(tmp_path_factory):
 
 
 # Default-suite budget per command (examples); the slow variant multiplies each by SLOW_FACTOR.
-EXAMPLES = {"top-level": 100, "claims": 100, "bandit": 200, "train": 150, "compare": 100, "figures": 150}
+EXAMPLES = {"top-level": 100, "claims": 100, "bandit": 200, "train": 150, "compare": 100, "figures": 150,
+            "toml": 60, "variants": 40}
 SLOW_FACTOR = 10
 
 
 def strategy_for(command: str, sft_cache: str):
     return {"top-level": top_level_cases(), "claims": claims_cases(), "bandit": bandit_cases(),
             "train": train_cases(sft_cache), "compare": compare_cases(sft_cache),
-            "figures": figures_cases()}[command]
+            "figures": figures_cases(), "toml": toml_cases(sft_cache), "variants": variant_cases(sft_cache)}[command]
 
 
 def fuzz(command: str, n: int, sft_cache: str, monkeypatch, derandomize: bool = True) -> None:
@@ -413,3 +496,143 @@ def test_output_checks_leave_nothing_behind(tmp_path):
     with pytest.raises(ValueError, match="is a directory; expected a file path"):
         require_output_file("--out", tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]
+
+
+# ---------------------------------------------------------------- damaged run files, broken model directories
+DAMAGE = ("truncate", "flip", "delete-line", "duplicate-line", "swap-lines", "string-value", "remove", "empty")
+
+
+def damage_file(path: Path, how: str, rng) -> None:
+    """One kind of damage a disk, an editor or a half-copied directory can do to ``path``."""
+    data = path.read_bytes()
+    lines = data.splitlines(keepends=True)
+    if how == "truncate":
+        path.write_bytes(data[:rng.randrange(max(1, len(data)))])
+    elif how == "flip" and data:
+        i = rng.randrange(len(data))
+        path.write_bytes(data[:i] + bytes([data[i] ^ (1 << rng.randrange(8))]) + data[i + 1:])
+    elif how in ("delete-line", "duplicate-line", "swap-lines") and len(lines) > 1:
+        i = rng.randrange(len(lines) - 1)
+        new = {"delete-line": lines[:i] + lines[i + 1:], "duplicate-line": lines[:i + 1] + lines[i:],
+               "swap-lines": lines[:i] + [lines[i + 1], lines[i]] + lines[i + 2:]}[how]
+        path.write_bytes(b"".join(new))
+    elif how == "string-value":
+        path.write_bytes(data.replace(b": 0.", b': "0.', 1).replace(b'"0.', b'"0."', 1) if b": 0." in data else data)
+    elif how == "remove":
+        path.unlink()
+    elif how == "empty":
+        path.write_bytes(b"")
+
+
+@pytest.fixture(scope="module")
+def compare_out(tmp_path_factory, sft_cache):
+    from opo_theory.lm.compare import compare
+
+    out = tmp_path_factory.mktemp("fuzz-compare") / "out"
+    settings = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=0", "pool_size=60", "val_size=8",
+                "train_level=1", "ood_level=2", "val_every=2", "prompts_per_step=2", "group_size=2", "max_new=4"]
+    compare(["opo", "grpo"], 2, "cpu-tiny", out, [*settings, f"sft_cache={sft_cache}"], steps=3, quiet=True)
+    return out
+
+
+def run_quietly(argv: list[str]) -> tuple[int, str]:
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+            rc = main(argv)
+    except BaseException as exc:          # noqa: BLE001 - any escape is the failure being tested for
+        raise AssertionError(f"{type(exc).__name__} escaped main({argv!r}): {exc}") from exc
+    return rc, err.getvalue()
+
+
+def fuzz_damaged_runs(compare_out, n: int, derandomize: bool = True) -> None:
+    """`figures --runs` and `compare --resume`'s summary on a compare output with one file damaged: exit 0 or
+    one error line naming the file (never a traceback, never a silently shortened curve)."""
+    import random
+    import shutil
+
+    files = sorted(str(p.relative_to(compare_out)) for p in compare_out.rglob("*")
+                   if p.is_file() and p.suffix in (".json", ".jsonl") and not p.name.startswith("summary.md"))
+    tally: dict[int, int] = {}
+
+    @settings(max_examples=n, deadline=None, derandomize=derandomize, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(files), st.sampled_from(DAMAGE), st.integers(0, 2**32 - 1))
+    def check(name, how, seed):
+        with tempfile.TemporaryDirectory() as ws:
+            copy = Path(ws) / "runs"
+            shutil.copytree(compare_out, copy)
+            damage_file(copy / name, how, random.Random(seed))
+            rc, err = run_quietly(["figures", "fig8-entropy", "--runs", str(copy), "--out", str(Path(ws) / "f")])
+            tally[rc] = tally.get(rc, 0) + 1
+            errors = [line for line in err.splitlines() if line.startswith("opo-theory: error: ")]
+            assert rc in (0, 2) and len(errors) == (rc == 2), (name, how, err[-2000:])
+            if rc == 2:
+                assert Path(name).name in errors[0] or "runs" in errors[0], (name, how, errors[0])
+
+    check()
+    print(f"\nfuzz damaged runs: {sum(tally.values())} damaged copies, exit codes {tally}")
+
+
+def test_fuzz_damaged_run_files(compare_out):
+    fuzz_damaged_runs(compare_out, 40)
+
+
+@pytest.mark.slow
+def test_fuzz_damaged_run_files_many(compare_out):
+    fuzz_damaged_runs(compare_out, 400, derandomize=False)
+
+
+HF_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "max_position_embeddings",
+             "architectures", "model_type", "intermediate_size")
+JSON_VALUES = st.one_of(st.integers(-5, 3), st.integers(10**6, 10**20), st.floats(allow_nan=False), st.booleans(),
+                        st.none(), TEXT, st.lists(TEXT, max_size=2))
+
+
+def fuzz_broken_models(tmp_path_factory, n: int, derandomize: bool = True) -> None:
+    """An hf: directory with one file damaged or one config.json field replaced: load_hf_policy succeeds or
+    raises one ValueError line (the checks of opo_theory.lm.hf_check, then transformers' own)."""
+    import json
+    import random
+    import shutil
+
+    pytest.importorskip("transformers")
+    from opo_theory.lm.hf import load_hf_policy
+    from opo_theory.lm.tiny_hf import build_tiny_model
+
+    model = build_tiny_model(tmp_path_factory.mktemp("fuzz-hf") / "m", "llama", layers=1, width=16, heads=2,
+                             vocab_size=40)
+    names = sorted(p.name for p in model.iterdir() if p.is_file())
+    tally = {"loaded": 0, "refused": 0}
+
+    @settings(max_examples=n, deadline=None, derandomize=derandomize, database=None,
+              suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(names), st.sampled_from(DAMAGE + ("field",) * 4), st.sampled_from(HF_FIELDS), JSON_VALUES,
+           st.integers(0, 2**32 - 1))
+    def check(name, how, field, value, seed):
+        with tempfile.TemporaryDirectory() as ws:
+            copy = Path(ws) / "m"
+            shutil.copytree(model, copy)
+            if how == "field":
+                config = json.loads((copy / "config.json").read_text())
+                (copy / "config.json").write_text(json.dumps({**config, field: value}))
+            else:
+                damage_file(copy / name, how, random.Random(seed))
+            try:
+                load_hf_policy(copy)
+                tally["loaded"] += 1
+            except ValueError as exc:
+                assert "\n" not in str(exc).strip(), str(exc)
+                tally["refused"] += 1
+
+    check()
+    print(f"\nfuzz broken hf directories: {sum(tally.values())} damaged copies: {tally}")
+
+
+def test_fuzz_broken_model_directories(tmp_path_factory):
+    fuzz_broken_models(tmp_path_factory, 25)
+
+
+@pytest.mark.slow
+def test_fuzz_broken_model_directories_many(tmp_path_factory):
+    fuzz_broken_models(tmp_path_factory, 300, derandomize=False)

@@ -537,3 +537,15 @@ def test_the_intact_tiny_hf_directory_passes_the_checks(tiny_hf):
     from opo_theory.lm.hf_check import check_hf_dir
 
     check_hf_dir(tiny_hf)
+
+
+def test_the_trl_engine_does_not_resume_and_never_writes_into_a_used_directory(tiny_hf, tmp_path, capsys):
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    base = ["train", "--engine", "trl", "--objective", "grpo", "--model", f"hf:{tiny_hf}", "--steps", "1"]
+    rc, err = cli(capsys, *base, "--out", str(users))
+    assert rc == 2 and "is not empty (it has notes.txt): --engine trl starts every run afresh" in err, err
+    rc, err = cli(capsys, *base, "--out", str(tmp_path / "new"), "--resume")
+    assert rc == 2 and "--resume does not apply to --engine trl" in err, err
+    assert (users / "notes.txt").read_text() == "mine" and list(users.iterdir()) == [users / "notes.txt"]

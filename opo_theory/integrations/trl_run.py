@@ -120,6 +120,7 @@ def run_train_trl(args, settings: list[str]) -> int:
     from opo_theory.lm.backend import CHAR_GPT, hf_dir
     from opo_theory.lm.config import make_config
     from opo_theory.lm.pretrained import NAMED
+    from opo_theory.lm.run_dir import require_empty_run_dir
     from opo_theory.validation import require_output_dir
 
     if args.resume:
@@ -130,8 +131,7 @@ def run_train_trl(args, settings: list[str]) -> int:
         raise ValueError(f"--engine trl trains a transformers model: pass --model hf:<dir>, gguf:<file> or a "
                          f"named model ({', '.join(NAMED)}), got {cfg.model!r}")
     out = require_output_dir("--out", args.out)
-    if (out / "metrics.jsonl").exists() and (out / "metrics.jsonl").stat().st_size:
-        raise ValueError(f"output dir {out} already holds a run; choose another --out")
+    require_empty_run_dir(out, "--engine trl starts every run afresh (it does not resume) and never writes over files")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     from transformers import AutoTokenizer, PrinterCallback

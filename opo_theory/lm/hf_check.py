@@ -29,8 +29,14 @@ def check_hf_dir(path: Path) -> None:
         if key in config and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ValueError(f"{path / 'config.json'}: {key} must be a positive integer, got {show(value)}")
     headers = safetensors_headers(path)
+    for key in ("num_hidden_layers", "n_layer"):
+        if config.get(key, 0) > max(len(headers), 1):
+            raise ValueError(f"{path / 'config.json'}: {key} = {config[key]} but the weights hold only {len(headers)} "
+                             "tensors: weights and config do not belong together")
     check_embeddings(path, config, headers)
     check_tokenizer(path, config)
+    if headers:
+        check_shapes(path, headers)
 
 
 def check_architecture(path: Path, config: dict) -> None:
@@ -93,6 +99,34 @@ def check_embeddings(path: Path, config: dict, headers: dict[str, dict]) -> None
     if want[0] is not None and width is not None and shape != want:
         raise ValueError(f"{path}: the weights' {name} has shape {shape}, config.json says vocab_size x width = "
                          f"{want}: weights and config do not belong together")
+
+
+def check_shapes(path: Path, headers: dict[str, dict]) -> None:
+    """Every tensor the config's model has is in the weights with its shape (the model is built on the meta
+    device: no memory); a missing tensor would be initialised at random by transformers, a wrong one fail late."""
+    import torch
+
+    from opo_theory.lm.hf import _transformers
+
+    tf = _transformers()
+    try:
+        config = tf.AutoConfig.from_pretrained(path, local_files_only=True)
+        with torch.device("meta"):
+            model = tf.AutoModelForCausalLM.from_config(config)
+    except Exception as exc:        # noqa: BLE001 -- transformers raises many kinds for a config it cannot build
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ValueError(f"{path / 'config.json'} does not describe a model transformers can build "
+                         f"({type(exc).__name__}: {first})") from None
+    tied = set(getattr(model, "_tied_weights_keys", None) or []) if getattr(config, "tie_word_embeddings", False) else set()
+    for name, tensor in model.state_dict().items():
+        entry = headers.get(name)
+        if entry is None:
+            if name not in tied and not name.endswith("lm_head.weight"):
+                raise ValueError(f"{path}: the weights lack {name}, which config.json's model has: weights and config "
+                                 "do not belong together")
+        elif list(entry.get("shape", [])) != list(tensor.shape):
+            raise ValueError(f"{path}: the weights' {name} has shape {entry.get('shape')}, config.json's model "
+                             f"{list(tensor.shape)}: weights and config do not belong together")
 
 
 def check_tokenizer(path: Path, config: dict) -> None:

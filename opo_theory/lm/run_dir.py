@@ -63,6 +63,16 @@ def check_out_path(out: Path) -> None:
                               "choose another --out")
 
 
+def require_empty_run_dir(out: Path, why: str) -> None:
+    """``out`` is a new or empty directory (not a link); else a RunDirError naming what it holds and ``why``."""
+    out = Path(out)
+    check_out_path(out)
+    held = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    if held:
+        raise RunDirError(f"--out {out} is not empty (it has {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}):"
+                          f" {why}; choose a new or empty directory")
+
+
 def check_run_dir(out: Path, cfg: TrainConfig, resume: bool) -> bool:
     """True when ``out`` holds this run's checkpoint to resume (verified); False when the run starts (over)
     from step 0; a RunDirError naming the file and the difference for anything else."""
