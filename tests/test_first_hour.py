@@ -167,3 +167,13 @@ def test_opo_code_and_opo_released_mean_the_same_in_audit_and_compare():
     assert AUDIT_OBJECTIVES["opo-code"][1] == {"geometry": "code"}
     assert AUDIT_OBJECTIVES["opo-released"][1] == {"geometry": "code", "seq_logratio": "mean", "delta_clamp": 5,
                                                    "normalization": "released", "alpha": 0.75, "mu": 0.5}
+
+
+def test_audit_table_says_when_there_is_no_verdict():
+    from opo_theory.lm.audit_cli import verdict_table
+
+    record = {"rollout_accuracy": {"mean": 0.25, "low": 0.1, "high": 0.4, "n": 2},
+              "policy": {"policy": "sft", "sft_val_accuracy": 0.3}, "verdict": None}
+    lines = verdict_table(record).splitlines()
+    assert lines[0] == "policy sft (SFT val accuracy 0.3); rollout accuracy 0.25 [0.1, 0.4] over 2 seeds"
+    assert lines[1].startswith("no mechanism verdict: it needs an OPO variant and grpo or dapo")
