@@ -1,4 +1,4 @@
-"""The plugin inside verl's own FSDP2 training engine (CPU, gloo): first-update gradients.
+"""The plugin inside verl's own FSDP2 training engine (CPU, gloo): its gradients against the registry's.
 
 The test plays verl's driver and workers the way ``verl.trainer.ppo.ray_trainer`` chains them, with
 transformers ``generate`` standing in for the rollout server (verl 0.9.1's rollouts are vLLM, SGLang
@@ -12,9 +12,12 @@ or TRT-LLM only):
   workers (torchrun)     verl's ``TrainingWorker`` (the actor of ``ActorRolloutRefWorker.init_model``:
                          ``strategy=fsdp2``, fp32) computes the old log-probs (``infer_batch``) and
                          runs the update (``train_mini_batch``) with verl's ``ppo_loss`` wrapper and
-                         the plugin's loss; the learning rate is 0, so every update is a first update,
-                         and the whole gradient is read inside the engine's optimizer step, before
-                         its clip (the engine zeroes the gradients when it leaves train mode).
+                         the plugin's loss. The learning rate is 0, so the weights stay the rollout's;
+                         each update runs with the engine's own old log-probs (a first update:
+                         Delta = 0, where the penalty (mu/2) E[v²] has no gradient) and with them
+                         shifted by seeded noise (a moved policy, as on a later mini-batch: Delta != 0,
+                         the penalty counts). The whole gradient is read inside the engine's optimizer
+                         step, before its clip (the engine zeroes it when it leaves train mode).
 What runs verl's engine on a CPU: a CPU platform registered through verl's ``PlatformRegistry``
 (``VERL_PLATFORM=cpu``), a gloo process group, ``VERL_ENGINE_DEVICE=cuda`` (verl registers its FSDP
 engine for cuda/npu only; nothing in it is CUDA-specific once the platform answers "cpu"),
@@ -22,13 +25,12 @@ engine for cuda/npu only; nothing in it is CUDA-specific once the platform answe
 
 Claims tested: the gradient is the same for micro-batch sizes 16, 4 and 2 on one process and on two
 processes (each holding 8 of the 16 rows), and equals the gradient of the registry's own objective
-(``opo_theory.objectives``) on the same weights and batch. Tolerance: everything is float32 and the
+(``opo_theory.objectives``) on the same weights, batch and old log-probs. Tolerance: everything is float32 and the
 paths differ only in summation order (micro-batches summed, two ranks' shards averaged by FSDP's
 reduce-scatter, padded vs per-rank attention batches), so the differences are float32 rounding:
 measured at most 4.8e-7 of the gradient's largest entry (2026-12-06); asserted at rtol 1e-5 and
-atol 1e-5 of that entry. At Delta = 0 the penalty (mu/2) E[v²] has no gradient, so what is compared is
-the drive term -E[d v]: the estimator's d, verl's global-batch normalisation, micro-batching, the ranks.
-Time: ~40 s per torchrun (import, FSDP2 set-up, 8 updates) on a loaded 2-core machine.
+atol 1e-5 of that entry. Time: ~25-40 s per torchrun (imports, FSDP2 set-up, one log-prob pass and 12
+updates) on a loaded 2-core machine.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ LEVEL, PROMPTS, N, NEW_TOKENS, SEED = 1, 4, 4, 4, 3     # 16 responses of up to 
 MICRO_ONE, MICRO_TWO = (16, 4, 2), (8, 4, 2)           # micro-batch sizes per process (1 / 2 processes)
 CASES = {"opo": {"loss_mode": "opo_theory.opo", "alpha": 0.4, "mu": 1.0},
          "gopo-bounded": {"loss_mode": "opo_theory.gopo-bounded", "mu": 0.5}}
+ANCHORS = ("first", "moved")   # old log-probs = the engine's own (a first update), or shifted (the policy moved)
+MOVE = 0.3                      # std of the seeded shift of the moved anchor's old log-probs, per response token
 RTOL = ATOL = 1e-5          # relative to the largest gradient entry (see the module docstring)
 TIMEOUT = 600
 
@@ -150,6 +154,7 @@ def capture_before(optimizer_step, module, into: dict):
 def run_worker(batch_path: str, model_dir: str, out_dir: str) -> None:
     """One torchrun rank: build verl's actor, old log-probs, then one update per (case, micro size)."""
     from functools import partial
+    from itertools import product
 
     import torch.distributed as dist
 
@@ -190,8 +195,9 @@ def run_worker(batch_path: str, model_dir: str, out_dir: str) -> None:
             old_log_probs = torch.cat(parts)
         worker.set_loss_fn(partial(ppo_loss, config=actor))
         adv = saved["advantages"][case_name]
-        for micro in (MICRO_ONE if world == 1 else MICRO_TWO):
-            td = shard_td({"old_log_probs": old_log_probs, "advantages": adv})
+        for anchor, micro in product(ANCHORS, MICRO_ONE if world == 1 else MICRO_TWO):
+            old = old_log_probs + (saved["shift"] if anchor == "moved" else 0)
+            td = shard_td({"old_log_probs": old, "advantages": adv})
             # the call of RayPPOTrainer._update_actor, then ActorRolloutRefWorker.update_actor
             tu.assign_non_tensor(td, calculate_entropy=False, global_batch_size=n_rows, mini_batch_size=n_rows,
                                  epochs=1, seed=42, dataloader_kwargs={"shuffle": False}, compute_loss=True,
@@ -199,7 +205,7 @@ def run_worker(batch_path: str, model_dir: str, out_dir: str) -> None:
             captured.clear()
             worker.train_mini_batch(td)
             if rank == 0:
-                torch.save(dict(captured), Path(out_dir) / f"grad-{case_name}-{micro}.pt")
+                torch.save(dict(captured), Path(out_dir) / f"grad-{case_name}-{anchor}-{micro}.pt")
     if rank == 0:
         torch.save(old_log_probs, Path(out_dir) / "old_log_probs.pt")
     dist.barrier()
@@ -264,8 +270,9 @@ def advantages(tensors, scores, case):
     return compute_advantage(data, adv_estimator=plugin.ESTIMATOR, num_repeat=N, config=algo).batch["advantages"]
 
 
-def registry_gradient(model_dir: Path, tensors, scores, case):
-    """d L / d theta of the registry's objective on the whole batch, with a plain transformers model."""
+def registry_gradient(model_dir: Path, tensors, scores, case, shift):
+    """d L / d theta of the registry's objective on the whole batch, with a plain transformers model
+    (old log-probs: the model's own plus ``shift``)."""
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, attn_implementation="sdpa", dtype=torch.float32)
@@ -274,7 +281,7 @@ def registry_gradient(model_dir: Path, tensors, scores, case):
     t = tensors["responses"].shape[1]
     logp = torch.log_softmax(logits[:, -t - 1:-1], -1).gather(-1, tensors["responses"][..., None])[..., 0]
     name, cfg = plugin.objective_config(case)
-    batch = PolicyBatch(logp=logp, logp_old=logp.detach(), mask=tensors["response_mask"].float(),
+    batch = PolicyBatch(logp=logp, logp_old=logp.detach() + shift, mask=tensors["response_mask"].float(),
                         group=torch.arange(len(logp)) // N, rewards=scores)
     loss, _ = get(name)(batch, cfg)
     loss.backward()
@@ -303,10 +310,12 @@ def engine_runs(tmp_path_factory):
     tensors, scores, texts = rollout(model_dir)
     adv = {name: advantages(tensors, scores, case) for name, case in CASES.items()}
     batch_path = root / "batch.pt"
-    torch.save({"tensors": tensors, "advantages": adv}, batch_path)
+    shift = MOVE * torch.randn(tensors["response_mask"].shape, generator=torch.Generator().manual_seed(SEED))
+    shift = shift * tensors["response_mask"]
+    torch.save({"tensors": tensors, "advantages": adv, "shift": shift}, batch_path)
     seconds = {n: torchrun(n, batch_path, model_dir, root / f"procs-{n}") for n in (1, 2)}
     print(f"\nverl engine runs: {seconds} s; responses {texts}; rewards {scores.tolist()}")
-    return dict(root=root, model_dir=model_dir, tensors=tensors, scores=scores, adv=adv)
+    return dict(root=root, model_dir=model_dir, tensors=tensors, scores=scores, adv=adv, shift=shift)
 
 
 def scaled_close(actual, expected, what):
@@ -327,21 +336,28 @@ def test_rewards_give_every_case_a_drive(engine_runs):
         assert adv.abs().max() > 0, name
 
 
+@pytest.mark.parametrize("anchor", ANCHORS)
 @pytest.mark.parametrize("case_name", list(CASES))
-def test_engine_gradient_equals_registry_at_every_split(engine_runs, case_name):
-    """verl FSDP2 engine + plugin: one gradient for micro 16/4/2 x 1 process and micro 4/2 x 2 processes,
-    equal to the registry objective's gradient on the same weights and batch."""
+def test_engine_gradient_equals_registry_at_every_split(engine_runs, case_name, anchor):
+    """verl FSDP2 engine + plugin: one gradient for micro 16/4/2 x 1 process and micro 8/4/2 x 2 processes,
+    equal to the registry objective's gradient on the same weights, batch and old log-probs."""
+    shift = engine_runs["shift"] if anchor == "moved" else torch.zeros_like(engine_runs["shift"])
     expected, logp = registry_gradient(engine_runs["model_dir"], engine_runs["tensors"], engine_runs["scores"],
-                                       CASES[case_name])
+                                       CASES[case_name], shift)
+    if anchor == "moved":       # not vacuous: moving the anchor changes the gradient (the penalty counts)
+        first, _ = registry_gradient(engine_runs["model_dir"], engine_runs["tensors"], engine_runs["scores"],
+                                     CASES[case_name], torch.zeros_like(shift))
+        change = max(float((expected[k] - first[k]).abs().max()) for k in first)
+        assert change > 0.1 * max(float(g.abs().max()) for g in first.values()), change
     root = engine_runs["root"]
     mask = engine_runs["tensors"]["response_mask"].bool()
     for procs in (1, 2):
         old = torch.load(root / f"procs-{procs}" / "old_log_probs.pt")
         torch.testing.assert_close(old[mask], logp[mask], rtol=1e-5, atol=1e-5)
         for micro in (MICRO_ONE if procs == 1 else MICRO_TWO):
-            got = torch.load(root / f"procs-{procs}" / f"grad-{case_name}-{micro}.pt")
-            worst = scaled_close(got, expected, f"{case_name}, {procs} process(es), micro-batch {micro}")
-            print(f"{case_name} procs={procs} micro={micro}: max |engine - registry| / max|g| = {worst:.2e}")
+            got = torch.load(root / f"procs-{procs}" / f"grad-{case_name}-{anchor}-{micro}.pt")
+            worst = scaled_close(got, expected, f"{case_name}, {anchor}, {procs} process(es), micro {micro}")
+            print(f"{case_name} {anchor} procs={procs} micro={micro}: max |engine - registry| / max|g| = {worst:.2e}")
 
 
 if __name__ == "__main__":          # torchrun entry: BATCH MODEL_DIR OUT_DIR
