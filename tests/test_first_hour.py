@@ -177,3 +177,14 @@ def test_audit_table_says_when_there_is_no_verdict():
     lines = verdict_table(record).splitlines()
     assert lines[0] == "policy sft (SFT val accuracy 0.3); rollout accuracy 0.25 [0.1, 0.4] over 2 seeds"
     assert lines[1].startswith("no mechanism verdict: it needs an OPO variant and grpo or dapo")
+
+
+def test_claims_show_progress_on_a_terminal_only(capsys, monkeypatch):
+    import sys
+
+    assert main(["claims", "--id", "tv-bound", "conservation"]) == 0
+    assert "checking" not in capsys.readouterr().err            # piped or captured: no progress noise
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["claims", "--id", "tv-bound", "conservation"]) == 0
+    err = capsys.readouterr().err
+    assert "checking 1/2: tv-bound" in err and "checking 2/2: conservation" in err and err.endswith("\n")

@@ -30,7 +30,7 @@ def run(args) -> int:
 
     claims = [get_claim(i) for i in (args.ids or catalogue())]     # unknown id -> ValueError before any check
     try:
-        results = [c.run() for c in claims]
+        results = [checked(c, k, len(claims)) for k, c in enumerate(claims, 1)]
     except Exception as exc:  # a check that errors is a defect, not a verdict
         print(f"opo-theory claims: a check raised {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -41,6 +41,13 @@ def run(args) -> int:
     else:
         print(table(results, shutil.get_terminal_size((100, 24)).columns))
     return 0
+
+
+def checked(claim, k: int, n: int):
+    """``claim.run()``, with 'checking k/n: id' on an interactive stderr (the whole catalogue takes seconds)."""
+    if n > 1 and sys.stderr.isatty():
+        print(f"\rchecking {k}/{n}: {claim.id:40.40}", end="" if k < n else "\n", file=sys.stderr, flush=True)
+    return claim.run()
 
 
 def markdown_table(results) -> str:
