@@ -519,7 +519,7 @@ HOSTILE_SIZES = (1e300, -1e300, 1e-300, 5e-324, 10**190, 1e8 * 1.0000001, 1e-8 *
 
 @pytest.mark.parametrize("name, key", HYPER, ids=[f"{n}.{k}" for n, k in HYPER])
 def test_a_hyperparameter_beyond_float32s_safe_range_is_refused_naming_it(name, key):
-    """Issue 25 §3-4: ipo(beta=1e-300) divided by zero, dapo(eps_high=1e300) overflowed, a 190-digit
+    """The reliability probe: ipo(beta=1e-300) divided by zero, dapo(eps_high=1e300) overflowed, a 190-digit
     delta_clamp raised OverflowError, opo(mu=1e300) was accepted and every update skipped."""
     from opo_theory.objectives.config import THRESHOLDS
 

@@ -1,4 +1,4 @@
-"""Issue 25: loading a file never runs code; a resume verifies what it resumes or refuses in one line naming
+"""Reliability: loading a file never runs code; a resume verifies what it resumes or refuses in one line naming
 the file; writes never touch a file the toolkit did not create; the SFT cache key covers what the warm-up
 reads. Each test reproduces a finding of the reliability probe (it failed on the code before the fix)."""
 
@@ -246,7 +246,7 @@ def test_read_jsonl_leaves_out_only_a_half_written_last_row(tmp_path):
         read_jsonl(path)
 
 
-# ---------------------------------------------------------------------------------------- issue 21 item 8
+# ---------------------------------------------------------------------------------------- the SFT cache key
 def other_value(f: dataclasses.Field, value):
     """A different valid value for one TrainConfig field (from its range)."""
     special = {"model": None, "sft_cache": "elsewhere", "device": "cuda", "n_head": 1, "n_embd": 32,
