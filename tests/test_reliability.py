@@ -15,8 +15,8 @@ import torch
 
 from opo_theory.io import read_jsonl, remove_stale_temporaries
 from opo_theory.lm.checkpoint import load_state, save_state, state_digest
-from opo_theory.lm.config import TrainConfig, make_config
-from opo_theory.lm.sft import RL_ONLY_FIELDS, sft_key, task_pools, warm_start
+from opo_theory.lm.config import RL_ONLY_FIELDS, TrainConfig, make_config
+from opo_theory.lm.sft import task_pools, warm_start
 from opo_theory.lm.trainer import start_run
 
 TINY = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=0", "pool_size=60", "val_size=8", "train_level=1",
@@ -77,7 +77,7 @@ def test_a_pickle_payload_as_audit_checkpoint_is_refused_unexecuted(tmp_path):
 def test_a_pickle_payload_as_sft_cache_entry_is_refused_unexecuted(tmp_path):
     cfg = make_config("opo", "cpu-tiny", 0, [*TINY, "sft_max_steps=2", "sft_eval_every=1",
                                               f"sft_cache={tmp_path}"])
-    path = tmp_path / f"sft-{sft_key(cfg)}.pt"
+    path = tmp_path / f"sft-{cfg.sft_key()}.pt"
     marker = tmp_path / MARKER
     for blob in write_payloads(path, marker):
         path.write_bytes(blob)
@@ -272,7 +272,7 @@ def test_the_sft_key_changes_with_every_field_the_warm_up_may_read():
     assert {"ood_level", "val_size", "train_level", "pool_size", "max_new", "n_layer", "sft_lr"} <= {f.name for f in fields}
     for f in fields:
         changed = dataclasses.replace(base, **{f.name: other_value(f, getattr(base, f.name))})
-        assert sft_key(changed) != sft_key(base), f.name
+        assert changed.sft_key() != base.sft_key(), f.name
     for f in dataclasses.fields(TrainConfig):
         name = f.name
         if name not in RL_ONLY_FIELDS or name == "objective_config":
@@ -282,7 +282,7 @@ def test_the_sft_key_changes_with_every_field_the_warm_up_may_read():
             changed = dataclasses.replace(base, **{name: value})
         except ValueError:
             continue                          # a value that does not fit the others: nothing to compare
-        assert sft_key(changed) == sft_key(base), name
+        assert changed.sft_key() == base.sft_key(), name
 
 
 class ReadLog:
@@ -320,7 +320,7 @@ def test_a_cached_policy_that_does_not_fit_the_model_is_one_line(tmp_path):
     cfg = make_config("opo", "cpu-tiny", 0, settings)
     warm_start(cfg, task_pools(cfg), quiet=True)
     wider = make_config("opo", "cpu-tiny", 0, [*settings, "n_embd=32"])
-    shutil.copy(tmp_path / f"sft-{sft_key(cfg)}.pt", tmp_path / f"sft-{sft_key(wider)}.pt")
+    shutil.copy(tmp_path / f"sft-{cfg.sft_key()}.pt", tmp_path / f"sft-{wider.sft_key()}.pt")
     with pytest.raises(ValueError, match=r"sft-\w+\.pt does not fit the GPT: size mismatch") as info:
         warm_start(wider, task_pools(wider), quiet=True)
     assert "\n" not in str(info.value)

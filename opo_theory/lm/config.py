@@ -46,6 +46,14 @@ def check_objective_values(objective: str, values: dict) -> None:
             raise ValueError(f"objective {objective} setting {key} must be {kind}, got {show(v)}")
 
 
+# Fields the SFT warm-up never reads (the RL loop's, and where the cache lives); every other field, a new one
+# included, goes into the SFT cache key (tests/test_reliability.py checks the warm-up reads none of these).
+RL_ONLY_FIELDS = frozenset({
+    "objective", "preset", "seed", "objective_config", "shaping", "steps", "prompts_per_step", "group_size",
+    "temperature", "top_p", "lr", "weight_decay", "grad_clip", "ppo_epochs", "minibatches", "val_every",
+    "checkpoint_every", "approx_grad", "grad_split", "trust_region_metrics", "bf16", "peak_tflops", "compile",
+    "dynamic_sampling", "dynamic_sampling_rounds", "overlong_buffer", "train_fraction", "prompt_sampling",
+    "sft_cache", "threads", "report_to"})
 RUNTIME_FIELDS = ("steps", "device", "peak_tflops", "compile", "report_to", "threads")   # a run may resume with other values
 
 
@@ -187,14 +195,13 @@ class TrainConfig:
         return {**d, **self.task_view()}
 
     def sft_key(self) -> str:
-        """Hash of everything the SFT warm-up depends on."""
-        keys = ("n_layer", "n_head", "n_embd", "train_level", "pool_size", "sft_seed", "sft_max_steps",
-                "sft_batch", "sft_lr", "sft_target_accuracy", "sft_eval_every", "max_new")
-        fields = {k: getattr(self, k) for k in keys}
-        if self.model != CHAR_GPT:          # char-GPT keys stay as they were before hf models existed
+        """Hash of everything the SFT warm-up reads: every field but RL_ONLY_FIELDS (the task pools and prompt
+        width, the model shape, every SFT setting; a new field is in it unless listed there), with an hf
+        model's files by their fingerprint."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in RL_ONLY_FIELDS}
+        if self.model != CHAR_GPT:
             fields["model"] = model_fingerprint(self.model)
-        fields.update(self.task_view())
-        blob = json.dumps(fields, sort_keys=True)
+        blob = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def task_view(self) -> dict:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import math
 from pathlib import Path
 
@@ -12,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from opo_theory.io import remove_stale_temporaries
-from opo_theory.lm.backend import CHAR_GPT, hf_dir, model_fingerprint
+from opo_theory.lm.backend import hf_dir
 from opo_theory.lm.checkpoint import load_state, load_weights, save_state
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.model import GPT, GPTConfig
@@ -70,24 +67,9 @@ def task_pools(cfg: TrainConfig) -> dict[str, list[Problem]]:
             "ood": problems(cfg.ood_level, "val", cfg.val_size, cfg.sft_seed + 12345)}
 
 
-# TrainConfig fields the SFT warm-up never reads (the RL loop's, and where the cache lives); every other field,
-# a new one included, goes into the cache key (tests/test_reliability.py checks the warm-up reads none of these).
-RL_ONLY_FIELDS = frozenset({
-    "objective", "preset", "seed", "objective_config", "shaping", "steps", "prompts_per_step", "group_size",
-    "temperature", "top_p", "lr", "weight_decay", "grad_clip", "ppo_epochs", "minibatches", "val_every",
-    "checkpoint_every", "approx_grad", "grad_split", "trust_region_metrics", "bf16", "peak_tflops", "compile",
-    "dynamic_sampling", "dynamic_sampling_rounds", "overlong_buffer", "train_fraction", "prompt_sampling",
-    "sft_cache", "threads", "report_to"})
-
-
 def sft_key(cfg: TrainConfig) -> str:
-    """Hash of everything the SFT warm-up reads: every TrainConfig field but RL_ONLY_FIELDS (the task pools and
-    prompt width, the model shape, every SFT setting), with an hf model's files by their fingerprint."""
-    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name not in RL_ONLY_FIELDS}
-    if cfg.model != CHAR_GPT:
-        fields["model"] = model_fingerprint(cfg.model)
-    blob = json.dumps(fields, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """The name of ``cfg``'s SFT cache entry: TrainConfig.sft_key, a hash of every field the warm-up reads."""
+    return cfg.sft_key()
 
 
 def sft_learning_rate(cfg: TrainConfig, step: int) -> float:
