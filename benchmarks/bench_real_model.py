@@ -180,7 +180,8 @@ def worker(side: str, directory: Path, shape: tuple[int, int, int], steps: int, 
 
 # ---------------------------------------------------------------------------------------- parent side
 def matmul_peak_gflops(dtype_name: str, n: int = 1024, repeats: int = 20) -> float:
-    """Single-thread GEMM throughput (2 n³ FLOPs per n x n product), the best of ``repeats``."""
+    """Single-thread GEMM throughput per CPU-second (2 n³ FLOPs per n x n product), the best of ``repeats``
+    (CPU time, like the steps: time the process waits for a core on a loaded machine is not counted)."""
     import torch
 
     torch.set_num_threads(1)
@@ -192,9 +193,9 @@ def matmul_peak_gflops(dtype_name: str, n: int = 1024, repeats: int = 20) -> flo
 
 
 def timed(fn) -> float:
-    start = time.perf_counter()
+    start = time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.process_time() - start
 
 
 def spawn(side: str, args) -> dict:
