@@ -37,6 +37,7 @@ def check_hf_dir(path: Path) -> None:
     check_tokenizer(path, config)
     if headers:
         check_shapes(path, headers)
+    check_tokenizer_loads(path)
 
 
 def check_architecture(path: Path, config: dict) -> None:
@@ -142,3 +143,15 @@ def check_tokenizer(path: Path, config: dict) -> None:
     if top >= vocab_size:
         raise ValueError(f"{path / 'tokenizer.json'} has token id {top}, beyond config.json's vocab_size {vocab_size}:"
                          " tokenizer and model do not belong together")
+
+
+def check_tokenizer_loads(path: Path) -> None:
+    """transformers reads the tokenizer files (a damaged tokenizer.json raises a bare Exception from the
+    tokenizers library, a missing one a many-line ValueError: both become one line naming the directory)."""
+    from opo_theory.lm.hf import _transformers
+
+    try:
+        _transformers().AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except Exception as exc:        # noqa: BLE001 -- the tokenizers library raises plain Exception
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise ValueError(f"{path}: its tokenizer files cannot be read ({type(exc).__name__}: {first})") from None
