@@ -164,7 +164,7 @@ class TrainConfig:
                              f"float32 below), got {self.temperature!r}")
         if self.lr * self.weight_decay >= 1:
             raise ValueError(f"lr x weight_decay must be below 1 (AdamW scales every weight by 1 - lr x weight_decay "
-                             f"each step), got {self.lr:g} x {self.weight_decay:g}")
+                             f"each step), got lr {self.lr!r} x weight_decay {self.weight_decay!r}")
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
         require_size("prompts_per_step x group_size (rollouts per step)", self.prompts_per_step * self.group_size,
