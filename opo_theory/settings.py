@@ -107,10 +107,14 @@ def did_you_mean(key: str, allowed) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def parse_overrides(pairs: list[str] | None, defaults: dict[str, Any], what: str) -> dict[str, Any]:
-    """['k=v', ...] (or TomlSetting entries) -> {k: typed v}; unknown keys or bad values raise ValueError."""
+def parse_overrides(pairs: list[str] | None, defaults: dict[str, Any], what: str, once: bool = False) -> dict[str, Any]:
+    """['k=v', ...] (or TomlSetting entries) -> {k: typed v}; unknown keys or bad values raise ValueError.
+    A later pair overrides an earlier one (--set over --config), or with ``once`` (one NAME(KEY=VALUE,...)
+    spec) a key given twice is refused."""
     out = {}
     for pair in pairs or []:
+        if once and str(pair).split("=", 1)[0] in out:
+            raise ValueError(f"{what} sets {str(pair).split('=', 1)[0]} twice")
         if isinstance(pair, TomlSetting):
             if pair.key not in defaults:
                 raise ValueError(f"--config {show(pair.source)}: unknown setting {show(pair.key)} for {what}"

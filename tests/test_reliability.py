@@ -549,3 +549,8 @@ def test_the_trl_engine_does_not_resume_and_never_writes_into_a_used_directory(t
     rc, err = cli(capsys, *base, "--out", str(tmp_path / "new"), "--resume")
     assert rc == 2 and "--resume does not apply to --engine trl" in err, err
     assert (users / "notes.txt").read_text() == "mine" and list(users.iterdir()) == [users / "notes.txt"]
+
+
+def test_a_bandit_objective_spec_setting_a_key_twice_is_refused(capsys):
+    rc, err = cli(capsys, "bandit", "dynamics", "--objectives", "opo(mu=1,mu=2)")
+    assert rc == 2 and err.strip().splitlines()[-1] == "opo-theory: error: objective opo sets mu twice", err

@@ -120,7 +120,7 @@ def parse_objectives(text: str | None, overrides: list[str]) -> dict[str, dict] 
         spec = get(name)
         defaults = dict(spec.make_config().__dict__)
         pairs = [p.strip() for p in rest[:-1].split(",") if p.strip()] if rest else []
-        hyper = parse_overrides(pairs, defaults, f"objective {name}")
+        hyper = parse_overrides(pairs, defaults, f"objective {name}", once=True)
         if item in out:
             raise ValueError(f"--objectives lists {show(item)} more than once")
         out[item] = hyper
