@@ -281,13 +281,14 @@ def test_real_run_summary_from_a_written_compare_dir(tmp_path):
         for seed in range(3):
             run = tmp_path / name / f"seed{seed}"
             run.mkdir(parents=True)
-            rows = [{"step": t, "accuracy": 0.2 + lift * (1 + 0.2 * (seed - 1)), "val/accuracy": 0.3 + lift * t + 0.02 * seed,
+            rows = [{"step": t, "time/step_s": 30.0 + t, "accuracy": 0.2 + lift * (1 + 0.2 * (seed - 1)), "val/accuracy": 0.3 + lift * t + 0.02 * seed,
                      **{f"conf/{b}/share": v for b, v in bins.items()}} for t in range(2)]
             (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
             (run / "pre_rl.json").write_text(json.dumps({"val/accuracy": 0.3 + 0.02 * seed}))
             (run / "config.json").write_text(json.dumps({"config": cfg}))
     s = real_model_summary(tmp_path)
     assert s["seeds"] == 3 and s["confidence"]["p>=0.999"]["mean"] == pytest.approx(0.05)
+    assert s["step_s"] == {"median": 31.0, "min": 30.0, "max": 31.0}
     assert s["objectives"]["opo"]["val_change"]["estimate"] == pytest.approx(0.1)
     assert s["opo_versus"]["grpo"]["sampled"]["estimate"] == pytest.approx(0.1)
     assert s["opo_versus"]["grpo"]["sampled"]["outcome"] == "higher"          # +0.08, +0.10, +0.12: t = 8.7

@@ -54,5 +54,7 @@ def real_model_summary(directory: Path) -> dict:
                          "val_end": paired([last_val(r) for r in runs["opo"]], [last_val(r) for r in runs[name]])}
                 versus[name] = {k: {**t.to_json(), "outcome": outcome(t), "text": t.text()} for k, t in tests.items()}
     first = next(iter(runs))
+    step_s = sorted(r["time/step_s"] for seeds in runs.values() for rows in seeds for r in rows)
     return {"objectives": per, "opo_versus": versus, "confidence": start_confidence(runs[first]),
-            "config": seed_config(directory, first)["config"], "seeds": len(runs[first])}
+            "config": seed_config(directory, first)["config"], "seeds": len(runs[first]),
+            "step_s": {"median": step_s[len(step_s) // 2], "min": step_s[0], "max": step_s[-1]}}
