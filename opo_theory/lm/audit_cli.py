@@ -20,7 +20,7 @@ def configure(name: str, p) -> None:
                                                    "until train accuracy or answer-token probability is high; cached)")
     p.add_argument("--checkpoint", metavar="RUN_DIR", help="audit a run's checkpoint (its config.json settings)")
     p.add_argument("--preset", default="cpu-tiny", help="named preset the settings start from (default cpu-tiny)")
-    p.add_argument("--model", help="'char-gpt' (default) or 'hf:<local dir>'")
+    p.add_argument("--model", help="'char-gpt' (default), 'hf:<local dir>', 'smollm2-135m' or 'gguf:<file>'")
     p.add_argument("--objectives", default=DEFAULT_AUDIT, help=f"comma list (default {DEFAULT_AUDIT}; opo-code = "
                                                                "opo in the released code's geometry; also the field's "
                                                                "losses of TRL and verl: cispo, sapo, gmpo, ... as "

