@@ -186,7 +186,7 @@ def test_cli_trains_an_hf_model_and_rejects_a_bad_one(models, settings, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-2] == (f"opo-theory: error: model 'hf:{missing}': {missing} holds no config.json (expected a "
                        "local directory written by save_pretrained; nothing is downloaded)")
-    assert "unknown model 'gpt9'; allowed: 'char-gpt' or 'hf:<local directory" in err[-1]
+    assert "unknown model 'gpt9'; allowed: char-gpt, smollm2-135m, hf:<dir written by save_pretrained> or gguf:" in err[-1]
     assert not (tmp_path / "x").exists()
 
 
