@@ -8,6 +8,8 @@ import sys
 import tarfile
 from pathlib import Path
 
+from opo_theory.stats import VERDICTS
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = {"log.txt", "smoke.json", "sft.json", "audit-start.json", "runs.tar.gz", "audit-end.json", "summary.json"}
 
@@ -27,7 +29,8 @@ def test_gpu_script_tiny_runs_the_whole_plan(tmp_path):
     assert smoke["parallel"] in (1, 2) and smoke["env"]["torch"]
     assert all(v["steps_per_s_total"] > 0 for v in smoke["concurrency"].values())
     start = strict(out / "audit-start.json")["sft"]
-    assert len(start["summary"]) == 9 and start["verdict"]["relative"]["overall"]
+    assert len(start["summary"]) == 9
+    assert start["verdict"]["overall"] in VERDICTS
     summary = strict(out / "summary.json")
     assert set(summary["runs"]) == {f"{o}/seed0" for o in ("opo", "grpo", "dapo")}
     assert all(r["steps"] == 2 and r["tokens_per_s"] > 0 for r in summary["runs"].values())
