@@ -575,7 +575,7 @@ def fuzz_damaged_runs(compare_out, n: int, derandomize: bool = True) -> None:
 
 
 def test_fuzz_damaged_run_files(compare_out):
-    fuzz_damaged_runs(compare_out, 40)
+    fuzz_damaged_runs(compare_out, 20)
 
 
 @pytest.mark.slow
