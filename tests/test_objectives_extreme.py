@@ -544,16 +544,12 @@ def realistic_batch(seed: int, B: int = 16, T: int = 64, G: int = 4) -> O.Policy
 # at mu = 1e8 or normalizer = 1e-8 (no size range can prevent that for every Delta; the trainer then applies no
 # update, and a run that never updates is an error: tests/test_reliability.py).
 EXPONENTIAL = {("opo-exact", "mu", 1e8), ("opo-exact", "normalizer", 1e-8)}
-KNOWN_BROKEN = {("kl-cov", "ratio"): "ratio > 1 (a share of tokens) reaches torch.topk with k > n: its own range "
-                                      "should stop at 1 (reported to the field-losses owner)"}
 
 
 @pytest.mark.parametrize("name, key", HYPER, ids=[f"{n}.{k}" for n, k in HYPER])
 def test_a_hyperparameter_at_the_range_ends_keeps_loss_and_gradient_finite(name, key):
     from opo_theory.objectives.config import MAGNITUDE
 
-    if (name, key) in KNOWN_BROKEN:
-        pytest.xfail(KNOWN_BROKEN[name, key])
     spec = O.get(name)
     for value in MAGNITUDE:
         try:
