@@ -44,19 +44,10 @@ import time
 import warnings
 from pathlib import Path
 
+from bench_vs_trl import LEAN, missing_dependency, task_reward
+
 SIDES = ("trl", "lean", "full", "opo-lean", "opo-full")
 LEVEL, LR = 3, 1e-6
-LEAN = ["trust_region_metrics=false", "grad_split=false", "approx_grad=false"]
-
-
-def missing_dependency() -> str | None:
-    try:
-        import datasets  # noqa: F401
-        import transformers  # noqa: F401
-        import trl  # noqa: F401
-    except ImportError as exc:
-        return str(exc)
-    return None
 
 
 def model_dir(spec: str) -> Path:
@@ -105,13 +96,10 @@ def run_trl(directory: Path, shape: tuple[int, int, int], steps: int, bf16: bool
     from transformers import AutoTokenizer, PrinterCallback, ProgressCallback, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from opo_theory.lm.task import problems, reward
+    from opo_theory.lm.task import problems
 
     prompts, group, new = shape
     clock, lengths = StepClock(1), []
-
-    def task_reward(completions, answer, **_) -> list[float]:
-        return [reward(c, a)[0] for c, a in zip(completions, answer, strict=True)]
 
     class Timer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kw):
