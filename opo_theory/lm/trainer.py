@@ -232,6 +232,7 @@ class Trainer:
     def rl_step(self) -> dict:
         cfg = self.cfg
         t0 = clock(cfg.device)
+        self.opt.zero_grad(set_to_none=True)   # the last step's gradients are not carried through this rollout
         prompts, tokens, rewards, shown, correct, sampling = collect(cfg, self._rollout, self.vocab.pad_id)
         t_gen = clock(cfg.device) - t0
         metrics, logp_old, updated = self._update(prompts, tokens, rewards)
