@@ -372,8 +372,10 @@ def real_model_section() -> list[str]:
         f"(median; {s['step_s']['min']:.0f}–{s['step_s']['max']:.0f} s while other jobs shared this 2-core machine), "
         "so this is a smoke-scale comparison, not a test of the paper's claims at model scale.", "",
         *rows, "",
-        f"OPO against each baseline, paired over seeds (95% interval, MDD at power 0.8): {versus}. A paired "
-        f"comparison with fewer than 3 seeds is undetermined by rule; {call} ({steps} steps at lr {c['lr']:g}).", "",
+        f"OPO against each baseline, paired over seeds (95% interval, MDD at power 0.8; outcome at Holm-adjusted "
+        f"p < 0.05 over every baseline x measure): {versus}. "
+        + ("A paired comparison with fewer than 3 seeds is undetermined by rule; " if s["seeds"] < 3 else "")
+        + f"{call.capitalize() if s['seeds'] >= 3 else call} ({steps} steps at lr {c['lr']:g}).", "",
         "Is a real model in the paper's high-confidence regime? Share of the sampled response tokens at step 0 "
         f"(the start policy) whose sampling probability is >= 0.9 / >= 0.999: SmolLM2 {pct(s['confidence']['p>=0.9'])}"
         f" / {pct(s['confidence']['p>=0.999'])} (chat answers in prose, T = {c['temperature']}); the char GPT after "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from opo_theory.stats import interval, outcome, paired
+from opo_theory.stats import holm, interval, outcome, paired
 
 HIGH = {"p>=0.9": ("0.9-0.99", "0.99-0.999", "ge0.999"), "p>=0.999": ("ge0.999",)}
 
@@ -35,7 +35,8 @@ def last_val(rows: list[dict]) -> float:
 
 def real_model_summary(directory: Path) -> dict:
     """Per objective: sampled accuracy over the steps, greedy val accuracy before RL and at the end and its paired
-    change; OPO minus each baseline (paired over seeds) on both; the start policy's token confidence."""
+    change; OPO minus each baseline (paired over seeds, Holm over every baseline x measure) on both; the start
+    policy's token confidence."""
     from opo_theory.figures.runs import load, pre_rl, seed_config
 
     runs, before = load(directory), pre_rl(directory)
@@ -46,13 +47,14 @@ def real_model_summary(directory: Path) -> dict:
         per[name] = {"sampled": interval([mean_accuracy(rows) for rows in seeds], "fraction"),
                      "val_end": interval(end, "fraction"), "val_start": interval(start, "fraction"),
                      "val_change": paired(end, start).to_json(), "steps": min(len(rows) for rows in seeds)}
-    versus = {}
-    if "opo" in runs:
-        for name in runs:
-            if name != "opo":
-                tests = {"sampled": paired([mean_accuracy(r) for r in runs["opo"]], [mean_accuracy(r) for r in runs[name]]),
-                         "val_end": paired([last_val(r) for r in runs["opo"]], [last_val(r) for r in runs[name]])}
-                versus[name] = {k: {**t.to_json(), "outcome": outcome(t), "text": t.text()} for k, t in tests.items()}
+    measures = {"sampled": mean_accuracy, "val_end": last_val}
+    tests = {(name, k): paired([f(r) for r in runs["opo"]], [f(r) for r in runs[name]])
+             for name in runs if name != "opo" and "opo" in runs for k, f in measures.items()}
+    adjusted = dict(zip(tests, holm([t.p for t in tests.values()]), strict=True))
+    versus: dict = {}
+    for (name, k), t in tests.items():
+        versus.setdefault(name, {})[k] = {**t.to_json(), "p_holm": adjusted[name, k],
+                                          "outcome": outcome(t, adjusted[name, k]), "text": t.text()}
     first = next(iter(runs))
     step_s = sorted(r["time/step_s"] for seeds in runs.values() for rows in seeds for r in rows)
     return {"objectives": per, "opo_versus": versus, "confidence": start_confidence(runs[first]),
