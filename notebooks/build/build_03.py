@@ -89,13 +89,19 @@ print("parameter-space rate (rows alpha, cols mu):\n", np.round(p_rate, 4))
 print("1 - parameter-space rate, divided by eta*mu:\n", np.round((1 - p_rate) / (cfg["eta"] * np.asarray(mus)), 4))
 print("1/arms =", 1 / cfg["arms"])
 """),
-("md", r"""
-**Reading.** In function space the rate is exactly $|1-\eta\mu|$ (deviation at round-off level) and
-does not depend on α — Cor 6.2 as stated. In **parameter space** (the logits, which is what a
-real optimizer updates) the contraction is much slower and is *not* $|1-\eta\mu|$: the last printout
-shows $(1 - \text{rate})/(\eta\mu)$ is roughly constant and close to $1/K$ for a near-uniform
-softmax over $K$ arms, i.e. the softmax Jacobian rescales the effective step size. It still depends
-essentially on μ only, with a tiny α effect (see the variance shares below).
+("code", r"""
+from IPython.display import Markdown, display
+
+step_scale = (1 - p_rate) / (cfg["eta"] * np.asarray(mus))
+display(Markdown(
+    f"**Reading** (computed). In function space the rate equals $|1-\\eta\\mu|$ to within "
+    f"{g['function_rate_max_dev']:.1e} in every cell, whatever α: Cor 6.2 as stated. In **parameter space** (the "
+    f"logits, which a real optimizer updates) the rate is "
+    f"{'slower than' if (p_rate > theory).all() else 'not everywhere slower than'} $|1-\\eta\\mu|$: "
+    f"$(1 - \\text{{rate}})/(\\eta\\mu)$ lies in [{step_scale.min():.3f}, {step_scale.max():.3f}] against "
+    f"$1/K$ = {1 / cfg['arms']:.3f} for K = {cfg['arms']} arms, i.e. the softmax Jacobian rescales the effective step "
+    f"size. Across the α rows the rate moves by at most {np.ptp(p_rate, axis=0).max():.2g}; across the μ columns by "
+    f"up to {np.ptp(p_rate, axis=1).max():.2g} (variance shares below)."))
 """),
 ("code", r"""
 curves = np.asarray(g["reward_curves"])           # [outer + 1, alphas, mus]
@@ -139,19 +145,20 @@ rew = ind["final_reward"]
 print(f"final reward: unexplained by the alpha and mu main effects: {1 - rew['alpha_share'] - rew['mu_share']:.3f} "
       "(seed-to-seed variance + interaction)")
 """),
-("md", r"""
-**Reading.** The rate half of the claim holds here: μ explains essentially all the variance of the
-(parameter-space) rate and α almost none. The reward half holds only in *direction*: μ explains a
-negligible share of the final reward and α a clearly non-zero one (smaller α — the more aggressive
-escort in the paper's convention — reaches higher reward within the budget), but α's share is well
-below 1: the remainder (printed above) is variance between bandit instances plus interaction. How
-large α's share is depends on the setting: with the small settings (8 seeds, 10 arms, 10 outer
-iterations) it was about 0.18 with a wide CI [0.09, 0.58]; with the full settings (32 seeds, 20 arms,
-30 outer iterations) about 0.62 [0.51, 0.75] when this notebook was written. So on these toys "final
-accuracy depends on α only" is better stated as "μ barely matters for final reward within the
-budget; α matters, alongside the problem instance". Note that this is an exact-gradient,
-fixed-budget setting, and that in parameter space the α-independence of curvature is only
-approximate (notebook 01, `decoupling`).
+("code", r"""
+rate = ind["param_rate"]
+summ = g["summary"]
+by_alpha = np.asarray(g["final_reward"]).mean(1)            # mean over mu of each alpha row
+ci = lambda c: f"[{c[0]:.2f}, {c[1]:.2f}]"
+display(Markdown(
+    f"**Reading** (computed). Rate: μ explains {rate['mu_share']:.2f} {ci(rate['mu_ci95'])} of the parameter-space "
+    f"rate's variance, α {rate['alpha_share']:.2f} {ci(rate['alpha_ci95'])}. Final reward: μ explains "
+    f"{rew['mu_share']:.2f} {ci(rew['mu_ci95'])}, α {rew['alpha_share']:.2f} {ci(rew['alpha_ci95'])}, the rest "
+    f"({1 - rew['alpha_share'] - rew['mu_share']:.2f}) is variance between bandit instances plus interaction; the "
+    f"highest final reward is at α = {alphas[int(np.argmax(by_alpha))]} (mean over μ). Rule: {summ['rule']}. "
+    f"Verdict for these settings: **{summ['verdict']}** (holds for {', '.join(map(str, summ['holds_for_inner'])) or 'no'} "
+    f"inner steps per outer iteration). This is an exact-gradient, fixed-budget toy; in parameter space the "
+    "α-independence of the curvature is only approximate (notebook 01, `parameter-transfer`)."))
 """),
 ("md", r"""
 ## 2. Exact loss vs log surrogate as the trust region grows
@@ -159,8 +166,8 @@ approximate (notebook 01, `decoupling`).
 After `inner` surrogate steps of size η from the anchor, `approx()` compares the exact OPO loss
 (eq 15) and the surrogate (eq 19) at the reached policy: $E[\Delta^3]$ (the quantity the paper
 suggests monitoring, threshold 0.1), the loss gap, and the cosine between the two gradients.
-Large η·inner leaves the region where $v\approx\Delta$; some runs diverge (the surrogate's
-$\Delta^2$ penalty does not keep the policy in a trust region in parameter space).
+Large η·inner leaves the region where $v\approx\Delta$ (the surrogate's $\Delta^2$ penalty does not keep the
+policy in a trust region in parameter space); the reading below says how far the runs went.
 """),
 ("code", r"""
 ap = approx(**APPROX_KW)
@@ -197,15 +204,21 @@ print(f"{len(misleading)} of {len(rows)} settings have |E[Delta^3]| <= 0.1 but g
 for r in misleading:
     print(f"  eta={r['eta']:g}, inner={r['inner']}: E[D^3]={r['E_delta3']:.3g}, delta_inf={r['delta_inf']:.3g}, grad_cos={r['grad_cos']:.3f}")
 """),
-("md", r"""
-**Reading.** For small trust regions (small η, few inner steps) the surrogate is excellent:
-gradient cosine ≈ 1, and Lemma A.1's pointwise bound holds wherever it applies ($\delta<1$). As
-η·inner grows, the loss gap grows roughly like $\delta^2$ (not $E[\Delta^3]$ — notebook 01) and the
-gradients decorrelate; for the largest settings the surrogate iteration diverges (huge
-$\|\Delta\|_\infty$, NaN cosines). $E[\Delta^3]$ is a **poor monitor**: it is a signed third moment,
-so positive and negative log-ratios cancel, and the cell above lists settings (if any) where it
-stays under the paper's 0.1 threshold while the gradient direction is already badly wrong.
-$\|\Delta\|_\infty$ or $E[\Delta^2]$ would be safer to monitor.
+("code", r"""
+finite = [r for r in rows if np.isfinite(r["grad_cos"])]
+small = min(rows, key=lambda r: r["eta"] * r["inner"])
+worst = min(finite, key=lambda r: r["grad_cos"])
+in_domain = [r for r in rows if r["lemma_holds"] is not None]
+display(Markdown(
+    f"**Reading** (computed). At the smallest trust region (η = {small['eta']:g}, {small['inner']} inner step(s)) "
+    f"the gradient cosine is {small['grad_cos']:.4f}. Lemma A.1's pointwise bound holds in "
+    f"{sum(r['lemma_holds'] for r in in_domain)} of the {len(in_domain)} settings where it applies (δ < 1). The "
+    f"lowest cosine is {worst['grad_cos']:.3f} (η = {worst['eta']:g}, {worst['inner']} inner steps); the largest "
+    f"$\\|\\Delta\\|_\\infty$ reached is {max(r['delta_inf'] for r in rows):.3g}; "
+    f"{len(rows) - len(finite)} of {len(rows)} settings give no finite cosine. {len(misleading)} setting(s) keep "
+    f"$|E[\\Delta^3]| \\le 0.1$ while the cosine is below 0.9 (listed above)"
+    + (": there $E[\\Delta^3]$, a signed third moment in which positive and negative log-ratios cancel, is a poor "
+       "monitor, and $\\|\\Delta\\|_\\infty$ or $E[\\Delta^2]$ would be safer." if misleading else ".")))
 """),
 ("md", r"""
 ## 3. Positivity of the closed-form update (Prop 6.4)
@@ -235,15 +248,19 @@ ax.set_xlabel("μ"); ax.set_ylabel("advantage scale")
 ax.set_title("fraction of instances where the closed form leaves the simplex", fontsize=10)
 plt.colorbar(im, ax=ax); fig.tight_layout(); plt.show()
 """),
-("md", r"""
-**Reading.** Prop 6.4 is right: $\pi_{k+1}\ge0$ exactly when $\mu \ge \bar w - \min\tilde w$ (100%
-agreement in every cell). But the condition is far from automatic: at the paper's μ = 1 some
-random instances already produce **negative probabilities** at unit advantage scale, most do once
-advantages are twice as large, and for small μ (e.g. GOPO's 0.5 or below) nearly all do (see the
-table). The closed form
-$\pi_k(1+(\tilde w-\bar w)/\mu)$ is therefore not a policy update by itself; the bounded
-projection (GOPO's $v \ge -1$ clip with re-solved $\lambda^*$) always returns a valid distribution
-(minimum ≥ 0, sums to 1 to round-off), at the price of zeroing out some actions entirely.
+("code", r"""
+table = pos["table"]
+at = lambda scale, mu: next(r["frac_negative"] for r in table if r["scale"] == scale and r["mu"] == mu)
+display(Markdown(
+    f"**Reading** (computed). Prop 6.4's condition $\\mu \\ge \\bar w - \\min\\tilde w$ predicts whether "
+    f"$\\pi_{{k+1}}$ has a negative entry in {min(r['prop64_agreement'] for r in table):.1%} of the instances of the "
+    f"worst cell ({'exactly, in every cell' if pos['all_agree'] else 'not exactly everywhere'}). The condition is "
+    f"not automatic: at μ = 1 the closed form leaves the simplex in {at(1.0, 1.0):.0%} of instances at unit "
+    f"advantage scale and {at(2.0, 1.0):.0%} at scale 2; at μ = 0.5 (GOPO's) in {at(1.0, 0.5):.0%} at unit scale. "
+    f"The bounded projection (GOPO's $v \\ge -1$ with re-solved $\\lambda^*$): smallest probability "
+    f"{min(r['bounded_min'] for r in table):.2g}, largest |sum − 1| {max(r['bounded_sum_err'] for r in table):.1e} "
+    f"({'never negative' if pos['bounded_never_negative'] else 'NEGATIVE somewhere'}), at the price of zeroing up "
+    f"to {max(r['bounded_frac_zeroed'] for r in table):.0%} of the actions."))
 """),
 ]
 

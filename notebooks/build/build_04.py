@@ -17,7 +17,8 @@ compare --out DIR:  DIR/<objective>/seed<k>/metrics.jsonl   one JSON object per 
 train --out DIR:    DIR/config.json, DIR/metrics.jsonl       one run (one objective, one seed)
 ```
 
-It plots, per objective, the mean over seeds with a min–max band of: training reward (and accuracy,
+It plots, per objective, the mean over seeds with a min–max band (per-step series as a 5-step moving
+average) of: training reward (and accuracy,
 when the reward is not simply the accuracy), gradient norm, policy entropy, $E[\Delta^3]$ (the
 paper's surrogate-quality monitor) and validation accuracy, and shows the summary table. **No data
 is generated here**: if the logs are missing the notebook stops with an error saying how to produce
@@ -124,19 +125,34 @@ def aligned(objective, key):
 for objective in runs:
     aligned(objective, "step")
 
+from opo_theory.figures.style import colors
+
+%matplotlib inline
+# (again: importing opo_theory.figures.style selects matplotlib's Agg backend, which would show nothing here)
+PALETTE = colors(list(runs))     # the figures' palette: a registered objective has its colour everywhere
+SMOOTH = 5                       # moving average of per-step series (not of evaluations), so 8 curves stay legible
+
+def moving(x, w):
+    return np.convolve(x, np.ones(w) / w, mode="valid") if len(x) >= w else x
+
 def band(ax, key, title, yscale=None):
-    for i, objective in enumerate(runs):
+    smoothed = False
+    for objective in runs:
         steps, vals = aligned(objective, key)
         if np.isnan(vals).all():
             continue
         ok = ~np.isnan(vals).all(0)
         steps, vals = steps[ok], vals[:, ok]
-        mean = np.nanmean(vals, 0)
-        color = f"C{i % 10}"
-        marker = dict(marker="o", ms=3) if len(steps) < 30 else {}     # sparse series (evaluations)
-        ax.plot(steps, mean, color=color, lw=1.6, label=f"{objective} (n={vals.shape[0]})", **marker)
-        ax.fill_between(steps, np.nanmin(vals, 0), np.nanmax(vals, 0), color=color, alpha=0.2, lw=0)
-    ax.set_title(title, fontsize=10)
+        mean, low, high = np.nanmean(vals, 0), np.nanmin(vals, 0), np.nanmax(vals, 0)
+        sparse = len(steps) < 30                                     # evaluations: drawn as points, not smoothed
+        if not sparse and len(steps) >= SMOOTH:
+            steps, mean, low, high = steps[SMOOTH - 1:], *(moving(x, SMOOTH) for x in (mean, low, high))
+            smoothed = True
+        lead = objective == "opo"                                    # OPO drawn on top, thicker
+        ax.plot(steps, mean, color=PALETTE[objective], lw=2.2 if lead else 1.1, zorder=3 if lead else 2,
+                label=f"{objective} (n={vals.shape[0]})", **(dict(marker="o", ms=3) if sparse else {}))
+        ax.fill_between(steps, low, high, color=PALETTE[objective], alpha=0.12, lw=0)
+    ax.set_title(title + (f" ({SMOOTH}-step average)" if smoothed else ""), fontsize=10)
     if yscale == "symlog":
         ax.set_yscale("symlog", linthresh=1e-2)
     elif yscale:
@@ -170,9 +186,14 @@ for ax in axes[len(PANELS):]:
 for ax in axes[:len(PANELS)]:
     ax.set_xlabel("RL step")
 handles, names = axes[0].get_legend_handles_labels()
-fig.legend(handles, names, loc="lower center", ncol=len(names), frameon=False, fontsize=9)
-fig.suptitle(f"{RUN_DIR.name}: " + ("one run" if SINGLE else "mean over seeds, band = min–max over seeds"))
-fig.tight_layout(rect=(0, 0.05, 1, 1)); plt.show()
+if len(PANELS) < len(axes):      # the legend in the first unused panel, off the data
+    axes[len(PANELS)].legend(handles, names, loc="center", frameon=False, fontsize=11, title="objective (seeds)")
+    fig.suptitle(f"{RUN_DIR.name}: " + ("one run" if SINGLE else "mean over seeds, band = min–max over seeds"))
+    fig.tight_layout(); plt.show()
+else:
+    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 4), frameon=False, fontsize=9)
+    fig.suptitle(f"{RUN_DIR.name}: " + ("one run" if SINGLE else "mean over seeds, band = min–max over seeds"))
+    fig.tight_layout(rect=(0, 0.08, 1, 1)); plt.show()
 """),
 ("md", r"""
 ## Summary table
@@ -262,14 +283,26 @@ for objective in runs:
     print(f"{objective:10s} {np.nanmean(rew[:, :10]):14.3f} {np.nanmean(rew[:, -10:]):13.3f} {v[0]:13.3f} {v[-1]:12.3f} "
           f"{np.nanmedian(gn):16.3g}")
 """),
-("md", r"""
-**Reading the numbers above.** They are recomputed from whatever logs `OPO_RUNS_DIR` points at, so no
-number is written into this text. REPORT.md's LM section turns the same committed logs into verdicts by
-rule: an objective is ranked above another only when a paired t-test over seeds (Holm-corrected over
-the pairs) passes in every averaging window (last 10%, 20% and 50% of the steps). For the committed
-cpu-tiny runs (opo, the released-code OPO, gopo, grpo, dapo, gspo, dr-grpo and DAPO as its paper
-specifies) no training-reward difference passes that rule, and level-3 (OOD) accuracy stays near zero
-for every objective, so at this scale the runs neither reproduce nor refute the paper's OPO advantage.
+("code", r"""
+# Reading the numbers above: the REPORT's ranking rule applied to these logs (nothing here is written by hand).
+from IPython.display import Markdown
+from opo_theory.lm.compare import verdict_from_runs
+
+seed_rows = {o: [rows for _, rows in sorted(seeds.items())] for o, seeds in runs.items()}
+if SINGLE or "opo" not in seed_rows or len(seed_rows) < 2 or min(map(len, seed_rows.values())) < 2:
+    display(Markdown("**Reading** (computed). These logs hold no comparison of opo against a baseline over at least "
+                     "two seeds, so no ranking is stated."))
+else:
+    v = verdict_from_runs(seed_rows, "reward/mean", "training reward", "higher")
+    ood = {o: row["ood_accuracy"]["mean"] for o, row in table.items() if finite(row.get("ood_accuracy", {}).get("mean"))}
+    display(Markdown(
+        "**Reading** (computed from these logs). REPORT.md's rule ranks opo above a baseline only when a paired "
+        "t-test over seeds (Holm-corrected over the baselines) passes in every averaging window (last 10%, 20% and "
+        "50% of the steps). Training reward, opo against "
+        + ", ".join(f"{b}: {x['outcome']}" for b, x in v["baselines"].items())
+        + (f" (not tested: {', '.join(v['not_tested'])}, OPO's own variants)" if v["not_tested"] else "")
+        + f"; verdict **{v['verdict']}**."
+        + (f" Mean OOD accuracy at the end is at most {max(ood.values()):.3f} over the objectives." if ood else "")))
 """),
 ("md", r"""
 ## How to read these curves
