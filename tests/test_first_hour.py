@@ -155,18 +155,19 @@ def test_audit_prints_its_verdict_table_read_from_its_json(tmp_path, capsys):
 
 
 def test_opo_code_and_opo_released_mean_the_same_in_audit_and_compare():
-    from opo_theory.lm.audit import AUDIT_OBJECTIVES, check_objectives
+    from opo_theory.lm.audit import AUDIT_OBJECTIVES, audit_entry, check_objectives
     from opo_theory.lm.compare import parse_variant
 
     for label in ("opo-code", "opo-released"):
         variant = parse_variant(label)                            # compare accepts both names
-        name, overrides = AUDIT_OBJECTIVES[label]
+        name, overrides = audit_entry(label)
         assert variant.label == label and variant.objective == name == "opo"
         assert sorted(variant.settings) == sorted(f"objective.{k}={v}" for k, v in overrides.items())
         assert check_objectives([label]) == [label]              # and the audit too
-    assert AUDIT_OBJECTIVES["opo-code"][1] == {"geometry": "code"}
-    assert AUDIT_OBJECTIVES["opo-released"][1] == {"geometry": "code", "seq_logratio": "mean", "delta_clamp": 5,
-                                                   "normalization": "released", "alpha": 0.75, "mu": 0.5}
+    assert audit_entry("opo-code")[1] == {"geometry": "code"}
+    assert audit_entry("opo-released")[1] == {"geometry": "code", "seq_logratio": "mean", "delta_clamp": 5,
+                                              "normalization": "released", "alpha": 0.75, "mu": 0.5}
+    assert "opo-released" not in AUDIT_OBJECTIVES       # the default audit (and its committed record) is unchanged
 
 
 def test_audit_table_says_when_there_is_no_verdict():

@@ -83,19 +83,24 @@ def named_variant(label: str) -> tuple[str, dict]:
     return variant.objective, parse_overrides(pairs, defaults, f"objective {variant.objective}")
 
 
-# label -> (registered objective, config overrides): opo in the paper's geometry, in the released code's geometry
-# (opo-code) and as released (opo-released), the last two as `compare` names them
+# The default audit, label -> (registered objective, config overrides): opo in the paper's geometry and in the
+# released code's geometry (opo-code, as `compare` names it)
 AUDIT_OBJECTIVES = {
-    "opo": ("opo", {}), "opo-code": named_variant("opo-code"), "opo-released": named_variant("opo-released"),
-    "opo-exact": ("opo-exact", {}),
+    "opo": ("opo", {}), "opo-code": named_variant("opo-code"), "opo-exact": ("opo-exact", {}),
     "gopo": ("gopo", {}), "grpo": ("grpo", {}), "dapo": ("dapo", {}), "gspo": ("gspo", {}),
     "dr-grpo": ("dr-grpo", {}), "ppo-kl": ("ppo-kl", {}),
 }
 
 
+EXTRA_VARIANTS = ("opo-released",)     # also accepted, outside the default audit: OPO as released (compare's)
+
+
 def audit_entry(label: str) -> tuple[str, dict]:
-    """(registered objective, config overrides) of an audit label: AUDIT_OBJECTIVES's, or one of the field's
-    losses (FIELD_LOSSES: cispo, sapo, ...) under its own name with its registry defaults."""
+    """(registered objective, config overrides) of an audit label: AUDIT_OBJECTIVES's, an EXTRA_VARIANTS name
+    (compare's definition), or one of the field's losses (FIELD_LOSSES: cispo, sapo, ...) under its own name with
+    its registry defaults."""
+    if label in EXTRA_VARIANTS:
+        return named_variant(label)
     return AUDIT_OBJECTIVES.get(label, (label, {}))
 
 
@@ -418,7 +423,7 @@ def check_objectives(objectives) -> list[str]:
     if not objectives:
         raise ValueError("--objectives must name at least one objective")
     for o in objectives:
-        require_choice("audit objective", o, (*AUDIT_OBJECTIVES, *FIELD_LOSSES))
+        require_choice("audit objective", o, (*AUDIT_OBJECTIVES, *EXTRA_VARIANTS, *FIELD_LOSSES))
     if len(set(objectives)) != len(objectives):
         raise ValueError(f"--objectives lists an objective more than once: {','.join(objectives)}")
     return objectives
