@@ -5,8 +5,8 @@
 #   figures/runs/cpu-tiny-long/    only with LONG=1: opo, grpo, dapo for LONG_STEPS steps ("OPO keeps improving
 #                                  after step 100"); about 9 more minutes on 2 cores
 #   figures/runs/smollm2-cpu/      only with REAL=1: SmolLM2-135M-Instruct (--preset smollm2-cpu), opo, grpo, dapo x
-#                                  REAL_SEEDS x REAL_STEPS; measured ~25 min per run on this 2-core machine
-#                                  while other jobs shared it (pre-RL evaluation ~10 min, ~5 min per step)
+#                                  REAL_SEEDS x REAL_STEPS; 4-8 min per run measured on this 2-core machine
+#                                  while other jobs shared it (its audit, `opo-theory audit`, stays)
 # Two worker processes, one thread each, split so that they finish together on a 2-core machine; a last
 # `compare --resume` per directory trains nothing and writes its summary. Environment overrides (a quick check
 # of the script): PY, SEEDS, STEPS (Exp 1), SCARCE_STEPS, LONG, LONG_STEPS, REAL, REAL_SEEDS, REAL_STEPS,
@@ -21,7 +21,7 @@ SCARCE_STEPS=${SCARCE_STEPS:-50}
 LONG=${LONG:-0}
 LONG_STEPS=${LONG_STEPS:-300}
 REAL=${REAL:-0}
-REAL_SEEDS=${REAL_SEEDS:-2}
+REAL_SEEDS=${REAL_SEEDS:-3}
 REAL_STEPS=${REAL_STEPS:-4}
 RUNS=${RUNS:-figures/runs}
 EXTRA=${EXTRA:-}
@@ -60,8 +60,8 @@ if [ "$REAL" = 1 ]; then
         $PY -m opo_theory compare --preset smollm2-cpu --objectives "$1" --seeds "$REAL_SEEDS" --steps "$REAL_STEPS" \
             --out "$RUNS/smollm2-cpu" --quiet ${2:-}
     }
-    rm -rf "$RUNS/smollm2-cpu"
-    real opo,grpo & a=$!
+    find "$RUNS/smollm2-cpu" -mindepth 1 -maxdepth 1 ! -name audit -exec rm -rf {} + 2>/dev/null || true
+    real opo,grpo & a=$!     # one process each: a run needs ~2.5-5 GB
     real dapo & b=$!
     wait $a
     wait $b
