@@ -222,7 +222,7 @@ def table(results: dict, args, peaks: dict, load: list[float]) -> str:
                      f"{med['trl']['cpu'] / med[side]['cpu']:.2f}x | {length:.1f} | {rate:.1f} | "
                      f"{100 * rate / peak:.0f}% | {max(r['step_peak_gib'] for r in rs):.2f} | "
                      f"{max(r['process_peak_gib'] for r in rs):.2f} |")
-    lines += ["", "Targets (issue 22): " + targets(med, results)]
+    lines += ["", "Targets (speed, memory, diagnostics cost): " + targets(med, results)]
     return "\n".join(lines)
 
 
