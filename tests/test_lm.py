@@ -151,8 +151,10 @@ def test_bad_input_fails_before_work(micro, tmp_path, capsys):
     assert "unknown objective 'nope'" in err and "unknown preset 'huge'" in err
     assert "bad value 'abc' for lr" in err and "mu must be a finite number > 0" in err
     start_run(make_config("opo", "cpu-tiny", 0, micro, steps=1), tmp_path / "a", quiet=True).run()
-    with pytest.raises(ValueError, match="holds a different run"):
+    with pytest.raises(ValueError, match="holds a different run") as err:
         start_run(make_config("grpo", "cpu-tiny", 0, micro, steps=1), tmp_path / "a", quiet=True)
+    # the refusal names each differing key with both values, and how to resume as well as how to start anew
+    assert "objective 'opo' there, 'grpo' now" in str(err.value) and "to resume it, pass its values" in str(err.value)
 
 
 def test_gpu_small_preset_has_at_least_10m_parameters():

@@ -117,6 +117,16 @@ def test_resume_on_a_directory_without_a_run_says_so(cache, tmp_path, capsys):
             in capsys.readouterr().err)
 
 
+def test_resuming_a_finished_run_says_its_logs_are_unchanged(cache, tmp_path, capsys):
+    out = tmp_path / "done"
+    assert main(train_argv(out, cache, "--quiet")) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {out / 'metrics.jsonl'}"
+    before = (out / "metrics.jsonl").read_bytes()
+    assert main(train_argv(out, cache, "--quiet", "--resume")) == 0
+    assert capsys.readouterr().out.strip() == f"unchanged: {out / 'metrics.jsonl'} (the run had already finished)"
+    assert (out / "metrics.jsonl").read_bytes() == before
+
+
 def test_ctrl_c_in_compare_names_the_run_and_resumes_it(cache, tmp_path, monkeypatch, capsys):
     out = tmp_path / "cmp"
     argv = ["compare", "--objectives", "opo,grpo", "--seeds", "1", "--steps", "4", "--out", str(out),

@@ -222,8 +222,10 @@ def run_train(args) -> int:
     resumable = prepare_run_dir(cfg, args.out, args.resume, args.quiet)
     pools = task_pools(cfg)
     model, sft_info = warm_start(cfg, pools, args.quiet)       # the SFT policy (cached in sft_cache)
-    path = Trainer(cfg, args.out, model, sft_info, pools, resumable, args.quiet).run()
-    print(f"wrote {path}")
+    trainer = Trainer(cfg, args.out, model, sft_info, pools, resumable, args.quiet)
+    first_step = trainer.step
+    path = trainer.run()
+    print(f"wrote {path}" if trainer.step > first_step else f"unchanged: {path} (the run had already finished)")
     return 0
 
 

@@ -113,8 +113,10 @@ def check_same_run(out: Path, stored, cfg: TrainConfig) -> None:
     settings = {k: v for k, v in stored["config"].items() if k not in RUNTIME_FIELDS}
     identity = json.loads(json.dumps(cfg.identity()))
     if settings != identity:
-        diff = sorted(k for k in settings.keys() | identity.keys() if settings.get(k) != identity.get(k))
-        raise RunDirError(f"output dir {out} holds a different run (differs in {diff}); choose another --out")
+        diff = [f"{k} {show(settings.get(k))} there, {show(identity.get(k))} now"
+                for k in sorted(settings.keys() | identity.keys()) if settings.get(k) != identity.get(k)]
+        raise RunDirError(f"output dir {out} holds a different run ({'; '.join(diff)}): to resume it, pass its "
+                          "values; to start this one, choose another --out")
     if "objective_resolved" not in stored:
         raise RunDirError(f"{out / CONFIG} records no resolved objective hyperparameters (written by an older "
                           "version), so a resume cannot be verified; start it in a new --out")
