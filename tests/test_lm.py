@@ -176,7 +176,7 @@ def test_out_of_memory_is_one_line(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr("opo_theory.lm.trainer.prepare_run_dir", lambda *a: False)
     monkeypatch.setattr("opo_theory.lm.sft.task_pools", lambda cfg: {})
     monkeypatch.setattr("opo_theory.lm.sft.warm_start", lambda cfg, pools, quiet=False: (None, {}))
-    monkeypatch.setattr(Trainer, "__init__", lambda self, *a, **k: None)
+    monkeypatch.setattr(Trainer, "__init__", lambda self, *a, **k: setattr(self, "step", 0))
     monkeypatch.setattr(Trainer, "run", oom)
     assert main(["train", "--objective", "opo", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()

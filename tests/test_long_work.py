@@ -64,7 +64,9 @@ def test_the_summary_line_matches_the_logs(cache, tmp_path, capsys):
     rows = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
     reward = sum(r["reward/mean"] for r in rows) / len(rows)           # 6 steps < the 10-step tail
     val = [r for r in rows if "val/accuracy" in r][-1]
-    line = capsys.readouterr().err.strip().splitlines()[-1]
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "[opo seed 0] evaluating the policy before RL (" in "\n".join(err)      # the silent minutes announced
+    line = err[-1]
     assert line == (f"[opo seed 0] done, {STEPS}/{STEPS} steps: final reward {reward:.3f} (last {STEPS} steps), "
                     f"val accuracy {val['val/accuracy']:.3f}, OOD accuracy {val['val/ood_accuracy']:.3f} "
                     f"(last evaluation); logs: {out / 'metrics.jsonl'}")

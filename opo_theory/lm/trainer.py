@@ -285,6 +285,10 @@ class Trainer:
     def _write_pre_rl(self) -> None:
         """pre_rl.json next to the metrics, once, before the first update (a resumed run already has it)."""
         if self.step == 0 and not (self.out / PRE_RL).exists():
+            n = len(self.rl_pool[:self.cfg.val_size])
+            greedy = len(self.pools["val"]) + len(self.pools["ood"]) + n
+            note(f"{self.label} evaluating the policy before RL ({greedy} greedy and {n * self.cfg.group_size} "
+                 "sampled answers; minutes for a pretrained model on a CPU)", self.quiet)
             write_json_atomic(self.out / PRE_RL, self.pre_rl_evaluation())
 
     def run(self) -> Path:
