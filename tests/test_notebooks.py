@@ -47,6 +47,15 @@ def test_notebook_04_reads_a_single_train_run(tmp_path):
     assert "one `train` run: opo seed 0, preset cpu-tiny" in text and "computed from metrics.jsonl" in text
 
 
+def test_notebook_04_takes_a_relative_runs_dir_from_the_repository_root():
+    """The README's `OPO_RUNS_DIR=runs/...` form: relative to the repository, not to notebooks/ where the kernel runs."""
+    nb = make.execute(nbformat.read(ROOT / "notebooks" / "04-lm-diagnostics.ipynb", as_version=4), small=True,
+                      env={"OPO_RUNS_DIR": "figures/runs/cpu-tiny-scarce"})
+    assert not errors(nb), errors(nb)
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert "run dir: figures/runs/cpu-tiny-scarce" in text
+
+
 @pytest.mark.parametrize("key", sorted(make.sources()))
 def test_committed_notebook_is_its_build_with_outputs(key):
     """The committed file holds exactly the build script's cells, executed (every code cell has run, none

@@ -31,7 +31,8 @@ them. Only `glob`/`json` are used to read them (no pandas).
 | `OPO_RUNS_DIR` | the run logs to read: a `train --out` directory or a `compare --out` directory | `figures/runs/cpu-tiny` (committed) |
 | `OPO_NOTEBOOK_SMALL=1` | smaller figures (the test suite's setting; reading logs is cheap either way) | unset |
 
-e.g. `OPO_RUNS_DIR=runs/my-compare jupyter lab notebooks/04-lm-diagnostics.ipynb`.
+e.g. `OPO_RUNS_DIR=runs/my-compare jupyter lab notebooks/04-lm-diagnostics.ipynb` (a relative path is taken from the
+repository root, wherever the kernel runs).
 """),
 ("code", r"""
 %matplotlib inline
@@ -50,7 +51,8 @@ from opo_theory.lm.compare import SUMMARY_KEYS, run_summary
 
 SMALL = os.environ.get("OPO_NOTEBOOK_SMALL") == "1"
 ROOT = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists()), Path.cwd())
-RUN_DIR = Path(os.environ.get("OPO_RUNS_DIR") or ROOT / "figures" / "runs" / "cpu-tiny")
+# a relative OPO_RUNS_DIR is taken from the repository root (the kernel itself runs in notebooks/)
+RUN_DIR = ROOT / Path(os.environ.get("OPO_RUNS_DIR") or "figures/runs/cpu-tiny")
 REQUIRED = ("step", "reward/mean", "accuracy", "grad/norm", "entropy/mean", "delta/m3")
 print("small mode:", SMALL, "| run dir:", os.path.relpath(RUN_DIR, ROOT))     # relative: the same on every clone
 """),
