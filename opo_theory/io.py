@@ -151,6 +151,15 @@ def read_json(path: str | os.PathLike, what: str = "") -> Any:
         raise ValueError(f"{path} is not readable JSON ({reason}): the file is damaged") from None
 
 
+def cache_dir(path: str | Path) -> Path:
+    """A cache directory setting as a path: a relative one is taken from the repository root when the package
+    runs from a clone (so a run started in another folder finds the same cache), else from the current folder."""
+    path = Path(path)
+    if path.is_absolute() or not (REPO_ROOT / "pyproject.toml").is_file():
+        return path
+    return REPO_ROOT / path
+
+
 def repo_relative(path: Path) -> str:
     """``path`` relative to the repository root when it lies inside it (for portable provenance), else as given."""
     path = Path(path).resolve()

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from opo_theory.diagnostics import approx_metrics, delta_metrics, gradient_metrics
 from opo_theory.io import (
     REPO_ROOT,
+    cache_dir,
     dumps_json,
     is_temporary_of,
     provenance,
@@ -141,7 +142,7 @@ def confident_policy(cfg: TrainConfig, pools, target_accuracy: float = 0.8, targ
     or the mean answer-token probability >= target_prob on the first val_size train problems, or
     ``max_steps``; cached beside the SFT warm-up, keyed by these settings. Returns (model, info)."""
     model, sft_info = warm_start(cfg, pools, quiet)
-    path = Path(cfg.sft_cache) / f"confident-{confident_key(cfg, target_accuracy, target_prob, max_steps)}.pt"
+    path = cache_dir(cfg.sft_cache) / f"confident-{confident_key(cfg, target_accuracy, target_prob, max_steps)}.pt"
     if path.exists():
         return model.to(cfg.device), load_cached_policy(path, model)
     width = prompt_width(model.vocab, *pools.values())

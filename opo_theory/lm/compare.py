@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from opo_theory.io import write_json_atomic, write_text_atomic
+from opo_theory.io import cache_dir, write_json_atomic, write_text_atomic
 from opo_theory.lm.config import TrainConfig, make_config
 from opo_theory.lm.progress import Interrupted, note
 from opo_theory.lm.run_dir import read_run_metrics as read_metrics  # steps in order, numbers only
@@ -163,7 +163,7 @@ def markdown(table: dict) -> str:
 def check_outputs(out: str | Path, cfg: TrainConfig) -> None:
     """The run directory and the SFT cache must be (creatable) writable directories; nothing is left behind."""
     require_output_dir("--out", out)
-    require_output_dir("sft_cache", cfg.sft_cache)
+    require_output_dir("sft_cache", cache_dir(cfg.sft_cache))
 
 
 def compare(objectives: list[str], seeds: int, preset: str, out: str | Path, settings=None,

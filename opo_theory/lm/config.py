@@ -103,7 +103,8 @@ class TrainConfig:
     sft_target_accuracy: float = setting(0.35, Interval(0.0, 1.0), "SFT stops early at this greedy val accuracy")
     sft_eval_every: int = setting(250, COUNT, "SFT steps between accuracy checks")
     sft_cache: str = setting("runs/sft-cache", Matches(r"(?s).+", "a non-empty directory path"),
-                             "directory of cached SFT warm-ups (keyed by a hash of their settings)")
+                             "directory of cached SFT warm-ups (keyed by a hash of their settings); relative: "
+                             "from the repository root of a clone")
     # RL
     steps: int = setting(100, IntRange(1, 10**6), "RL steps (rollout batch + updates)")
     prompts_per_step: int = setting(32, IntRange(1, 65_536), "prompts per RL step (divisible by minibatches)")

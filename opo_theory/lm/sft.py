@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from opo_theory.io import remove_stale_temporaries
+from opo_theory.io import cache_dir, remove_stale_temporaries
 from opo_theory.lm.backend import hf_dir
 from opo_theory.lm.checkpoint import load_state, load_weights, save_state
 from opo_theory.lm.config import TrainConfig
@@ -99,7 +99,7 @@ def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[torch.nn.M
     width = prompt_width(model.vocab, *pools.values())
     if cfg.sft_max_steps == 0:
         return model.to(cfg.device), {"sft_steps": 0, "sft_val_accuracy": None, "sft_key": None}
-    path = Path(cfg.sft_cache) / f"sft-{sft_key(cfg)}.pt"
+    path = cache_dir(cfg.sft_cache) / f"sft-{sft_key(cfg)}.pt"
     remove_stale_temporaries(path.parent, path.name)     # a warm-up killed while writing this cache entry
     if path.exists():
         info = load_cached_policy(path, model)
