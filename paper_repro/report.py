@@ -408,6 +408,50 @@ def real_audit_lines() -> list[str]:
         f"highest confidence bin: {fall or 'not measured (an empty bin)'}.", ""]
 
 
+def step_mean(rows: list[dict], key: str) -> float:
+    """Mean of ``key`` over a run's steps that log it (nan when none does)."""
+    values = [r[key] for r in rows if r.get(key) is not None]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def batch_shape_section() -> list[str]:
+    """How much of each batch drives the update: the escort weights' effective sample size (weights/ess, OPO
+    family) and the share of groups whose rewards are all equal (reward/frac_zero_std, no drive in any group
+    objective), each the mean over a run's steps, 95% interval over seeds, for every committed LM comparison."""
+    from opo_theory.figures.runs import load as load_runs
+    from opo_theory.stats import interval
+
+    lines = ["## Escort effective sample size and uninformative groups at model scale", "",
+             "Per committed comparison and objective: the escort weights' effective sample size "
+             "(Σw u)²/(Σw u² · Σw), 1 = uniform, logged by the OPO family only; and the share of groups whose "
+             "rewards are all equal (their centred or z-scored drive is 0 in every group objective). Step means, "
+             "95% interval over seeds.", "",
+             "| runs | objective | escort ESS | all-equal groups |", "|---|---|---|---|"]
+    pct = lambda x: "not logged" if x["n"] == 0 else f"{x['mean']:.3f} [{x['low']:.3f}, {x['high']:.3f}]"
+    for label, directory in (("cpu-tiny", RUNS_DIR), ("cpu-tiny-scarce", SCARCE_DIR), ("smollm2-cpu", REAL_DIR)):
+        if not (directory / "summary.json").exists():
+            continue
+        for name, seeds in load_runs(directory).items():
+            ess = interval([step_mean(rows, "weights/ess") for rows in seeds], "fraction")
+            flat = interval([step_mean(rows, "reward/frac_zero_std") for rows in seeds], "fraction")
+            lines.append(f"| {label} | {name} | {ess_text(name, ess, pct)} | {pct(flat)} |")
+    return lines + ["", "\"not logged\": objectives outside the OPO family have no escort weights, and the "
+                    "smollm2-cpu preset turns the extra batch diagnostics off.", ""]
+
+
+def ess_text(label: str, ess: dict, pct) -> str:
+    """The ESS cell; under the gopo geometry the 'escort weights' are the centred advantages themselves (w = A,
+    signed, summing to 0 in a group), not a distribution, so their ESS is 0 by construction."""
+    from opo_theory.lm.compare import parse_variant
+    from opo_theory.objectives import get
+
+    variant = parse_variant(label)
+    values = dict(s.removeprefix("objective.").split("=") for s in variant.settings if s.startswith("objective."))
+    geometry = getattr(get(variant.objective).make_config(), "geometry", None) if not values.get("geometry") \
+        else values["geometry"]
+    return "0 by construction (w = A: signed)" if geometry == "gopo" and ess["n"] else pct(ess)
+
+
 def fmt_iv(x: dict) -> str:
     return f"{x['mean']:.3f} [{x['low']:.3f}, {x['high']:.3f}]"
 
@@ -428,6 +472,7 @@ def main(rerun: bool = False):
     lines += claims_section() + toy_section() + lm_section()
     lines += audit_section()
     lines += real_model_section()
+    lines += batch_shape_section()
     lines += field_losses_section()
     lines += reproductions_section(load)
     lines += ["## Not done here", "",
