@@ -130,8 +130,12 @@ def run_train_trl(args, settings: list[str]) -> int:
     if cfg.model == CHAR_GPT:
         raise ValueError(f"--engine trl trains a transformers model: pass --model hf:<dir>, gguf:<file> or a "
                          f"named model ({', '.join(NAMED)}), got {cfg.model!r}")
-    out = require_output_dir("--out", args.out)
-    require_empty_run_dir(out, "--engine trl starts every run afresh (it does not resume) and never writes over files")
+    if int(os.environ.get("RANK", "0")) == 0:     # under torchrun only rank 0 checks (before any rank writes)
+        out = require_output_dir("--out", args.out)
+        require_empty_run_dir(out, "--engine trl starts every run afresh (it does not resume) and never writes "
+                                   "over files")
+    else:
+        out = Path(args.out)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     from transformers import AutoTokenizer, PrinterCallback
