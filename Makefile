@@ -62,7 +62,7 @@ test-verl: $(VERL_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# Retrain every committed LM run (figures/runs/cpu-tiny*, ~15 min on 2 cores), then `opo-theory figures`.
+# Retrain every committed char-GPT LM run (figures/runs/cpu-tiny*; see paper_repro/regen_runs.sh), then `opo-theory figures`.
 runs: $(STAMP)
 	PY=$(PY) paper_repro/regen_runs.sh
 
