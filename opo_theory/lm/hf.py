@@ -17,21 +17,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from opo_theory.lm.hf_check import check_hf_dir
+from opo_theory.lm.hf_check import check_hf_dir, transformers_module
 from opo_theory.lm.task import PROMPT_FORMATS, question
 from opo_theory.lm.tokenizer import Vocabulary
 from opo_theory.validation import require_choice
-
-
-def _transformers():
-    try:
-        import transformers
-    except ImportError:
-        raise ValueError("an 'hf:' model needs the optional transformers dependency: "
-                         "pip install -e '.[hf]'") from None
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    return transformers
 
 
 def prompt_encoder(tokenizer, name: str, prompt_format: str):
@@ -102,7 +91,7 @@ class HFPolicy(nn.Module):
     def begin(self, prompts: Tensor, capacity: int) -> tuple[Tensor, HFState]:
         mask = self._prompt_mask(prompts)
         logits, cache = self._logits(prompts, mask, (mask.cumsum(-1) - 1).clamp_min(0),
-                                     _transformers().DynamicCache(), keep=1)
+                                     transformers_module().DynamicCache(), keep=1)
         return logits[:, -1], HFState(cache, mask)
 
     def advance(self, tokens: Tensor, state: HFState) -> Tensor:
@@ -135,7 +124,7 @@ def load_hf_policy(path: Path, prompt_format: str = "raw") -> HFPolicy:
     """Model and tokenizer from the local directory ``path`` (float32 weights; local files only), prompts in
     ``prompt_format``."""
     check_hf_dir(path)        # one line naming the file for a broken directory (opo_theory.lm.hf_check)
-    tf = _transformers()
+    tf = transformers_module()
     try:
         tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)
         lm = tf.AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)

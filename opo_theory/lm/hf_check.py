@@ -17,6 +17,18 @@ EMBEDDINGS = ("embed_tokens.weight", "wte.weight", "word_embeddings.weight", "em
 CAUSAL_SUFFIXES = ("ForCausalLM", "LMHeadModel")     # transformers' names of causal LM heads
 
 
+def transformers_module():
+    """The transformers module, quiet (no progress bars, errors only); a one-line error when it is missing."""
+    try:
+        import transformers
+    except ImportError:
+        raise ValueError("an 'hf:' model needs the optional transformers dependency: "
+                         "pip install -e '.[hf]'") from None
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    return transformers
+
+
 def check_hf_dir(path: Path) -> None:
     """Everything ``load_hf_policy`` needs from ``path`` that can be checked without building the model."""
     path = Path(path)
@@ -107,9 +119,8 @@ def check_shapes(path: Path, headers: dict[str, dict]) -> None:
     device: no memory); a missing tensor would be initialised at random by transformers, a wrong one fail late."""
     import torch
 
-    from opo_theory.lm.hf import _transformers
 
-    tf = _transformers()
+    tf = transformers_module()
     try:
         config = tf.AutoConfig.from_pretrained(path, local_files_only=True)
         with torch.device("meta"):
@@ -148,10 +159,9 @@ def check_tokenizer(path: Path, config: dict) -> None:
 def check_tokenizer_loads(path: Path) -> None:
     """transformers reads the tokenizer files (a damaged tokenizer.json raises a bare Exception from the
     tokenizers library, a missing one a many-line ValueError: both become one line naming the directory)."""
-    from opo_theory.lm.hf import _transformers
 
     try:
-        _transformers().AutoTokenizer.from_pretrained(path, local_files_only=True)
+        transformers_module().AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as exc:        # noqa: BLE001 -- the tokenizers library raises plain Exception
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
         raise ValueError(f"{path}: its tokenizer files cannot be read ({type(exc).__name__}: {first})") from None

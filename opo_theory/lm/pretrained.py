@@ -83,9 +83,9 @@ def convert_gguf(path: Path, out: Path) -> Path:
     and renamed, so an interrupted conversion leaves nothing behind)."""
     import torch
 
-    from opo_theory.lm.hf import _transformers
+    from opo_theory.lm.hf_check import transformers_module
 
-    tf = _transformers()
+    tf = transformers_module()
     try:
         tokenizer = tf.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
         lm = tf.AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
