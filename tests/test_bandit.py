@@ -243,3 +243,22 @@ def test_bandit_never_imports_claims():
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             assert not any(n.startswith("opo_theory.claims") for n in names), f"{path.name} imports {names}"
+
+
+def test_bandit_and_compare_share_one_spec_parser():
+    from opo_theory.bandit.cli import parse_objectives
+    from opo_theory.lm.compare import parse_variant
+    from opo_theory.settings import parse_spec, split_top_level
+
+    assert split_top_level(" opo, dpo(beta=1, seq_logratio=mean) ,") == ["opo", "dpo(beta=1, seq_logratio=mean)"]
+    assert parse_spec(" dpo ( beta=1, ,seq_logratio=mean)", "x") == ("dpo", ["beta=1", "seq_logratio=mean"])
+    assert parse_spec("opo", "x") == ("opo", [])
+    for bad in ("opo(mu=0.5", "opo("):
+        with pytest.raises(ValueError, match=r"must be NAME or NAME\(KEY=VALUE"):
+            parse_spec(bad, "item")
+        with pytest.raises(ValueError, match=r"must be NAME or NAME\(KEY=VALUE"):
+            parse_objectives(bad, [])
+        with pytest.raises(ValueError, match=r"must be NAME or NAME\(KEY=VALUE"):
+            parse_variant(bad)
+    assert parse_objectives("dpo(beta=2)", [])["dpo(beta=2)"]["beta"] == 2.0
+    assert parse_variant("dpo(beta=2)").settings == ("objective.beta=2",)
