@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 from opo_theory.diagnostics import (
-    OPO_FAMILY,
     batch_metrics,
     extra_gradients,
     response_efficiency,
@@ -226,7 +225,7 @@ class Trainer:
         if post is None:
             return {}
         bm = batch_metrics(post.with_(logp=post.logp.float()), cfg.objective,
-                           self.obj_cfg if cfg.objective in OPO_FAMILY else None)
+                           self.obj_cfg if self.spec.has_opo_drive else None)
         return {k: v for k, v in bm.items() if not k.startswith(("reward/", "entropy/"))}
 
     def rl_step(self) -> dict:
