@@ -4,7 +4,8 @@ Curves (long per-step or per-point series, see ``is_curve``) are left out of wha
 ``--curves`` is given; ``--out FILE`` always writes the full result. Experiments that compare objectives (those with an
 ``objectives`` parameter) take ``--objectives 'opo,grpo,dpo(beta=1)'`` (or ``--set objectives=...``: a
 registered name, optionally with hyperparameters in parentheses, which also labels it) and ``--set objective.NAME.KEY=VALUE`` (applied to
-every listed objective named NAME).
+every listed objective named NAME). The experiments print numbers only: verdicts on them are opo_theory.claims'
+(``opo-theory claims``; ``claims.toy.judge_saturation`` and ``judge_grid`` for the saturation and grid results).
 """
 
 from __future__ import annotations
