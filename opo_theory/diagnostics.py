@@ -18,7 +18,7 @@ from torch import Tensor
 from opo_theory.objectives import DRIVE_KEY, REG_KEY, get
 from opo_theory.objectives.batch import PolicyBatch
 from opo_theory.objectives.clipped import kl_penalty
-from opo_theory.objectives.opo import OPO_FAMILY, OPOConfig, escort_weights
+from opo_theory.objectives.opo import OPOConfig, escort_weights
 from opo_theory.objectives.reduce import response_weights, seq_logratio
 from opo_theory.objectives.sampling import effective_sample_size
 from opo_theory.objectives.shaping import informative_groups
@@ -69,7 +69,8 @@ def batch_metrics(batch: PolicyBatch, objective_name: str | None = None, config=
         x = -log_r  # log pi_old - log pi per token: KL(pi||pi_old) estimators
         for k in ("k1", "k2", "k3"):
             out[f"kl/{k}"] = _f(kl_penalty(x, k).mean())
-        cfg = config if config is not None and objective_name in OPO_FAMILY else OPOConfig()
+        opo = objective_name is not None and get(objective_name).has_opo_drive
+        cfg = config if config is not None and opo else OPOConfig()
         delta = seq_logratio(batch, cfg.seq_logratio, cfg.delta_clamp)
         out.update(delta_metrics(delta, batch))
         rho2 = torch.exp(2 * seq_logratio(batch, "sum").double().clamp(max=350))
@@ -80,7 +81,7 @@ def batch_metrics(batch: PolicyBatch, objective_name: str | None = None, config=
             out.update(reward_metrics(batch))
         if batch.rewards is not None or batch.advantages is not None:
             out.update(approx_metrics(delta, batch, cfg))
-            if objective_name in OPO_FAMILY:
+            if opo:
                 out["weights/ess"] = _f(effective_sample_size(escort_weights(batch, cfg), batch))
     return out
 

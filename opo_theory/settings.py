@@ -186,3 +186,27 @@ def settings_from_toml(path: str) -> list[TomlSetting]:
         return out
 
     return pairs(data, "", 1)
+
+
+def split_top_level(text: str) -> list[str]:
+    """'opo, dpo(beta=1,seq_logratio=mean)' -> ['opo', 'dpo(beta=1,seq_logratio=mean)'] (commas in
+    parentheses stay; spaces around items go)."""
+    items, depth, cur = [], 0, ""
+    for ch in text:
+        depth += (ch == "(") - (ch == ")")
+        if ch == "," and depth == 0:
+            items.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [item.strip() for item in items + [cur] if item.strip()]
+
+
+def parse_spec(text: str, what: str) -> tuple[str, list[str]]:
+    """'NAME(KEY=VALUE,...)' or 'NAME' -> (NAME, ['KEY=VALUE', ...]) with spaces stripped and empty pairs
+    dropped; the pairs are not typed or checked here (``parse_overrides`` does that against the defaults).
+    ``what`` names the item in the error ('--objectives item ...')."""
+    name, paren, rest = text.partition("(")
+    if paren and not rest.endswith(")"):
+        raise ValueError(f"{what} must be NAME or NAME(KEY=VALUE,...)")
+    return name.strip(), [p.strip() for p in rest[:-1].split(",") if p.strip()] if paren else []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from opo_theory.bandit.saturation import saturation
+from opo_theory.claims.toy import judge_saturation
 from opo_theory.figures.style import color, new_figure, save_figure
 
 NAME = "fig4-saturation"
@@ -26,7 +27,7 @@ def _draw(ax, q, curves, coord):
 
 
 def main(rerun: bool = False):
-    res = saturation()
+    res = judge_saturation(saturation())
     p = np.array(res["p"])
     q = 1 - p[1:]
     fa, ra = res["curves"]["fixed-anchor"], res["curves"]["re-anchored"]

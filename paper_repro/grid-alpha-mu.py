@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from opo_theory.bandit.experiments import grid
+from opo_theory.claims.toy import judge_grid
 from opo_theory.figures.style import new_figure, save_figure
 
 NAME = "grid-alpha-mu"
@@ -42,8 +43,8 @@ def shares_panel(ax, by_inner):
 
 
 def main(rerun: bool = False):
-    res = grid(seeds=32, inner_sweep=(5, 50, 300))
-    exact = grid(seeds=32, inner_sweep=(5, 50, 300), objective="opo-exact")     # no surrogate offset to v*
+    res = judge_grid(grid(seeds=32, inner_sweep=(5, 50, 300)))
+    exact = judge_grid(grid(seeds=32, inner_sweep=(5, 50, 300), objective="opo-exact"))     # no surrogate offset to v*
     a, m = res["config"]["alphas"], res["config"]["mus"]
     fig, axes = new_figure(4, 1, width=3.6, height=3.4)
     heatmap(axes[0, 0], res["function_rate"], a, m, "function-space rate (= |1 - eta mu|,\nalpha-free by construction)", ".3f")

@@ -67,7 +67,8 @@ def test_numbers_behind_the_verdicts(results):
 
 def test_toy_saturation_verdict_is_the_bandit_outputs():
     from opo_theory.bandit.experiments import saturation
-    s = saturation()["summary"]
+    from opo_theory.claims.toy import judge_saturation
+    s = judge_saturation(saturation())["summary"]
     claim = check("toy-saturation")
     assert (s["claim_verdict"], s["claim_detail"]) == (claim.verdict, claim.detail)
     assert s["holds_in"] == claim.numbers["holds_in"]

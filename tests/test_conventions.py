@@ -115,8 +115,8 @@ def test_precomputed_drive_lets_micro_batches_split_groups(name, geometry):
     order = torch.randperm(8, generator=torch.Generator().manual_seed(1))
     total = 0.0
     for part in (order[:3], order[3:]):
-        sub = b.select(part).with_(drive=d[part], group=torch.arange(len(part)))
-        total = total + spec(sub, spec.make_config(**extra, normalizer=8.0))[0]
+        sub = b.select(part).with_(drive=d[part], group=torch.arange(len(part)), normalizer=8.0)
+        total = total + spec(sub, spec.make_config(**extra))[0]
     (grad,) = torch.autograd.grad(total, b.logp)
     assert torch.allclose(total.detach(), full_loss, atol=1e-12)
     assert torch.allclose(grad, full_grad, atol=1e-12)

@@ -193,3 +193,31 @@ def test_a_gpu_preset_without_a_gpu_is_one_line(tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("opo-theory: error: preset 'gpu-small' needs a GPU (device 'cuda') and "
                                                "CUDA is not available; on a CPU use --preset cpu-tiny")
     assert not (tmp_path / "r").exists()
+
+
+def test_rollout_type_groups_and_one_informative_definition():
+    from opo_theory.lm.rollout import Rollout, concat, groups_of
+    from opo_theory.objectives.shaping import informative_groups, informative_rows
+
+    g = torch.Generator().manual_seed(0)
+    r = torch.randint(0, 2, (40, 4), generator=g).float() * 0.5 + 0.1     # 0.1 / 0.6: many all-equal groups
+    inf = informative_rows(r)
+    assert torch.equal(inf, r.max(1).values > r.min(1).values) and torch.equal(~inf, r.std(1) == 0)
+    assert torch.equal(inf.repeat_interleave(4), informative_groups(r.reshape(-1), torch.arange(40).repeat_interleave(4)))
+    assert 0 < int(inf.sum()) < 40
+    ro = Rollout(torch.arange(40 * 3).view(40, 3), torch.arange(160 * 5).view(160, 5), r.reshape(-1),
+                 (r.reshape(-1) > 0.5).float())
+    assert ro.group_size == 4 and torch.equal(ro.informative(), inf) and ro.accuracy == float((r > 0.5).float().mean())
+    keep = inf.nonzero().flatten()
+    part = groups_of(ro, keep)
+    assert torch.equal(part.prompts, ro.prompts[keep]) and torch.equal(part.rewards.view(-1, 4), r[keep])
+    assert torch.equal(part.tokens.view(-1, 4, 5), ro.tokens.view(40, 4, 5)[keep]) and bool(part.informative().all())
+    narrow = Rollout(ro.prompts[:1], ro.tokens[:4, :2], ro.rewards[:4], ro.correct[:4])
+    empty = groups_of(ro, keep[:0])                                         # a part with no group keeps its width
+    whole = concat([narrow, part, empty], pad_id=-1)
+    assert whole.tokens.shape == (4 + len(part.tokens), 5) and bool((whole.tokens[:4, 2:] == -1).all())
+    assert torch.equal(whole.rewards, torch.cat([narrow.rewards, part.rewards]))
+    with pytest.raises(ValueError, match="G responses per prompt"):
+        Rollout(ro.prompts[:3], ro.tokens[:10], ro.rewards[:10])
+    with pytest.raises(ValueError, match="does not track correctness"):
+        _ = Rollout(ro.prompts, ro.tokens, ro.rewards).accuracy

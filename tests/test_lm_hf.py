@@ -134,7 +134,8 @@ def test_rl_through_hf_logs_diagnostics_equal_to_a_direct_computation(objective,
     trainer._rollout = lambda: seen.setdefault("rollout", real_rollout())
     trainer.run()
     row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[0])
-    prompts, tokens, rewards, _ = seen["rollout"]
+    ro = seen["rollout"]
+    prompts, tokens, rewards = ro.prompts, ro.tokens, ro.rewards
     assert len(before_update) == 2 and 0 < float(rewards.std())     # two updates, a reward signal
 
     g = cfg.group_size

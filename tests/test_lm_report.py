@@ -92,14 +92,17 @@ def test_pre_rl_record_is_the_policy_before_any_update(tmp_path, micro):
 
 def test_dynamic_sampling_trains_on_informative_groups(tmp_path, micro):
     t = trainer(tmp_path, micro + ["dynamic_sampling=true", "dynamic_sampling_rounds=50", "shaping=0.5"])
-    prompts, tokens, rewards, shown, correct, extra = collect(t.cfg, t._rollout, t.vocab.pad_id)
-    r = rewards.view(-1, t.cfg.group_size)
-    assert len(prompts) == t.cfg.prompts_per_step and tokens.shape[0] == len(rewards)
+    batch, first, extra = collect(t.cfg, t._rollout, t.vocab.pad_id)
+    r = batch.rewards.view(-1, t.cfg.group_size)
+    assert len(batch.prompts) == t.cfg.prompts_per_step and batch.tokens.shape[0] == len(batch.rewards)
     assert extra["sampling/informative_share"] == 1.0 and bool((r.max(1).values > r.min(1).values).all())
-    assert shown.shape == correct.shape == (t.cfg.prompts_per_step * t.cfg.group_size,)
+    assert bool(batch.informative().all())
+    assert first.rewards.shape == first.correct.shape == (t.cfg.prompts_per_step * t.cfg.group_size,)
+    assert batch.correct.shape == batch.rewards.shape      # each kept response keeps its own correctness
     capped = trainer(tmp_path / "c", micro + ["dynamic_sampling=true", "dynamic_sampling_rounds=1", "shaping=0.5"])
-    p2, _, r2, s2, _, e2 = collect(capped.cfg, capped._rollout, capped.vocab.pad_id)
-    assert e2["sampling/rounds"] == 1 and len(p2) == capped.cfg.prompts_per_step and torch.equal(r2.sort()[0], s2.sort()[0])
+    b2, f2, e2 = collect(capped.cfg, capped._rollout, capped.vocab.pad_id)
+    assert e2["sampling/rounds"] == 1 and len(b2.prompts) == capped.cfg.prompts_per_step
+    assert torch.equal(b2.rewards.sort()[0], f2.rewards.sort()[0]) and torch.equal(b2.correct.sort()[0], f2.correct.sort()[0])
 
 
 def test_overlong_penalty_enters_the_reward(tmp_path, micro):
@@ -108,7 +111,8 @@ def test_overlong_penalty_enters_the_reward(tmp_path, micro):
 
     t = trainer(tmp_path, micro + ["overlong_buffer=6"])
     torch.manual_seed(0)
-    _, tokens, rewards, correct = t._rollout()
+    ro = t._rollout()
+    tokens, rewards, correct = ro.tokens, ro.rewards, ro.correct
     lengths = response_mask(tokens, t.vocab).sum(1)
     expected = correct.to(rewards) + overlong_penalty(lengths, t.cfg.max_new, 6).to(rewards)
     assert torch.allclose(rewards, expected) and bool((lengths > 2).any())

@@ -167,8 +167,8 @@ def test_micro_batches_with_the_global_normalizer_give_the_same_gradient(name):
     normalizer = float(b.lengths.sum()) if token_mean else float(b.n_responses)
     total, grads = 0.0, torch.zeros_like(g_full)
     for part in (torch.arange(0, 6), torch.arange(6, 12)):          # whole groups per micro-batch
-        sub = b.select(part).with_(logp=b.logp.detach()[part].requires_grad_())
-        loss, g = grad_of(name, sub, normalizer=normalizer)
+        sub = b.select(part).with_(logp=b.logp.detach()[part].requires_grad_(), normalizer=normalizer)
+        loss, g = grad_of(name, sub)
         total += loss
         grads[part] = g
     assert torch.allclose(total, l_full) and torch.allclose(grads, g_full)
@@ -345,3 +345,22 @@ def test_dapo_utilities():
     assert torch.allclose(pen, torch.tensor([0.0, 0.0, -0.5, -1.0]))
     with pytest.raises(ValueError, match="buffer must be <= max_len"):
         overlong_penalty(torch.tensor([1]), max_len=2, buffer=4)
+
+
+def test_the_opo_family_is_a_registry_flag_and_the_normalizer_no_hyperparameter():
+    import dataclasses
+
+    from opo_theory.objectives.opo import OPOConfig
+    family = O.available(has_opo_drive=True)
+    assert family == ["gopo", "gopo-bounded", "opo", "opo-exact"]
+    assert family == [n for n in O.available() if issubclass(O.get(n).config_cls, OPOConfig)]
+    with pytest.raises(ValueError, match="unknown objective flag"):
+        O.available(opo_family=True)
+    for n in O.available():                       # set by the engines on the batch, never by a user
+        assert "normalizer" not in {f.name for f in dataclasses.fields(O.get(n).config_cls)}, n
+    b = make_batch(B=12, G=4, pairs=False)
+    for bad in (0.0, -1.0, float("nan"), float("inf"), 1e-300, True, "8"):
+        with pytest.raises(ValueError, match="normalizer must be a number"):
+            b.with_(normalizer=bad)
+    half = O.get("opo")(b.with_(normalizer=2.0 * b.n_responses))[0]
+    assert torch.allclose(half, O.get("opo")(b)[0] / 2)

@@ -31,7 +31,7 @@ import torch
 
 from opo_theory import objectives as O
 
-OPO_FAMILY = ("opo", "opo-exact", "gopo", "gopo-bounded")
+OPO_FAMILY = tuple(O.available(has_opo_drive=True))     # the registry flag: escort/centred drive + chi²
 AGGREGATED = ("grpo", "dr-grpo", "dapo", "ppo-kl")
 PAIRWISE = ("dpo", "ipo", "chipo")
 # the field's losses (objectives/field.py): each fuzzed over every aggregation it has, drawn per batch
@@ -541,9 +541,9 @@ def realistic_batch(seed: int, B: int = 16, T: int = 64, G: int = 4) -> O.Policy
 
 
 # opo-exact's exact chi² term grows as exp(2 Delta): with Delta summed over 64 tokens its gradient leaves float32
-# at mu = 1e8 or normalizer = 1e-8 (no size range can prevent that for every Delta; the trainer then applies no
-# update, and a run that never updates is an error: tests/test_reliability.py).
-EXPONENTIAL = {("opo-exact", "mu", 1e8), ("opo-exact", "normalizer", 1e-8)}
+# at mu = 1e8 (no size range can prevent that for every Delta; the trainer then applies no update, and a run that
+# never updates is an error: tests/test_reliability.py).
+EXPONENTIAL = {("opo-exact", "mu", 1e8)}
 
 
 @pytest.mark.parametrize("name, key", HYPER, ids=[f"{n}.{k}" for n, k in HYPER])

@@ -187,6 +187,24 @@ def test_a_config_json_without_resolved_hyperparameters_is_refused(tmp_path):
         resume(cfg, out)
 
 
+def test_a_config_json_recording_the_retired_normalizer_still_resumes(tmp_path, monkeypatch):
+    # runs started before normalizer moved from the objective configs to PolicyBatch record it (at None)
+    from opo_theory.lm import run_dir
+
+    resolved = run_dir.resolved_objective
+    for name, value in (("old", None), ("set", 4.0)):
+        with monkeypatch.context() as m:
+            m.setattr(run_dir, "resolved_objective", lambda cfg, v=value: {**resolved(cfg), "normalizer": v})
+            cfg, out = tiny_run(tmp_path, name=name, steps=2)
+        assert json.loads((out / "config.json").read_text())["objective_resolved"]["normalizer"] == value
+        assert "normalizer" not in resolved(cfg)
+        if value is None:
+            resume(cfg, out)
+        else:                                      # a set value was another objective: refused
+            with pytest.raises(ValueError, match=r"hyperparameters changed since the run started \(normalizer 4\.0"):
+                resume(cfg, out)
+
+
 def test_resume_removes_only_its_own_temporaries(tmp_path):
     cfg, out = tiny_run(tmp_path, steps=4)
     ours = [out / ".checkpoint.pt.ab3d_f9x.tmp", out / ".metrics.jsonl.k2j4h5g6.tmp"]

@@ -28,11 +28,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from opo_theory.bandit.experiments import saturation
+from opo_theory.claims.toy import judge_saturation
 
 SMALL = os.environ.get("OPO_NOTEBOOK_SMALL") == "1"
 POINTS = 100 if SMALL else 400
 REGIME = "fixed-anchor"      # anchor and reference stay at z_ref = 0 (the paper's Fig 4 setting)
-result = saturation(points=POINTS, regime=REGIME)
+result = judge_saturation(saturation(points=POINTS, regime=REGIME))
 p = np.array(result["p"])
 curves = result["curves"][REGIME]
 print("small mode:", SMALL, "| points:", len(p), "| p from", p[0], "to", p[-1])

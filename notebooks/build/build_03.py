@@ -31,6 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from opo_theory.bandit.experiments import approx, grid, positivity
+from opo_theory.claims.toy import judge_grid
 
 SMALL = os.environ.get("OPO_NOTEBOOK_SMALL") == "1"
 GRID_KW = dict(seeds=8, arms=10, outer=10, n_boot=50) if SMALL else dict()          # defaults: 32 seeds, 20 arms, 30 outer, 200 boot
@@ -42,7 +43,7 @@ print("small mode:", SMALL)
 ## 1. The α × μ grid
 """),
 ("code", r"""
-g = grid(**GRID_KW)
+g = judge_grid(grid(**GRID_KW))
 cfg = g["config"]
 alphas, mus = cfg["alphas"], cfg["mus"]
 print({k: v for k, v in cfg.items()})

@@ -4,7 +4,8 @@ Curves (long per-step or per-point series, see ``is_curve``) are left out of wha
 ``--curves`` is given; ``--out FILE`` always writes the full result. Experiments that compare objectives (those with an
 ``objectives`` parameter) take ``--objectives 'opo,grpo,dpo(beta=1)'`` (or ``--set objectives=...``: a
 registered name, optionally with hyperparameters in parentheses, which also labels it) and ``--set objective.NAME.KEY=VALUE`` (applied to
-every listed objective named NAME).
+every listed objective named NAME). The experiments print numbers only: verdicts on them are opo_theory.claims'
+(``opo-theory claims``; ``claims.toy.judge_saturation`` and ``judge_grid`` for the saturation and grid results).
 """
 
 from __future__ import annotations
@@ -86,25 +87,11 @@ def configure(name: str, p) -> None:
     p.set_defaults(func=run)
 
 
-def split_top_level(text: str) -> list[str]:
-    """'opo, dpo(beta=1,seq_logratio=mean)' -> ['opo', 'dpo(beta=1,seq_logratio=mean)'] (commas in
-    parentheses stay; spaces around items go)."""
-    items, depth, cur = [], 0, ""
-    for ch in text:
-        depth += (ch == "(") - (ch == ")")
-        if ch == "," and depth == 0:
-            items.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    return [item.strip() for item in items + [cur] if item.strip()]
-
-
 def parse_objectives(text: str | None, overrides: list[str]) -> dict[str, dict] | None:
     """``--objectives`` and the ``objective.NAME.KEY=VALUE`` overrides -> {label: hyperparameters}, checked
     against the registry (None when neither is given: the experiment's own set)."""
     from opo_theory.objectives import get
-    from opo_theory.settings import parse_overrides
+    from opo_theory.settings import parse_overrides, parse_spec, split_top_level
     from opo_theory.validation import show
 
     if text is None:
@@ -113,13 +100,9 @@ def parse_objectives(text: str | None, overrides: list[str]) -> dict[str, dict] 
         return None
     out: dict[str, dict] = {}
     for item in split_top_level(text):
-        name, _, rest = item.partition("(")
-        name = name.strip()
-        if rest and not rest.endswith(")"):
-            raise ValueError(f"--objectives item {show(item)} must be NAME or NAME(KEY=VALUE,...)")
+        name, pairs = parse_spec(item, f"--objectives item {show(item)}")
         spec = get(name)
         defaults = dict(spec.make_config().__dict__)
-        pairs = [p.strip() for p in rest[:-1].split(",") if p.strip()] if rest else []
         hyper = parse_overrides(pairs, defaults, f"objective {name}", once=True)
         if item in out:
             raise ValueError(f"--objectives lists {show(item)} more than once")

@@ -186,29 +186,6 @@ def fig4_settings(min_ratios: dict, threshold: float, dpo_betas) -> list[dict]:
     return rows
 
 
-def setting_label(row: dict) -> str:
-    return f"{row['regime']}, d/d{row['coordinate']}, OPO {row['opo_form']}, DPO beta={row['dpo_beta']:g}"
-
-
-def saturation_finding(rows: list[dict], threshold: float):
-    """The evidence for the toy-saturation claim: two items per setting (a condition each)."""
-    from opo_theory.claims.verdict import Evidence, Finding
-
-    ev = []
-    for row in rows:
-        cond = setting_label(row)
-        ev.append(Evidence("OPO min u/u(p=.5)", row["opo_min_ratio"], threshold, "floor", condition=cond))
-        ev.append(Evidence(f"slowest baseline ({row['slowest_baseline']}) min ratio", row["slowest_baseline_min_ratio"],
-                           threshold, "bound", condition=cond))
-    setup = (f"Binary-logit toy (z_ref = 0, rewards (1, 0)), p from 0.5 to p_max; u = -dL/dc is the gradient "
-             f"toward the rewarded response (sign-aware); 'decays' means u falls below {threshold:g} x its p = 0.5 "
-             f"value somewhere (minimum found by root-finding on the function, not on a grid); the statement holds "
-             f"in a setting when OPO stays above it and all of SFT/DPO/GRPO/DAPO/GSPO fall below")
-    return Finding(ev, setup=setup, notes=(
-        "Fixed-anchor logit: OPO's gradient turns away from the reward past its own fixed-anchor optimum; what "
-        "survives in |dL/dz| is the Delta² penalty on the unchosen response (see `opo-theory bandit saturation`).",))
-
-
 def dpo_beta_sweep(drop: dict, dpo_betas, threshold: float, z_max: float) -> dict:
     """Which DPO betas fall below the threshold by p_max, against the closed form beta_c.
 
@@ -276,7 +253,8 @@ def saturation(points: int = 400, p_max: float = 1 - 1e-9, threshold: float = 1e
     the two), confident and right (p -> p_max) and confident and wrong (p -> 1 - p_max); per coordinate its
     minimum ratio to the p = 0.5 value and the first p where it falls below ``threshold`` x that value (None
     if never), found by root-finding on the function; Fig 4's statement per (regime, coordinate, OPO form,
-    DPO beta) and the verdict the toy-saturation claim reports. ``points`` sets only the plotted curves."""
+    DPO beta) as numbers (opo_theory.claims.toy.judge_saturation judges them). ``points`` sets only the plotted
+    curves."""
     require_int("points", points, 2, 10**6)
     require_in_range("p_max", p_max, 0.5, 1.0, low_open=True, high_open=True)
     require_in_range("threshold", threshold, 0.0, 1.0, low_open=True, high_open=True)
@@ -299,13 +277,7 @@ def saturation(points: int = 400, p_max: float = 1 - 1e-9, threshold: float = 1e
             ratios[r][name] = {c: right[c]["min_ratio"] for c in COORDS}
             sign_change[r][name] = {c: right[c]["sign_change_p"] for c in COORDS}
     rows = fig4_settings(ratios, threshold, dpo_betas)
-    finding = saturation_finding(rows, threshold)
-    from opo_theory.claims.verdict import judge
-    verdict, detail = judge(finding)
-    holds = {setting_label(row): all(e.holds for e in finding.evidence if e.condition == setting_label(row))
-             for row in rows}
     for row in rows:
-        row["holds"] = holds[setting_label(row)]
         row["opo_sign_change_p"] = sign_change[row["regime"]][OPO_FORMS[row["opo_form"]]][row["coordinate"]]
     summary = {
         "fig4_statement": "OPO's gradient grows linearly while SFT/DPO/GRPO/DAPO/GSPO decay",
@@ -315,8 +287,6 @@ def saturation(points: int = 400, p_max: float = 1 - 1e-9, threshold: float = 1e
                             for r in regimes},
         "sign_change_p": sign_change,
         "settings": rows,
-        "holds_in": [setting_label(row) for row in rows if row["holds"]],
-        "claim_verdict": verdict, "claim_detail": detail,
         "dpo_beta": dpo_beta_sweep(drop[regimes[0]], dpo_betas, threshold, z_max),
         "confident_wrong": confident_wrong_summary(wrong, threshold),
     }

@@ -134,9 +134,10 @@ def kl_saturation() -> Finding:
 def toy_saturation() -> Finding:
     """Fig 4: OPO's gradient does not decay with confidence while SFT/DPO/GRPO/DAPO/GSPO's do — judged per
     (anchoring regime, coordinate, OPO form, DPO beta) by the same function as `opo-theory bandit saturation`."""
-    from opo_theory.bandit.saturation import saturation, saturation_finding
+    from opo_theory.bandit.saturation import saturation
+    from opo_theory.claims.toy import judge_saturation, saturation_finding
 
-    result = saturation()
+    result = judge_saturation(saturation())
     s = result["summary"]
     finding = saturation_finding(s["settings"], result["config"]["threshold"])
     numbers = {k: s[k] for k in ("holds_in", "dpo_beta", "opo_fixed_anchor_logit", "below_threshold")}

@@ -98,8 +98,7 @@ def judge(finding: Finding) -> tuple[str, str]:
     if not ev:
         raise ValueError("a check must return at least one evidence item")
     failed = [e for e in ev if not e.holds]
-    conditions = list(dict.fromkeys(e.condition for e in ev if e.condition is not None))
-    holding = [c for c in conditions if all(e.holds for e in ev if e.condition == c)]
+    holding = holding_conditions(finding)
     if not failed:
         verdict = "proved" if any(e.method == "sympy" for e in ev) else "verified"
         body = [_listing(ev, 12) + "."]
@@ -112,6 +111,13 @@ def judge(finding: Finding) -> tuple[str, str]:
             body.append("Holds: " + _listing(kept, 6) + ".")
     parts = ([finding.setup + "."] if finding.setup else []) + body + list(finding.notes)
     return verdict, " ".join(parts)
+
+
+def holding_conditions(finding: Finding) -> list[str]:
+    """The conditions (in order of first appearance) under which every evidence item holds."""
+    ev = finding.evidence
+    conditions = dict.fromkeys(e.condition for e in ev if e.condition is not None)
+    return [c for c in conditions if all(e.holds for e in ev if e.condition == c)]
 
 
 def _listing(items: list[Evidence], max_groups: int) -> str:

@@ -8,7 +8,7 @@ rewards and group ids it stores per row, and calls the registry function (no los
 Whole groups: every micro-batch holds whole groups (per_device_train_batch_size a multiple of
 num_generations; the generation batch is shuffled by group, not by row), and the loss's denominators
 come from the optimizer step's global batch (its responses, or its tokens for token-mean) through the
-objective's ``normalizer``. Loss, gradient and logged metrics therefore do not change with
+batch's ``normalizer``. Loss, gradient and logged metrics therefore do not change with
 gradient_accumulation_steps, per_device_train_batch_size or the number of processes.
 
 OPO: with one update per generation (num_iterations = 1 and steps_per_generation =
@@ -55,7 +55,7 @@ from trl.trainer.grpo_trainer import (
     unsplit_pixel_values_by_grid,
 )
 
-from opo_theory.diagnostics import OPO_FAMILY, batch_metrics, response_efficiency, split_metrics
+from opo_theory.diagnostics import batch_metrics, response_efficiency, split_metrics
 from opo_theory.io import json_line, provenance, write_json_atomic, write_text_atomic
 from opo_theory.lm.confidence import conf_metrics
 from opo_theory.objectives import DRIVE_KEY, REG_KEY, PolicyBatch, get
@@ -79,11 +79,7 @@ def group_objective(objective: str, objective_config: dict | None):
     if not spec.needs_whole_groups:
         raise ValueError(f"objective {objective} is not a group RL objective; RegistryGRPOTrainer takes "
                          f"{', '.join(group_objectives())}")
-    cfg = spec.make_config(**(objective_config or {}))
-    if getattr(cfg, "normalizer", None) is not None:
-        raise ValueError(f"objective {objective} setting normalizer is set by the trainer (the optimizer step's "
-                         f"global batch), got {cfg.normalizer}")
-    return spec, cfg
+    return spec, spec.make_config(**(objective_config or {}))
 
 
 def group_objectives() -> list[str]:
@@ -123,7 +119,7 @@ def check_grpo_args(args: GRPOConfig, spec, cfg) -> None:
                          f"ratio, which registry objective {spec.name} (a loss over whole responses and groups, "
                          "not a per-token loss) would silently drop; set vllm_importance_sampling_correction=False "
                          "to train on vLLM's samples uncorrected, or generate with transformers (use_vllm=False)")
-    if spec.name in OPO_FAMILY and args.num_iterations == 1 and spg == ga:
+    if spec.has_opo_drive and args.num_iterations == 1 and spg == ga:
         warnings.warn(f"{spec.name} with one update per generation: Delta = 0 at every update, so its chi² "
                       "penalty is inert; set num_iterations >= 2", stacklevel=3)
 
@@ -295,8 +291,9 @@ class RegistryGRPOTrainer(GRPOTrainer):
         return mask if "tool_mask" not in inputs else mask * inputs["tool_mask"]
 
     # ------------------------------------------------------------------ the loss: the registry's
-    def policy_batch(self, model, inputs) -> PolicyBatch:
-        """The PolicyBatch of one micro-batch: TRL's log-probs (with graph), anchor, mask, rewards, groups."""
+    def policy_batch(self, model, inputs, normalizer: float | None = None) -> PolicyBatch:
+        """The PolicyBatch of one micro-batch: TRL's log-probs (with graph), anchor, mask, rewards, groups, and
+        the loss denominator ``normalizer`` (step_normalizer; None: the micro-batch's own)."""
         completion_ids = inputs["completion_ids"]
         input_ids = torch.cat([inputs["prompt_ids"], completion_ids], dim=1)
         attention_mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
@@ -307,22 +304,22 @@ class RegistryGRPOTrainer(GRPOTrainer):
         return PolicyBatch(logp=logp, logp_old=logp.detach() if old is None else old,
                            mask=self._loss_mask(inputs).to(logp.dtype), group=relabel(inputs["group"]),
                            rewards=inputs["rewards"], logp_ref=inputs.get("ref_per_token_logps"),
-                           entropy=None if entropy is None else entropy.detach())
+                           entropy=None if entropy is None else entropy.detach(), normalizer=normalizer)
 
-    def step_config(self, inputs):
-        """The objective config of one micro-batch: its denominator is the optimizer step's global one
+    def step_normalizer(self, inputs) -> float | None:
+        """The loss denominator of one micro-batch (PolicyBatch.normalizer): the optimizer step's global one
         divided by (processes x accumulation steps), so summing the micro-batches' losses over accumulation
         (TRL divides by it) and averaging over processes (DDP) gives the global batch's loss."""
         if "window_rows" not in inputs:
-            return self.obj_cfg
+            return None
         total = inputs["window_tokens"] if counts_tokens(self.spec, self.obj_cfg) else inputs["window_rows"]
         share = self.accelerator.num_processes * self.current_gradient_accumulation_steps
-        return dataclasses.replace(self.obj_cfg, normalizer=float(total) / share)
+        return float(total) / share
 
     def _compute_loss(self, model, inputs):
         train = self.model.training
-        batch = self.policy_batch(model, inputs)
-        cfg = self.step_config(inputs) if train else self.obj_cfg
+        batch = self.policy_batch(model, inputs, self.step_normalizer(inputs) if train else None)
+        cfg = self.obj_cfg
         loss, parts = self.spec(batch, cfg)
         scale = 1.0 / self.current_gradient_accumulation_steps if train else 1.0
         if train:

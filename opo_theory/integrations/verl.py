@@ -22,7 +22,8 @@ d needs the group. So:
           ``returns``).
   worker  the loss reads d_i back (one value per response), builds a PolicyBatch of its micro-batch
           carrying it as ``drive`` and calls the registry's objective (``get(name)``), with the mean
-          over responses normalised by verl's global batch information (normalizer = global_batch_size / dp_size), so micro-batching and the
+          over responses normalised by verl's global batch information (the batch's normalizer = global_batch_size /
+          dp_size), so micro-batching and the
           data-parallel size do not change the loss or its gradient.
 Both sides read one config: ``algorithm.opo_theory`` interpolates the actor's ``policy_loss`` node
 (README, section verl). Limits: pi_factor (needs old log-probs, which verl's estimator does not get)
@@ -42,9 +43,9 @@ from torch import Tensor
 from verl.trainer.ppo.core_algos import register_adv_est, register_policy_loss
 from verl.workers.config import PolicyLossConfig
 
-from opo_theory.objectives import DRIVE_KEY, REG_KEY, get
+from opo_theory.objectives import DRIVE_KEY, REG_KEY, available, get
 from opo_theory.objectives.batch import PolicyBatch, compute_batch
-from opo_theory.objectives.opo import OPO_FAMILY, whole_group_drive
+from opo_theory.objectives.opo import whole_group_drive
 
 PREFIX = "opo_theory."
 ESTIMATOR = "opo_theory"
@@ -82,17 +83,18 @@ HYPERPARAMETERS = tuple(f.name for f in fields(OPOLossConfig) if f.name not in
 def objective_name(loss_mode: str) -> str:
     """Registry name of a plugin loss mode: 'opo_theory.gopo' -> 'gopo' (ValueError otherwise)."""
     name = loss_mode[len(PREFIX):] if isinstance(loss_mode, str) and loss_mode.startswith(PREFIX) else None
-    if name not in OPO_FAMILY:
+    family = available(has_opo_drive=True)
+    if name not in family:
         raise ValueError(f"policy_loss.loss_mode {loss_mode!r} is not an opo_theory loss; allowed: "
-                         f"{', '.join(PREFIX + n for n in OPO_FAMILY)}")
+                         f"{', '.join(PREFIX + n for n in family)}")
     return name
 
 
-def objective_config(node: Any, normalizer: float | None = None):
+def objective_config(node: Any):
     """(registry name, registry config) from a policy_loss node (dataclass, DictConfig or dict)."""
     name = objective_name(node.get("loss_mode"))
     given = {k: node.get(k) for k in HYPERPARAMETERS if node.get(k) is not None}
-    return name, get(name).make_config(**given, normalizer=normalizer)
+    return name, get(name).make_config(**given)
 
 
 def group_ids(index) -> Tensor:
@@ -154,11 +156,11 @@ def opo_family_loss(name: str, old_log_prob: Tensor, log_prob: Tensor, advantage
     node = getattr(config, "policy_loss", None)
     given = {} if node is None else {k: node.get(k) for k in HYPERPARAMETERS}
     normalizer = global_normalizer(config)
-    _, cfg = objective_config({**given, "loss_mode": PREFIX + name}, normalizer=normalizer)
+    _, cfg = objective_config({**given, "loss_mode": PREFIX + name})
     mask = response_mask.to(log_prob.dtype)
     d = per_response(advantages.detach().to(log_prob.dtype), mask)
     rows = torch.arange(log_prob.shape[0], device=log_prob.device)
-    batch = PolicyBatch(logp=log_prob, logp_old=old_log_prob, mask=mask, group=rows, drive=d)
+    batch = PolicyBatch(logp=log_prob, logp_old=old_log_prob, mask=mask, group=rows, drive=d, normalizer=normalizer)
     loss, parts = get(name)(batch, cfg)
     # the parts carry the global normalisation (shares of the global mean); log them as this
     # micro-batch's own means, which verl averages over micro-batches
@@ -180,7 +182,7 @@ def _register(name: str) -> None:
     loss_fn.__doc__ = f"verl policy loss {PREFIX + name}: the registry's {name!r} (see module docstring)."
 
 
-for _name in OPO_FAMILY:
+for _name in available(has_opo_drive=True):
     _register(_name)
 
 
@@ -232,10 +234,10 @@ def field_loss(name: str, old_log_prob: Tensor, log_prob: Tensor, advantages: Te
     given = {} if node is None else {k: getattr(node, k) for k in FIELD_HYPERPARAMETERS
                                      if getattr(node, k, None) is not None}
     normalizer, norm_len = field_normalizer(config, loss_agg_mode)
-    cfg = get(name).make_config(**given, aggregation=loss_agg_mode, normalizer=normalizer, norm_len=norm_len)
+    cfg = get(name).make_config(**given, aggregation=loss_agg_mode, norm_len=norm_len)
     mask = response_mask.to(log_prob.dtype)
     rows = torch.arange(log_prob.shape[0], device=log_prob.device)
-    batch = PolicyBatch(logp=log_prob, logp_old=old_log_prob, mask=mask, group=rows,
+    batch = PolicyBatch(logp=log_prob, logp_old=old_log_prob, mask=mask, group=rows, normalizer=normalizer,
                         advantages=per_response(advantages.detach().to(log_prob.dtype), mask))
     loss, parts = get(name)(batch, cfg)
     return loss, {f"actor/{k}": float(v.detach()) for k, v in parts.items() if not k.startswith("loss/")}

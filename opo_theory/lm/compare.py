@@ -49,7 +49,7 @@ class Variant:
 
 def split_variants(items: list[str] | str) -> list[str]:
     """'opo, opo(geometry=code,mu=0.5)' (or that text already split at every comma) -> the top-level items."""
-    from opo_theory.bandit.cli import split_top_level
+    from opo_theory.settings import split_top_level
 
     return split_top_level(items if isinstance(items, str) else ",".join(items))
 
@@ -59,19 +59,16 @@ def parse_variant(item: str) -> Variant:
     setting; values are plain words/numbers; the run directory is NAME+KEY=VALUE+... (filesystem-safe)."""
     from opo_theory.lm.config import FLAG_FIELDS, settable_fields
     from opo_theory.objectives import available, get
+    from opo_theory.settings import parse_spec
 
-    text = VARIANTS.get(item, item)
-    name, paren, rest = text.partition("(")
-    name = name.strip()
-    if paren and not rest.endswith(")"):
-        raise ValueError(f"--objectives item {show(item)} must be NAME or NAME(KEY=VALUE,...)")
+    name, pairs = parse_spec(VARIANTS.get(item, item), f"--objectives item {show(item)}")
     if name not in available():
         raise ValueError(f"--objectives item {show(item)}: unknown objective {show(name)}; allowed: "
                          f"{', '.join(available())} or a named variant ({', '.join(VARIANTS)})")
     obj_keys = set(get(name).make_config().__dict__)
     train_keys = {f.name for f in settable_fields()}
     settings, parts = [], []
-    for pair in (p.strip() for p in rest[:-1].split(",") if p.strip()) if paren else ():
+    for pair in pairs:
         key, eq, value = (x.strip() for x in pair.partition("="))
         if not eq or not VALUE_TEXT.fullmatch(value):
             raise ValueError(f"--objectives item {show(item)}: {show(pair)} must be KEY=VALUE with a value of "

@@ -4,13 +4,51 @@ uninformative groups (DAPO's dynamic sampling), and pack them into the objective
 from __future__ import annotations
 
 from contextlib import nullcontext
+from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from opo_theory.lm.sampling import generate, response_logprobs, response_mask
 from opo_theory.lm.task import reward
 from opo_theory.objectives import PolicyBatch, get
-from opo_theory.objectives.shaping import overlong_penalty
+from opo_theory.objectives.shaping import informative_rows, overlong_penalty
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Sampled groups: prompts [n, P] (one row per group), tokens [n G, N] (the G responses of prompt i are rows
+    i G .. i G + G - 1), rewards [n G] (verifier reward, shaped and overlong-penalised as configured), correct
+    [n G] (1.0 where the verifier accepts the answer, 0.0 else; None when not tracked). A part of a batch may
+    hold no group (n = 0), keeping its response width for the padding of the whole."""
+
+    prompts: Tensor
+    tokens: Tensor
+    rewards: Tensor
+    correct: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        n, rows = len(self.prompts), len(self.tokens)      # no group at all (n = rows = 0) is a valid part
+        if (n == 0) != (rows == 0) or (n and rows % n) or len(self.rewards) != rows or (
+                self.correct is not None and len(self.correct) != rows):
+            raise ValueError(f"a rollout needs G responses per prompt: {n} prompts, {rows} responses, "
+                             f"{len(self.rewards)} rewards, {None if self.correct is None else len(self.correct)} "
+                             "correctness values")
+
+    @property
+    def group_size(self) -> int:
+        return len(self.tokens) // len(self.prompts)
+
+    @property
+    def accuracy(self) -> float:
+        """Share of responses the verifier accepts."""
+        if self.correct is None:
+            raise ValueError("this rollout does not track correctness (correct is None)")
+        return float(self.correct.mean())
+
+    def informative(self) -> Tensor:
+        """[n] bool: the group's rewards are not all equal (objectives.shaping.informative_rows)."""
+        return informative_rows(self.rewards.view(-1, self.group_size))
 
 
 def autocast(cfg):
@@ -42,9 +80,9 @@ def used_columns(tokens, vocab) -> int:
     return int(used.max()) + 1 if len(used) else 1
 
 
-def rollout(model, vocab, items, width: int, cfg, gen: torch.Generator):
+def rollout(model, vocab, items, width: int, cfg, gen: torch.Generator) -> Rollout:
     """Prompts for ``items`` (one row per group) and G responses each, sampled from ``gen``; scored (plus
-    DAPO's overlong penalty when overlong_buffer > 0). Returns (prompts, tokens, rewards, correctness)."""
+    DAPO's overlong penalty when overlong_buffer > 0)."""
     prompts = vocab.prompts([p.prompt for p in items], width).to(cfg.device)
     with autocast(cfg):
         tokens = generate(model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, gen, repeats=cfg.group_size)
@@ -56,41 +94,51 @@ def rollout(model, vocab, items, width: int, cfg, gen: torch.Generator):
     if cfg.overlong_buffer:
         lengths = response_mask(tokens, vocab).sum(1)
         rewards = rewards + overlong_penalty(lengths, cfg.max_new, cfg.overlong_buffer).to(rewards)
-    return prompts, tokens, rewards, correct
+    return Rollout(prompts, tokens, rewards, correct)
 
 
-def collect(cfg, sample, pad_id: int):
-    """The step's rollout batch from ``sample(n)`` (a rollout of n prompts; None: prompts_per_step). With
+def groups_of(ro: Rollout, index: Tensor) -> Rollout:
+    """The groups ``index`` (rows of ro.prompts) of a rollout, with all their responses."""
+    g = ro.group_size
+    take = lambda x: None if x is None else x.view(-1, g, *x.shape[1:])[index.to(x.device)].flatten(0, 1)
+    return Rollout(ro.prompts[index], take(ro.tokens), take(ro.rewards), take(ro.correct))
+
+
+def concat(parts: list[Rollout], pad_id: int) -> Rollout:
+    """The rollouts' groups in order, responses right-padded with ``pad_id`` to the widest."""
+    width = max(p.tokens.shape[1] for p in parts)
+    pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[1]), value=pad_id)
+    correct = None if any(p.correct is None for p in parts) else torch.cat([p.correct for p in parts])
+    return Rollout(torch.cat([p.prompts for p in parts]), torch.cat([pad(p.tokens) for p in parts]),
+                   torch.cat([p.rewards for p in parts]), correct)
+
+
+def collect(cfg, sample, pad_id: int) -> tuple[Rollout, Rollout, dict]:
+    """The step's rollout batch from ``sample(n)`` (a Rollout of n prompts; None: prompts_per_step). With
     dynamic_sampling (DAPO), groups whose rewards are all equal are dropped and more prompts are sampled until
     prompts_per_step groups are informative or dynamic_sampling_rounds rounds are spent; the rest of the batch
-    is then filled with uninformative groups of the last round. Returns (prompts, tokens, rewards, first-round
-    rewards, first-round correctness, sampling metrics): the logged reward and accuracy are the first round's,
-    on uniformly drawn prompts."""
-    g = cfg.group_size
-    prompts, tokens, rewards, correct = sample()
+    is then filled with uninformative groups of the last round. Returns (the batch to train on, the first
+    round, sampling metrics): the logged reward and accuracy are the first round's, on uniformly drawn prompts."""
+    first = sample()
     if not cfg.dynamic_sampling:
-        return prompts, tokens, rewards, rewards, correct, {}
-    first_rewards, rounds = rewards, 1
+        return first, first, {}
+    ro, rounds = first, 1
     parts, n_kept = [], 0
     while True:
-        r = rewards.view(-1, g)
-        informative = r.max(1).values > r.min(1).values
+        informative = ro.informative()
         keep = informative.nonzero().flatten()[:cfg.prompts_per_step - n_kept]
-        parts.append((prompts[keep], tokens.view(-1, g, tokens.shape[1])[keep], r[keep]))
+        parts.append(groups_of(ro, keep))
         n_kept += len(keep)
         if n_kept == cfg.prompts_per_step or rounds == cfg.dynamic_sampling_rounds:
             spare = (~informative).nonzero().flatten()[:cfg.prompts_per_step - n_kept]
-            parts.append((prompts[spare], tokens.view(-1, g, tokens.shape[1])[spare], r[spare]))
+            parts.append(groups_of(ro, spare))
             break
-        prompts, tokens, rewards, _ = sample(cfg.prompts_per_step)
+        ro = sample(cfg.prompts_per_step)
         rounds += 1
-    width = max(t.shape[2] for _, t, _ in parts)
-    pad = lambda t: torch.nn.functional.pad(t, (0, width - t.shape[2]), value=pad_id)
-    tokens = torch.cat([pad(t) for _, t, _ in parts]).reshape(-1, width)
-    batch_rewards = torch.cat([r for _, _, r in parts]).reshape(-1)
+    batch = concat(parts, pad_id)
     extra = {"sampling/rounds": float(rounds), "sampling/informative_share": n_kept / cfg.prompts_per_step,
-             "sampling/batch_reward_mean": float(batch_rewards.mean())}
-    return torch.cat([p for p, _, _ in parts]), tokens, batch_rewards, first_rewards, correct, extra
+             "sampling/batch_reward_mean": float(batch.rewards.mean())}
+    return batch, first, extra
 
 
 def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None, with_entropy=True):
@@ -106,7 +154,7 @@ def rollout_batch(model, prompts, tokens, logp_old, rewards, cfg, ref_model=None
     if get(cfg.objective).pairwise:
         r = rewards.view(-1, g)
         base = torch.arange(r.shape[0], device=logp.device) * g
-        keep = r.max(1).values > r.min(1).values
+        keep = informative_rows(r)
         extra = {"chosen": (base + r.argmax(1))[keep], "rejected": (base + r.argmin(1))[keep]}
         if not keep.any():
             return None

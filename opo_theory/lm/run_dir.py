@@ -25,6 +25,11 @@ CONFIG, METRICS, CHECKPOINT, PRE_RL = "config.json", "metrics.jsonl", "checkpoin
 RUN_FILES = (CONFIG, METRICS, CHECKPOINT, PRE_RL)
 
 
+# Objective config fields that are no longer hyperparameters (normalizer: now PolicyBatch.normalizer, set by the
+# engines); config.json files written before record them, at None.
+RETIRED_OBJECTIVE_FIELDS = ("normalizer",)
+
+
 class RunDirError(ValueError):
     pass
 
@@ -121,8 +126,11 @@ def check_same_run(out: Path, stored, cfg: TrainConfig) -> None:
         raise RunDirError(f"{out / CONFIG} records no resolved objective hyperparameters (written by an older "
                           "version), so a resume cannot be verified; start it in a new --out")
     now = resolved_objective(cfg)
-    if stored["objective_resolved"] != now:
-        old = stored["objective_resolved"] if isinstance(stored["objective_resolved"], dict) else {}
+    old = stored["objective_resolved"]
+    if isinstance(old, dict):     # a field that left the configs, recorded at its None default by older runs
+        old = {k: v for k, v in old.items() if not (k in RETIRED_OBJECTIVE_FIELDS and v is None)}
+    if old != now:
+        old = old if isinstance(old, dict) else {}
         diff = [f"{k} {old.get(k)!r} -> {now.get(k)!r}" for k in sorted(old.keys() | now.keys())
                 if old.get(k) != now.get(k)]
         raise RunDirError(f"{out / CONFIG}: the objective's hyperparameters changed since the run started "

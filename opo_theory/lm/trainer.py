@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 from opo_theory.diagnostics import (
-    OPO_FAMILY,
     batch_metrics,
     extra_gradients,
     response_efficiency,
@@ -155,7 +154,7 @@ class Trainer:
         return out
 
     def _rollout(self, n: int | None = None):
-        """A rollout of ``n`` prompts (default prompts_per_step) drawn from the RL pool: rollout.rollout's tuple."""
+        """A Rollout of ``n`` prompts (default prompts_per_step) drawn from the RL pool."""
         n = self.cfg.prompts_per_step if n is None else n
         drawn, self.cursor = draw(self.cfg, len(self.rl_pool), self.gen, self.cursor, n)
         return rollout(self.model, self.vocab, [self.rl_pool[i] for i in drawn], self.width, self.cfg,
@@ -226,14 +225,15 @@ class Trainer:
         if post is None:
             return {}
         bm = batch_metrics(post.with_(logp=post.logp.float()), cfg.objective,
-                           self.obj_cfg if cfg.objective in OPO_FAMILY else None)
+                           self.obj_cfg if self.spec.has_opo_drive else None)
         return {k: v for k, v in bm.items() if not k.startswith(("reward/", "entropy/"))}
 
     def rl_step(self) -> dict:
         cfg = self.cfg
         t0 = clock(cfg.device)
         self.opt.zero_grad(set_to_none=True)   # the last step's gradients are not carried through this rollout
-        prompts, tokens, rewards, shown, correct, sampling = collect(cfg, self._rollout, self.vocab.pad_id)
+        batch, first, sampling = collect(cfg, self._rollout, self.vocab.pad_id)
+        prompts, tokens, rewards = batch.prompts, batch.tokens, batch.rewards
         t_gen = clock(cfg.device) - t0
         metrics, logp_old, updated = self._update(prompts, tokens, rewards)
         t_train = clock(cfg.device) - t0 - t_gen
@@ -247,8 +247,8 @@ class Trainer:
         t_step = clock(cfg.device) - t0
         flops = rl_step_flops(self.n_params, prompts.numel() + tokens.numel(), cfg.ppo_epochs)
         metrics.update({
-            "reward/mean": float(shown.mean()), "accuracy": float(correct.mean()), **sampling,
-            "reward/frac_zero_std": float((shown.view(-1, cfg.group_size).std(1) == 0).float().mean()),
+            "reward/mean": float(first.rewards.mean()), "accuracy": first.accuracy, **sampling,
+            "reward/frac_zero_std": float((~first.informative()).float().mean()),
             "completions/mean_length": n_tokens / len(tokens), "updated": float(updated),
             "time/generate_s": t_gen, "time/train_s": t_train, "time/step_s": t_step,
             "throughput/tokens_per_s": n_tokens / t_step, "throughput/model_tflops": flops / t_step / 1e12,

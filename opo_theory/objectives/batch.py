@@ -36,6 +36,11 @@ class PolicyBatch:
               sum_i w_i delta_{y_i} (exact enumeration of a policy uses w_i = pi_k(y_i)); every
               mean over responses, group centring included, is then w-weighted. None = uniform
               (Monte-Carlo samples).
+    normalizer      optional number that replaces the denominator of the loss's mean (sum_i w_i over
+              responses, or the token count of token-mean): set by an engine that splits one optimizer
+              step's batch into micro-batches (the step's total / micro-batches per step), so that the
+              micro-batch losses add up to the step's loss. None = this batch's own. Losses only: the
+              metrics stay this batch's means. Not a hyperparameter (no objective config holds it).
     """
 
     logp: Tensor
@@ -50,6 +55,7 @@ class PolicyBatch:
     entropy: Tensor | None = None
     drive: Tensor | None = None
     sample_weight: Tensor | None = None
+    normalizer: float | None = None
 
     def __post_init__(self) -> None:
         validate_batch(self)
@@ -124,6 +130,16 @@ def _check_finite(name: str, x: Tensor, mask: Tensor | None = None) -> None:
         raise ValueError(f"{name} must be finite where the mask is 1; found {bad}")
 
 
+def check_normalizer(value) -> None:
+    """A loss denominator: a finite number within MAGNITUDE (float32 losses stay finite), not a bool."""
+    from opo_theory.objectives.config import MAGNITUDE
+
+    low, high = MAGNITUDE
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValueError(f"normalizer must be a number between {low:g} and {high:g} (a loss denominator: the "
+                         f"step's response or token count per micro-batch), got {value!r}")
+
+
 def validate_batch(b: PolicyBatch) -> None:
     """Raise ValueError naming the offending field when shapes, masks or values are invalid."""
     if b.logp.dim() != 2:
@@ -157,6 +173,8 @@ def validate_batch(b: PolicyBatch) -> None:
         x = getattr(b, name)
         if x is not None:
             _check_finite(name, x.detach())
+    if b.normalizer is not None:
+        check_normalizer(b.normalizer)
     if b.sample_weight is not None and (
             not torch.isfinite(b.sample_weight).all() or (b.sample_weight < 0).any()
             or b.sample_weight.sum() <= 0):

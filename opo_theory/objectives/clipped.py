@@ -33,7 +33,7 @@ class ClipConfig:
     adv_std: the z-score's group std, 'sample' (n-1 as torch.std: TRL and verl) or 'population' (n).
 
     aggregation: one of AGGREGATIONS; norm_len: the constant of seq-mean-token-sum-norm
-    (None = the batch's T); normalizer: replaces the aggregation denominator (micro-batching).
+    (None = the batch's T). The denominator under micro-batching is the batch's ``normalizer``.
     """
 
     eps_low: float = field(default=0.2, metadata={"help": "ratio clipped below at 1 - eps_low where A < 0"})
@@ -44,14 +44,12 @@ class ClipConfig:
     aggregation: str = "seq-mean-token-mean"
     dual_clip: float | None = None
     norm_len: float | None = None
-    normalizer: float | None = None
 
     def __post_init__(self) -> None:
         require_nonnegative("eps_low", self.eps_low)
         require_nonnegative("eps_high", self.eps_high)
         require_positive("adv_eps", self.adv_eps)
         check_optional_positive("norm_len", self.norm_len)
-        check_optional_positive("normalizer", self.normalizer)
         require_choice("aggregation", self.aggregation, AGGREGATIONS)
         require_choice("advantage", self.advantage, ("zscore", "centered"))
         require_choice("adv_std", self.adv_std, STD_KINDS)
@@ -117,7 +115,7 @@ def token_pg(batch: PolicyBatch, cfg: ClipConfig) -> tuple[Tensor, dict[str, Ten
     adv = advantages(batch, cfg.advantage, cfg.adv_eps, cfg.adv_std).detach()
     ratio = torch.exp(batch.logp - batch.logp_old)
     tok, flags = clipped_surrogate(ratio, adv[:, None].expand_as(ratio), cfg)
-    loss = aggregate(tok, batch, cfg.aggregation, cfg.norm_len, cfg.normalizer)
+    loss = aggregate(tok, batch, cfg.aggregation, cfg.norm_len, batch.normalizer)
     return loss, {"loss/total": loss.detach(), **_clip_metrics(flags, batch.mask)}
 
 
@@ -147,8 +145,7 @@ def gspo_loss(batch: PolicyBatch, cfg: GSPOConfig):
     adv = advantages(batch, cfg.advantage, cfg.adv_eps, cfg.adv_std).detach()
     s = torch.exp(seq_logratio(batch, "mean"))
     per_seq, flags = clipped_surrogate(s, adv, cfg)
-    loss = aggregate(per_seq[:, None].expand_as(batch.mask), batch, cfg.aggregation, cfg.norm_len,
-                     cfg.normalizer)
+    loss = aggregate(per_seq[:, None].expand_as(batch.mask), batch, cfg.aggregation, cfg.norm_len, batch.normalizer)
     ones = torch.ones_like(s)
     return loss, {"loss/total": loss.detach(),
                   **_clip_metrics({k: v[:, None] for k, v in flags.items()}, ones[:, None])}
@@ -177,8 +174,7 @@ def ppo_kl_loss(batch: PolicyBatch, cfg: PPOKLConfig):
     x = batch.logp_ref - batch.logp
     if cfg.kl_clamp is not None:
         x = x.clamp(-cfg.kl_clamp, cfg.kl_clamp)
-    kl = aggregate(cfg.beta * kl_penalty(x, cfg.kl), batch, cfg.aggregation, cfg.norm_len,
-                   cfg.normalizer)
+    kl = aggregate(cfg.beta * kl_penalty(x, cfg.kl), batch, cfg.aggregation, cfg.norm_len, batch.normalizer)
     loss = pg + kl
     metrics.update({DRIVE_KEY: pg, REG_KEY: kl, "loss/total": loss.detach()})
     return loss, metrics

@@ -11,7 +11,7 @@ from opo_theory.validation import require_in_range, require_positive, show
 
 # Size of every float hyperparameter other than 0: inside it float32 losses, gradients and their squared norms
 # stay finite for every registered objective (tests/test_objectives_extreme.py); beyond it a value such as
-# mu=1e300 or normalizer=1e-300 is inf or 0 in float32 and no update could ever be applied.
+# mu=1e300 or norm_len=1e-300 is inf or 0 in float32 and no update could ever be applied.
 MAGNITUDE = (1e-8, 1e8)
 THRESHOLDS = frozenset({"cov_lb", "cov_ub"})   # compared with data, never multiplied: any finite value is safe
 

@@ -65,14 +65,12 @@ def check_window(cfg) -> None:
 # ------------------------------------------------------------------------------------------ configs
 @dataclass(frozen=True)
 class AdvantageConfig:
-    """Shared fields: advantage kind/eps/std (both engines: group z-score, std n-1), normalizer (micro-batching),
-    log_ratio_clamp (±x before exp)."""
+    """Shared fields: advantage kind/eps/std (both engines: group z-score, std n-1), log_ratio_clamp (±x before
+    exp). The denominator under micro-batching is the batch's ``normalizer``, set by the engines."""
 
     advantage: str = field(default="zscore", metadata=_help("zscore (R - mean)/(std + adv_eps) or centered"))
     adv_eps: float = field(default=VERL_ADV_EPS, metadata=_help("eps of the z-score (TRL 1e-4, verl 1e-6)"))
     adv_std: str = field(default="sample", metadata=_help("group std: sample (n-1, both engines) or population"))
-    normalizer: float | None = field(default=None, metadata=_help("replaces the loss's denominator (set by "
-                                                                   "trainers for micro-batches)"))
     log_ratio_clamp: float | None = field(default=None, metadata=_help("x = log r clamped to ±value before exp "
                                                                        "(verl 20; None: only at float overflow)"))
 
@@ -80,7 +78,6 @@ class AdvantageConfig:
         require_choice("advantage", self.advantage, ADVANTAGE_KINDS)
         require_positive("adv_eps", self.adv_eps)
         require_choice("adv_std", self.adv_std, STD_KINDS)
-        check_optional_positive("normalizer", self.normalizer)
         check_optional_positive("log_ratio_clamp", self.log_ratio_clamp)
 
 
@@ -272,7 +269,7 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
 def weighted_pg(batch: PolicyBatch, cfg, weight: Tensor, adv: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
     """l = -sg(w) A log pi per token, aggregated; the metrics of the weighted policy-gradient family."""
     w = weight.detach()
-    loss = aggregate(-w * adv * batch.logp, batch, cfg.aggregation, cfg.norm_len, cfg.normalizer)
+    loss = aggregate(-w * adv * batch.logp, batch, cfg.aggregation, cfg.norm_len, batch.normalizer)
     return loss, {"loss/total": loss.detach(), **weight_metrics(w, batch.mask)}
 
 
@@ -324,7 +321,7 @@ def sapo_loss(batch: PolicyBatch, cfg: SAPOConfig):
     adv = token_advantages(batch, cfg)
     tau = torch.where(adv > 0, torch.full_like(r, cfg.tau_pos), torch.full_like(r, cfg.tau_neg))
     gate = torch.sigmoid(tau * (r - 1))
-    loss = aggregate(-(4 / tau) * gate * adv, batch, cfg.aggregation, cfg.norm_len, cfg.normalizer)
+    loss = aggregate(-(4 / tau) * gate * adv, batch, cfg.aggregation, cfg.norm_len, batch.normalizer)
     w = 4 * gate * (1 - gate) * r
     return loss, {"loss/total": loss.detach(), **weight_metrics(w.detach(), batch.mask)}
 
@@ -369,8 +366,8 @@ def dro_loss(batch: PolicyBatch, cfg: DROConfig):
     penalty (a per-token quadratic log-ratio penalty: OPO's surrogate penalty per token, uncentred drive)."""
     adv = token_advantages(batch, cfg)
     x = log_ratio(batch, cfg.log_ratio_clamp)
-    drive = aggregate(-adv * batch.logp, batch, cfg.aggregation, cfg.norm_len, cfg.normalizer)
-    reg = aggregate(0.5 * cfg.beta * x * x, batch, cfg.aggregation, cfg.norm_len, cfg.normalizer)
+    drive = aggregate(-adv * batch.logp, batch, cfg.aggregation, cfg.norm_len, batch.normalizer)
+    reg = aggregate(0.5 * cfg.beta * x * x, batch, cfg.aggregation, cfg.norm_len, batch.normalizer)
     loss = drive + reg
     return loss, {"loss/total": loss.detach(), DRIVE_KEY: drive, REG_KEY: reg}
 
@@ -420,7 +417,7 @@ def gmpo_loss(batch: PolicyBatch, cfg: GMPOConfig):
     x_clip = sgn * torch.minimum(sgn * x, sgn * x.clamp(-cfg.eps_low, cfg.eps_high))
     s = torch.exp((x_clip * batch.mask).sum(-1) / safe_lengths(batch))
     seq_adv = torch.where(batch.lengths > 0, adv[:, 0], torch.zeros_like(s))     # verl: a row without tokens has A = 0
-    loss = mean_over_responses(-seq_adv * s, batch, cfg.normalizer)
+    loss = mean_over_responses(-seq_adv * s, batch, batch.normalizer)
     flags = {"low": (adv < 0) & (x < -cfg.eps_low), "high": (adv > 0) & (x > cfg.eps_high)}
     return loss, {"loss/total": loss.detach(), **_clip_metrics(flags, batch.mask)}
 
@@ -463,7 +460,7 @@ def clip_cov_loss(batch: PolicyBatch, cfg: ClipCovConfig):
         idx = idx[perm[:min(n_zero, len(idx))].to(idx.device)]
     keep = torch.ones_like(tok)
     keep[idx[:, 0], idx[:, 1]] = 0
-    loss = aggregate(tok * keep, batch, cfg.aggregation, cfg.norm_len, cfg.normalizer)
+    loss = aggregate(tok * keep, batch, cfg.aggregation, cfg.norm_len, batch.normalizer)
     return loss, {"loss/total": loss.detach(), **_clip_metrics(flags, batch.mask),
                   "cov/zeroed_frac": masked_mean((keep == 0).to(tok.dtype), batch.mask).detach()}
 
@@ -484,8 +481,8 @@ def kl_cov_loss(batch: PolicyBatch, cfg: KLCovConfig):
     chosen = torch.zeros(batch.logp.numel(), dtype=batch.logp.dtype, device=batch.logp.device)
     chosen[top] = 1
     chosen = chosen.view_as(batch.logp)
-    drive = aggregate(-adv * torch.exp(x), batch, cfg.aggregation, cfg.norm_len, cfg.normalizer)
-    reg = aggregate(cfg.coef * x.abs() * chosen, batch, cfg.aggregation, cfg.norm_len, cfg.normalizer)
+    drive = aggregate(-adv * torch.exp(x), batch, cfg.aggregation, cfg.norm_len, batch.normalizer)
+    reg = aggregate(cfg.coef * x.abs() * chosen, batch, cfg.aggregation, cfg.norm_len, batch.normalizer)
     loss = drive + reg
     return loss, {"loss/total": loss.detach(), DRIVE_KEY: drive, REG_KEY: reg,
                   "cov/penalized_frac": masked_mean(chosen, batch.mask).detach()}

@@ -29,7 +29,7 @@ from opo_theory.objectives.reduce import (
     response_weights,
     seq_logratio,
 )
-from opo_theory.objectives.registry import DRIVE_KEY, REG_KEY, register
+from opo_theory.objectives.registry import DRIVE_KEY, REG_KEY, available, get, register
 from opo_theory.objectives.sampling import GEOMETRIES, PI_FACTORS, scale_drive, weights
 from opo_theory.validation import require_choice
 
@@ -50,10 +50,9 @@ HELP = {
                  "or not (none)",
     "beta_r": "code geometry: reward temperature, q = softmax_group(A / beta_r)",
     "tau": "code geometry: anchor temperature, p = softmax_group(Delta / tau)",
-    "normalizer": "replaces the batch's total response weight in the mean over responses (micro-batching; None: "
-                  "this batch)",
-    "normalization": "mean (drive and penalty averaged over responses, eq 19) or released (drive summed per group, "
-                     "then averaged over groups)",
+    "normalization": "how the drive term -E[g v] is reduced (the penalty is always a mean over responses): mean "
+                     "(over responses, eq 19) or released (summed within each prompt group, then averaged over "
+                     "groups: G times the mean for groups of G; the released code)",
 }
 
 
@@ -64,8 +63,8 @@ class OPOConfig:
     pi_factor (paper geometry): none|sum|mean — include sg(pi_k)^-(1-alpha) from the sequence
     log-prob ('sum' can overflow and is clamped at exp(50); 'mean' is length-normalized).
     delta_clamp: optional ±clamp of the sequence log-ratio (None = off; the released code uses 5).
-    normalizer: replaces sum_i w_i in the response mean (micro-batching; None = this batch).
-    normalization: 'mean' (drive and penalty both averaged over responses: eq 19) or 'released' (the
+    normalization (the drive term's reduction; the name is kept because run directories' config.json and the
+    named variants record it): 'mean' (drive and penalty both averaged over responses: eq 19) or 'released' (the
     released code: the drive summed within each group, then averaged over groups; the penalty
     averaged over responses). With groups of G responses, released(mu) = G x mean(mu / G): the same
     minimiser as the registry's loss at mu/G, with G times its gradient. To run OPO as released:
@@ -82,7 +81,6 @@ class OPOConfig:
     pi_factor: str = field(default="none", metadata={"help": HELP["pi_factor"]})
     beta_r: float = field(default=0.15, metadata={"help": HELP["beta_r"]})
     tau: float = field(default=0.5, metadata={"help": HELP["tau"]})
-    normalizer: float | None = field(default=None, metadata={"help": HELP["normalizer"]})
     normalization: str = field(default="mean", metadata={"help": HELP["normalization"]})
 
     def __post_init__(self) -> None:
@@ -96,7 +94,6 @@ class OPOConfig:
         check_positive("beta_r", self.beta_r)
         check_positive("tau", self.tau)
         check_optional_positive("delta_clamp", self.delta_clamp)
-        check_optional_positive("normalizer", self.normalizer)
 
 
 @dataclass(frozen=True)
@@ -139,30 +136,31 @@ def _work_dissipation(g: Tensor, v: Tensor, batch: PolicyBatch, cfg: OPOConfig):
     normalization='released' multiplies the drive by the mean group size B / (groups present) (a sum within
     each group, averaged over groups) and leaves the penalty a mean over responses.
     """
-    drive_term = mean_over_responses(-g * v, batch, cfg.normalizer)
+    drive_term = mean_over_responses(-g * v, batch, batch.normalizer)
     if cfg.normalization == "released":
         drive_term = drive_term * (batch.n_responses / batch.group.unique().numel())
-    reg_term = mean_over_responses(cfg.mu / 2 * v * v, batch, cfg.normalizer)
+    reg_term = mean_over_responses(cfg.mu / 2 * v * v, batch, batch.normalizer)
     loss = drive_term + reg_term
     return loss, {DRIVE_KEY: drive_term, REG_KEY: reg_term, "loss/total": loss.detach(),
                   "drive/abs_mean": mean_over_responses(g.abs(), batch).detach()}
 
 
 @register("opo", OPOConfig, "sequence", "OPO log-ratio surrogate (eq 19): -E[g Delta] + mu/2 E[Delta²]",
-          twin="opo-exact")
+          twin="opo-exact", has_opo_drive=True)
 def opo_loss(batch: PolicyBatch, cfg: OPOConfig):
     """Eq 19: L = -E[g Delta] + (mu/2) E[Delta²] over responses, g the centred escort drive."""
     return _work_dissipation(opo_drive(batch, cfg), fluctuation(batch, cfg, False), batch, cfg)
 
 
 @register("opo-exact", OPOConfig, "sequence", "OPO in ratio coordinates (eq 15): v = e^Delta - 1",
-          twin="opo")
+          twin="opo", has_opo_drive=True)
 def opo_exact_loss(batch: PolicyBatch, cfg: OPOConfig):
     """Eq 15: L = -E[g v] + (mu/2) E[v²] with the exact v = e^Delta - 1."""
     return _work_dissipation(opo_drive(batch, cfg), fluctuation(batch, cfg, True), batch, cfg)
 
 
-@register("gopo", GOPOConfig, "sequence", "GOPO: -(1/G) sum [A rho - mu/2 (rho - 1)²], centred A")
+@register("gopo", GOPOConfig, "sequence", "GOPO: -(1/G) sum [A rho - mu/2 (rho - 1)²], centred A",
+          has_opo_drive=True)
 def gopo_loss(batch: PolicyBatch, cfg: GOPOConfig):
     """GOPO: L = -E[(A - E A)(rho - 1)] + (mu/2) E[(rho - 1)²] (same gradient as with A rho)."""
     return _work_dissipation(opo_drive(batch, cfg), fluctuation(batch, cfg, True), batch, cfg)
@@ -204,7 +202,8 @@ def bounded_drive(batch: PolicyBatch, cfg: GOPOConfig) -> tuple[Tensor, Tensor |
 
 
 @register("gopo-bounded", GOPOConfig, "sequence",
-          "GOPO bounded: (mu/2) E[(rho - rho_target)²], rho_target = 1 + max(-1, (A - lambda*)/mu)")
+          "GOPO bounded: (mu/2) E[(rho - rho_target)²], rho_target = 1 + max(-1, (A - lambda*)/mu)",
+          has_opo_drive=True)
 def gopo_bounded_loss(batch: PolicyBatch, cfg: GOPOConfig):
     """(mu/2) E[(v - v*)²] - (mu/2) E[v*²] = -mu E[v* v] + (mu/2) E[v²]; equals gopo when lambda* = 0."""
     d, lam = bounded_drive(batch, cfg)
@@ -218,9 +217,6 @@ def gopo_bounded_loss(batch: PolicyBatch, cfg: GOPOConfig):
 def whole_group_drive(name: str, batch: PolicyBatch, cfg: OPOConfig) -> Tensor:
     """[B] the drive objective ``name`` of the OPO family computes on ``batch`` (whole groups): pass
     it as ``PolicyBatch.drive`` to a micro-batch that holds only parts of those groups."""
-    if name not in OPO_FAMILY:
-        raise ValueError(f"{name!r} has no OPO drive; allowed: {', '.join(OPO_FAMILY)}")
+    if not get(name).has_opo_drive:
+        raise ValueError(f"{name!r} has no OPO drive; allowed: {', '.join(available(has_opo_drive=True))}")
     return bounded_drive(batch, cfg)[0] if name == "gopo-bounded" else opo_drive(batch, cfg)
-
-
-OPO_FAMILY = ("opo", "opo-exact", "gopo", "gopo-bounded")   # escort/centred drive + chi² penalty

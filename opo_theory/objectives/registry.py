@@ -33,6 +33,9 @@ class ObjectiveSpec:
     Trainers and engine adapters ask these flags instead of testing names:
     needs_reference  the batch must carry ``logp_ref`` from a frozen reference policy;
     twin             the objective whose gradient the diagnostics compare with (exact vs surrogate);
+    has_opo_drive    the OPO family: loss = -E[g v] + (mu/2) E[v²] with a drive g computed over whole
+                     groups (``objectives.opo.whole_group_drive``; a batch may carry it precomputed as
+                     ``PolicyBatch.drive``), config an ``OPOConfig`` (escort weights, ESS, Delta mode);
     needs_whole_groups  every response of a prompt's group must be in the same loss call (group
                      centring, z-scores, escort normalisation, GOPO's lambda*, pairs within a group).
     """
@@ -44,6 +47,7 @@ class ObjectiveSpec:
     summary: str
     needs_reference: bool = False
     twin: str | None = None
+    has_opo_drive: bool = False
 
     @property
     def pairwise(self) -> bool:
@@ -73,7 +77,7 @@ _REGISTRY: dict[str, ObjectiveSpec] = {}
 
 
 def register(name: str, config_cls: type, kind: str, summary: str, *, needs_reference: bool = False,
-             twin: str | None = None) -> Callable[[LossFn], LossFn]:
+             twin: str | None = None, has_opo_drive: bool = False) -> Callable[[LossFn], LossFn]:
     """Decorator adding ``fn`` to the registry under ``name``; fn then runs on ``compute_batch(batch)``."""
 
     def deco(fn: LossFn) -> LossFn:
@@ -85,15 +89,20 @@ def register(name: str, config_cls: type, kind: str, summary: str, *, needs_refe
             return fn(compute_batch(batch), config)
 
         _REGISTRY[name] = ObjectiveSpec(name, config_cls, on_compute_batch, kind, summary,
-                                        needs_reference, twin)
+                                        needs_reference, twin, has_opo_drive)
         return on_compute_batch
 
     return deco
 
 
-def available() -> list[str]:
-    """Names of all registered objectives, sorted."""
-    return sorted(_REGISTRY)
+def available(**flags) -> list[str]:
+    """Names of the registered objectives, sorted; ``flags`` (e.g. has_opo_drive=True) keeps those whose
+    ObjectiveSpec attributes have these values."""
+    unknown = sorted(set(flags) - {f.name for f in dataclasses.fields(ObjectiveSpec)} - {"pairwise",
+                                                                                       "needs_whole_groups"})
+    if unknown:
+        raise ValueError(f"unknown objective flag(s) {unknown}; allowed: the fields and properties of ObjectiveSpec")
+    return sorted(n for n, s in _REGISTRY.items() if all(getattr(s, k) == v for k, v in flags.items()))
 
 
 def get(name: str) -> ObjectiveSpec:

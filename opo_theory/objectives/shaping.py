@@ -16,6 +16,13 @@ def informative_groups(rewards: Tensor, group: Tensor, atol: float = 0.0) -> Ten
     return ((hi - lo) > atol).index_select(0, group)
 
 
+def informative_rows(rewards: Tensor, atol: float = 0.0) -> Tensor:
+    """[n] bool of a [n, G] reward grid (group i = row i): informative_groups per row."""
+    n, g = rewards.shape
+    group = torch.arange(n, device=rewards.device).repeat_interleave(g)
+    return informative_groups(rewards.reshape(-1), group, atol).view(n, g)[:, 0]
+
+
 def dynamic_sampling_filter(batch: PolicyBatch) -> PolicyBatch | None:
     """Drop groups whose rewards are all equal (zero advantage); None when nothing is left."""
     if batch.rewards is None:
