@@ -107,6 +107,28 @@ def test_every_opo_family_hyperparameter_says_what_it_means(name):
     assert "batch" in rows["center"] and "group" in rows["center"]
 
 
+def test_every_hyperparameter_of_every_objective_says_what_it_means():
+    """Each field of each registered objective's config has help (a subclass that only changes a default, like
+    DAPO's eps_high, inherits its base's), and a text field's help names its default among its choices."""
+    from opo_theory.objectives.describe import hyperparameter_rows
+    from opo_theory.objectives.registry import available
+
+    blank = [(n, k) for n in available() for k, _, _, meaning in hyperparameter_rows(n) if not meaning.strip()]
+    assert not blank
+    unlisted = [(n, k) for n in available() for k, default, kind, meaning in hyperparameter_rows(n)
+                if kind == "str" and str(default) not in meaning]
+    assert not unlisted
+    rows = {k: (v, meaning) for k, v, _, meaning in hyperparameter_rows("dapo")}
+    assert rows["eps_high"] == (0.28, "ratio clipped above at 1 + eps_high where A > 0")
+
+
+def test_objectives_name_prints_the_meaning_of_each_key(capsys):
+    assert main(["objectives", "ppo-kl"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("kl "))
+    assert "k3" in row and "k1" in row and "abs" in row
+
+
 def test_bandit_output_explains_its_columns_and_reports_progress(capsys):
     assert main(["bandit", "kl-vs-chi2", "--set", "arms=4"]) == 0
     captured = capsys.readouterr()
