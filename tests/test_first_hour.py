@@ -211,3 +211,50 @@ def test_claims_show_progress_on_a_terminal_only(capsys, monkeypatch):
     assert main(["claims", "--id", "tv-bound", "conservation"]) == 0
     err = capsys.readouterr().err
     assert "checking 1/2: tv-bound" in err and "checking 2/2: conservation" in err and err.endswith("\n")
+
+
+# ---------------------------------------------------------------- item 4: progress on long work
+
+GRID_QUICK = ["inner_sweep=5,50", "seeds=2", "arms=4", "outer=3", "n_boot=5"]
+
+
+def test_bandit_grid_says_which_of_its_runs_it_is_on(capsys):
+    assert main(["bandit", "grid", "--set", *GRID_QUICK]) == 0
+    err = capsys.readouterr().err.splitlines()
+    runs = [line for line in err if line.startswith("bandit grid (opo): run ")]
+    assert runs == ["bandit grid (opo): run 1 of 2: 3 outer iterations x 5 inner steps on 18 rows (alpha x mu x seeds)",
+                    "bandit grid (opo): run 2 of 2: 3 outer iterations x 50 inner steps on 18 rows (alpha x mu x seeds)"]
+    assert err[0].startswith("bandit grid: running with") and err[-1].startswith("bandit grid: done in ")
+
+
+def test_the_grid_is_silent_outside_reporting(capsys):
+    from opo_theory.bandit.experiments import grid
+    from opo_theory.bandit.progress import reporting
+
+    quiet = grid(inner_sweep=(5,), seeds=2, arms=4, outer=3, n_boot=5)
+    assert capsys.readouterr().err == ""
+    with reporting():
+        loud = grid(inner_sweep=(5,), seeds=2, arms=4, outer=3, n_boot=5)
+    assert capsys.readouterr().err.count("bandit grid (opo): run ") == 1
+    assert quiet["final_reward"] == loud["final_reward"]          # reporting changes nothing computed
+
+
+def test_figures_name_each_figure_and_its_time_and_on_a_terminal_say_which_one_is_drawing(tmp_path, capsys,
+                                                                                        monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["figures", "fig1-geometry", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "[1/1] fig1-geometry: drawing ..." in captured.err
+    line = next(x for x in captured.out.splitlines() if x.startswith("[1/1] fig1-geometry: "))
+    assert line.endswith(" s)") and "fig1-geometry.png" in line
+
+
+def test_the_tiny_random_model_says_a_reward_of_zero_is_expected(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    from opo_theory.lm.tiny_hf import main as tiny_main
+
+    assert tiny_main([str(tmp_path / "tiny"), "--layers", "1", "--width", "16", "--heads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"train it with --model hf:{tmp_path / 'tiny'}" in out and "a reward and accuracy of 0 are expected" in out

@@ -55,9 +55,14 @@ def run(args) -> int:
     take_empty_panels()                 # count only what this command draws
     print(f"figures: {len(selected)} artifact(s) into {out}" + ("" if runs is None else f", LM runs read from {runs[0]}")
           + ("" if audit is None else f", audit read from {audit[0]}"), file=sys.stderr, flush=True)
-    with reading_runs(None if runs is None else runs[0]), reading_audit(None if audit is None else audit[0]):
+    from opo_theory.bandit.progress import reporting
+
+    with reading_runs(None if runs is None else runs[0]), reading_audit(None if audit is None else audit[0]), \
+            reporting():                # long bandit experiments (grid-alpha-mu) say which run they are on
         for i, name in enumerate(selected, 1):
             start = time.perf_counter()
+            if sys.stderr.isatty():     # on a terminal: which figure is being drawn (its time follows on stdout)
+                print(f"[{i}/{len(selected)}] {name}: drawing ...", file=sys.stderr, flush=True)
             try:
                 paths = catalogue.build(name, rerun=args.rerun, out=out)
             except KeyboardInterrupt as exc:
