@@ -75,3 +75,13 @@ def test_a_partial_checkpoint_of_another_kind_is_refused_in_one_line(tmp_path):
     with pytest.raises(ValueError, match=r"\.partial is not a partial SFT checkpoint \(it lacks acc, gen, opt, step, "
                                          r"torch_rng\); delete it to start the warm-up over"):
         sft.warm_start(cfg, sft.task_pools(cfg), quiet=True)
+
+
+def test_a_long_stretch_between_checks_prints_a_progress_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sft, "HEARTBEAT_S", 0.0)                 # every step between two checks is "long"
+    cfg = make_config("opo", "cpu-tiny", 0, [*WARM, "sft_max_steps=7", f"sft_cache={tmp_path}"])
+    sft.warm_start(cfg, sft.task_pools(cfg), quiet=False)
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("sft: step ")]
+    assert [x.split(",")[0] for x in lines] == [f"sft: step {k}/7" for k in (1, 2, 3, 4, 6, 7)]
+    assert lines[0].endswith(" s elapsed (next accuracy check at step 5)")
+    assert lines[-1].endswith(" s elapsed (next accuracy check at step 7)")

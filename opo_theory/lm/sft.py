@@ -147,6 +147,9 @@ def sft_step(model, opt, pool, gen, width: int, cfg: TrainConfig) -> torch.Tenso
     return loss
 
 
+HEARTBEAT_S = 15.0        # between two accuracy checks, a progress line at most this often
+
+
 def partial_path(entry: Path) -> Path:
     """Where the unfinished warm-up of cache entry ``sft-<key>.pt`` keeps its partial checkpoint: sft-<key>.partial."""
     return entry.with_suffix(".partial")
@@ -192,6 +195,7 @@ def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool,
         note(f"sft: resuming the interrupted warm-up at step {run.step}/{cfg.sft_max_steps} (val accuracy "
              f"{run.acc:.3f}) from {partial}", quiet)
     start, step, resumed_at = time.perf_counter(), run.step, run.step
+    last_line = start
     try:
         for step in range(run.step + 1, cfg.sft_max_steps + 1):
             lr = sft_learning_rate(cfg, step)
@@ -207,6 +211,12 @@ def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool,
                     break
                 if partial is not None and step < cfg.sft_max_steps:
                     run.save(partial)
+                last_line = time.perf_counter()
+            elif time.perf_counter() - last_line >= HEARTBEAT_S:      # a long stretch between two checks
+                last_line = time.perf_counter()
+                check = min(cfg.sft_max_steps, (step // cfg.sft_eval_every + 1) * cfg.sft_eval_every)
+                note(f"sft: step {step}/{cfg.sft_max_steps}, loss {loss.item():.3f}, {last_line - start:.0f} s "
+                     f"elapsed (next accuracy check at step {check})", quiet)
     except KeyboardInterrupt:
         saved = partial is not None and partial.exists()
         raise Interrupted(f"SFT warm-up step {max(step - 1, 0)}/{cfg.sft_max_steps}",
