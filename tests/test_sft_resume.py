@@ -85,3 +85,19 @@ def test_a_long_stretch_between_checks_prints_a_progress_line(tmp_path, capsys, 
     assert [x.split(",")[0] for x in lines] == [f"sft: step {k}/7" for k in (1, 2, 3, 4, 6, 7)]
     assert lines[0].endswith(" s elapsed (next accuracy check at step 5)")
     assert lines[-1].endswith(" s elapsed (next accuracy check at step 7)")
+
+
+def test_a_partial_checkpoint_that_cannot_be_written_does_not_stop_the_warm_up(tmp_path, capsys, monkeypatch):
+    real = sft.save_state
+
+    def full_disk_for_partials(path, state):
+        if path.suffix == ".partial":
+            raise OSError(28, "No space left on device")
+        return real(path, state)
+    monkeypatch.setattr(sft, "save_state", full_disk_for_partials)
+    cfg = make_config("opo", "cpu-tiny", 0, [*WARM, "sft_max_steps=12", f"sft_cache={tmp_path}"])
+    sft.warm_start(cfg, sft.task_pools(cfg), quiet=False)
+    err = capsys.readouterr().err
+    assert err.count("was not written ([Errno 28] No space left on device); the warm-up goes on") == 2   # steps 5, 10
+    assert "sft step 10/12" in err and (tmp_path / f"sft-{cfg.sft_key()}.pt").is_file()
+    assert not list(tmp_path.glob("*.partial"))

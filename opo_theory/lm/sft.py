@@ -210,7 +210,11 @@ def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool,
                 if run.acc >= cfg.sft_target_accuracy:
                     break
                 if partial is not None and step < cfg.sft_max_steps:
-                    run.save(partial)
+                    try:
+                        run.save(partial)
+                    except OSError as exc:     # a full disk, or another process cleaning: the warm-up goes on
+                        note(f"sft: the partial checkpoint {partial} was not written ({exc}); the warm-up goes on, "
+                             "but an interruption before the next check loses the steps since the last one", quiet)
                 last_line = time.perf_counter()
             elif time.perf_counter() - last_line >= HEARTBEAT_S:      # a long stretch between two checks
                 last_line = time.perf_counter()
