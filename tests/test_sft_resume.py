@@ -56,7 +56,7 @@ def test_an_interrupted_warm_up_resumes_and_caches_the_uninterrupted_weights(tmp
 def test_an_interruption_before_the_first_check_says_the_warm_up_starts_over(tmp_path, monkeypatch):
     with pytest.raises(Interrupted) as info:
         warm_up(tmp_path, monkeypatch, stop_at_call=3)
-    assert info.value.restarts == "no accuracy check was reached, so a rerun starts the warm-up over"
+    assert info.value.restarts == "no accuracy check was saved yet, so a rerun starts the warm-up over"
     assert not list(tmp_path.iterdir())
 
 

@@ -189,9 +189,10 @@ def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool,
     """Teacher-forced SFT of ``model`` on the train pool until the target val accuracy or sft_max_steps; with
     ``partial``, continue from the checkpoint there and rewrite it at every accuracy check, so the finished
     policy is bitwise the uninterrupted one. Ctrl-C raises Interrupted naming the steps done."""
-    run = SFTState(cfg, model)
+    run, saved_at = SFTState(cfg, model), None          # saved_at: the step the partial checkpoint on disk holds
     if partial is not None and partial.exists():
         run.load(partial)
+        saved_at = run.step
         note(f"sft: resuming the interrupted warm-up at step {run.step}/{cfg.sft_max_steps} (val accuracy "
              f"{run.acc:.3f}) from {partial}", quiet)
     start, step, resumed_at = time.perf_counter(), run.step, run.step
@@ -212,6 +213,7 @@ def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool,
                 if partial is not None and step < cfg.sft_max_steps:
                     try:
                         run.save(partial)
+                        saved_at = step
                     except OSError as exc:     # a full disk, or another process cleaning: the warm-up goes on
                         note(f"sft: the partial checkpoint {partial} was not written ({exc}); the warm-up goes on, "
                              "but an interruption before the next check loses the steps since the last one", quiet)
@@ -222,10 +224,9 @@ def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool,
                 note(f"sft: step {step}/{cfg.sft_max_steps}, loss {loss.item():.3f}, {last_line - start:.0f} s "
                      f"elapsed (next accuracy check at step {check})", quiet)
     except KeyboardInterrupt:
-        saved = partial is not None and partial.exists()
         raise Interrupted(f"SFT warm-up step {max(step - 1, 0)}/{cfg.sft_max_steps}",
-                          f"a rerun resumes the warm-up at step {run.step} (its last accuracy check, saved in "
-                          f"{partial})" if saved else "no accuracy check was reached, so a rerun starts the "
+                          f"a rerun resumes the warm-up at step {saved_at} (its last accuracy check, saved in "
+                          f"{partial})" if saved_at is not None else "no accuracy check was saved yet, so a rerun starts the "
                           "warm-up over") from None
     if step % cfg.sft_eval_every:          # the step limit fell between two checks: measure the final policy
         run.acc = accuracy(run.model, pools["val"], width, cfg.max_new, verifier=cfg.verifier)
