@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from opo_theory.figures.audit_source import audit_record
 from opo_theory.figures.style import colors, new_figure, save_figure
 from opo_theory.io import repo_relative
-from opo_theory.lm.audit import audit_record, mechanism_verdict
+from opo_theory.lm.audit import mechanism_verdict
 from opo_theory.lm.confidence import BIN_NAMES
 
 NAME = "audit-confidence"
@@ -60,11 +61,11 @@ def main(rerun: bool = False):
             ax.title.set_fontsize(8)
     axes[0, 1].legend(fontsize=5, ncol=2)
     fig.subplots_adjust(hspace=0.45)
-    verdict = mechanism_verdict(summary)
+    verdict = None if record.get("verdict") is None else mechanism_verdict(summary)   # None: no OPO or no baseline
     seeds = record["settings"]["seeds"]
     fig.suptitle(f"Confidence-resolved gradient audit, {seeds} rollout seeds (95% intervals; log-space for sizes); "
-                 f"mechanism verdict (update {k}, logit-space size, paired over seeds): {verdict['overall']}",
-                 fontsize=9)
+                 + (f"mechanism verdict (update {k}, logit-space size, paired over seeds): {verdict['overall']}"
+                    if verdict else "no mechanism verdict (it needs an OPO variant and grpo or dapo)"), fontsize=9)
     data["verdict"] = verdict
     data["summary"] = summary
     config = {"audit": repo_relative(directory), "settings": {k2: v for k2, v in record["settings"].items()

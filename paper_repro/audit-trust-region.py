@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from opo_theory.figures.audit_source import audit_record
 from opo_theory.figures.style import colors, new_figure, save_figure
 from opo_theory.io import repo_relative
-from opo_theory.lm.audit import audit_record
 
 NAME = "audit-trust-region"
 PANELS = (("delta/abs_max", "max|Delta| after update k", True), ("delta/m3", "E[Delta³] after update k", False),

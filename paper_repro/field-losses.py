@@ -37,6 +37,7 @@ COORDS = ("delta", "logit")
 SHARED = {"adv_eps": get(REFERENCE).make_config().adv_eps}
 AUDIT_DIR = REPO_ROOT / "figures" / "runs" / "cpu-tiny" / "audit-field"
 AUDIT_OBJECTIVES = (REFERENCE, "dapo", *FIELD_LOSSES)
+AUDIT_NEEDS = (REFERENCE,)          # the audit's losses are compared with GRPO's (figures --audit DIR)
 LOW_BINS, CONFIDENT_BINS = ("lt0.5", "0.5-0.9"), ("0.9-0.99", "0.99-0.999", "ge0.999")
 
 
@@ -93,7 +94,12 @@ def classify(summary: dict) -> dict:
 
 
 def audit_record(rerun: bool) -> dict | None:
-    """The committed field audit (None if absent), or (``rerun``) a fresh one under runs/figures-rerun."""
+    """The audit chosen with ``figures --audit DIR``, else the committed field audit (None if absent), or
+    (``rerun``) a fresh one under runs/figures-rerun."""
+    from opo_theory.figures.audit_source import chosen_audit, read_audit
+
+    if chosen_audit() is not None:
+        return read_audit(chosen_audit())
     if rerun:
         from opo_theory.lm.audit import audit_config, run_audit
 
@@ -108,6 +114,8 @@ def compare(x: dict, ref: dict) -> str:
     """'lower' / 'higher' than the reference when the 95% intervals do not overlap, else 'not separated'."""
     if x["mean"] is None or ref["mean"] is None:
         return "no tokens"
+    if None in (x["low"], x["high"], ref["low"], ref["high"]):     # too few seeds with such tokens for an interval
+        return "not separated"
     if x["high"] < ref["low"]:
         return "lower"
     return "higher" if x["low"] > ref["high"] else "not separated"

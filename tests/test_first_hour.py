@@ -107,6 +107,28 @@ def test_every_opo_family_hyperparameter_says_what_it_means(name):
     assert "batch" in rows["center"] and "group" in rows["center"]
 
 
+def test_every_hyperparameter_of_every_objective_says_what_it_means():
+    """Each field of each registered objective's config has help (a subclass that only changes a default, like
+    DAPO's eps_high, inherits its base's), and a text field's help names its default among its choices."""
+    from opo_theory.objectives.describe import hyperparameter_rows
+    from opo_theory.objectives.registry import available
+
+    blank = [(n, k) for n in available() for k, _, _, meaning in hyperparameter_rows(n) if not meaning.strip()]
+    assert not blank
+    unlisted = [(n, k) for n in available() for k, default, kind, meaning in hyperparameter_rows(n)
+                if kind == "str" and str(default) not in meaning]
+    assert not unlisted
+    rows = {k: (v, meaning) for k, v, _, meaning in hyperparameter_rows("dapo")}
+    assert rows["eps_high"] == (0.28, "ratio clipped above at 1 + eps_high where A > 0")
+
+
+def test_objectives_name_prints_the_meaning_of_each_key(capsys):
+    assert main(["objectives", "ppo-kl"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("kl "))
+    assert "k3" in row and "k1" in row and "abs" in row
+
+
 def test_bandit_output_explains_its_columns_and_reports_progress(capsys):
     assert main(["bandit", "kl-vs-chi2", "--set", "arms=4"]) == 0
     captured = capsys.readouterr()
@@ -189,3 +211,50 @@ def test_claims_show_progress_on_a_terminal_only(capsys, monkeypatch):
     assert main(["claims", "--id", "tv-bound", "conservation"]) == 0
     err = capsys.readouterr().err
     assert "checking 1/2: tv-bound" in err and "checking 2/2: conservation" in err and err.endswith("\n")
+
+
+# ---------------------------------------------------------------- item 4: progress on long work
+
+GRID_QUICK = ["inner_sweep=5,50", "seeds=2", "arms=4", "outer=3", "n_boot=5"]
+
+
+def test_bandit_grid_says_which_of_its_runs_it_is_on(capsys):
+    assert main(["bandit", "grid", "--set", *GRID_QUICK]) == 0
+    err = capsys.readouterr().err.splitlines()
+    runs = [line for line in err if line.startswith("bandit grid (opo): run ")]
+    assert runs == ["bandit grid (opo): run 1 of 2: 3 outer iterations x 5 inner steps on 18 rows (alpha x mu x seeds)",
+                    "bandit grid (opo): run 2 of 2: 3 outer iterations x 50 inner steps on 18 rows (alpha x mu x seeds)"]
+    assert err[0].startswith("bandit grid: running with") and err[-1].startswith("bandit grid: done in ")
+
+
+def test_the_grid_is_silent_outside_reporting(capsys):
+    from opo_theory.bandit.experiments import grid
+    from opo_theory.bandit.progress import reporting
+
+    quiet = grid(inner_sweep=(5,), seeds=2, arms=4, outer=3, n_boot=5)
+    assert capsys.readouterr().err == ""
+    with reporting():
+        loud = grid(inner_sweep=(5,), seeds=2, arms=4, outer=3, n_boot=5)
+    assert capsys.readouterr().err.count("bandit grid (opo): run ") == 1
+    assert quiet["final_reward"] == loud["final_reward"]          # reporting changes nothing computed
+
+
+def test_figures_name_each_figure_and_its_time_and_on_a_terminal_say_which_one_is_drawing(tmp_path, capsys,
+                                                                                        monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(["figures", "fig1-geometry", "--out", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "[1/1] fig1-geometry: drawing ..." in captured.err
+    line = next(x for x in captured.out.splitlines() if x.startswith("[1/1] fig1-geometry: "))
+    assert line.endswith(" s)") and "fig1-geometry.png" in line
+
+
+def test_the_tiny_random_model_says_a_reward_of_zero_is_expected(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    from opo_theory.lm.tiny_hf import main as tiny_main
+
+    assert tiny_main([str(tmp_path / "tiny"), "--layers", "1", "--width", "16", "--heads", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"train it with --model hf:{tmp_path / 'tiny'}" in out and "a reward and accuracy of 0 are expected" in out

@@ -101,15 +101,16 @@ def test_ctrl_c_before_the_first_checkpoint_says_the_resume_starts_over(cache, t
     assert f"{out} has no checkpoint yet: starting it over from step 0" in capsys.readouterr().err
 
 
-def test_ctrl_c_in_the_sft_warm_up_names_its_step_and_caches_nothing(tmp_path, monkeypatch, capsys):
+def test_ctrl_c_in_the_sft_warm_up_names_its_step_and_the_check_a_rerun_resumes_at(tmp_path, monkeypatch, capsys):
     cache, out = tmp_path / "sft", tmp_path / "run"
-    interrupt_at_call(monkeypatch, sft, "sft_loss", 13)          # 12 SFT steps done
+    interrupt_at_call(monkeypatch, sft, "sft_loss", 13)          # 12 SFT steps done, the check at step 10 saved
     assert main(train_argv(out, cache)) == 130
     line = capsys.readouterr().err.strip().splitlines()[-1]
-    assert line.startswith("opo-theory: interrupted at SFT warm-up step 12/30; the warm-up is cached only once it "
-                           "finishes, so a rerun starts it over: opo-theory train --objective opo ")
+    partial = next(cache.glob("sft-*.partial"))
+    assert line.startswith(f"opo-theory: interrupted at SFT warm-up step 12/30; a rerun resumes the warm-up at step "
+                           f"10 (its last accuracy check, saved in {partial}): opo-theory train --objective opo ")
     assert "--resume" not in line                                 # no run was written: a plain rerun starts it
-    assert not list(cache.glob("*.pt")) and not out.exists()
+    assert not list(cache.glob("*.pt")) and not out.exists()      # nothing is cached before the warm-up ends
 
 
 def test_resume_on_a_directory_without_a_run_says_so(cache, tmp_path, capsys):

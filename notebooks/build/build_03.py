@@ -43,7 +43,10 @@ print("small mode:", SMALL)
 ## 1. The α × μ grid
 """),
 ("code", r"""
-g = judge_grid(grid(**GRID_KW))
+from opo_theory.bandit.progress import reporting
+
+with reporting():        # the notebook's longest cell (its runs of 5, 50 and 300 inner steps): one line per run
+    g = judge_grid(grid(**GRID_KW))
 cfg = g["config"]
 alphas, mus = cfg["alphas"], cfg["mus"]
 print({k: v for k, v in cfg.items()})

@@ -165,7 +165,10 @@ def run(args) -> int:
     given = "".join(f" {k}={show_value(v)}" for k, v in kwargs.items() if k != "objectives")
     print(f"bandit {args.experiment}: running{' with' + given if given else ''} (measured durations: README, "
           "Command line)", file=sys.stderr, flush=True)
-    result = fn(**kwargs)
+    from opo_theory.bandit.progress import reporting
+
+    with reporting():
+        result = fn(**kwargs)
     result["seconds"] = round(time.perf_counter() - start, 3)
     print(f"bandit {args.experiment}: done in {result['seconds']:.1f} s", file=sys.stderr, flush=True)
     if args.out:

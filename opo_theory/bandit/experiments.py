@@ -10,6 +10,7 @@ import torch
 from opo_theory.bandit.dynamics import function_space_inner, logit_outer_loop, sampled_loop
 from opo_theory.bandit.enumerate import exact_batch
 from opo_theory.bandit.problems import KArmedBandit
+from opo_theory.bandit.progress import report
 from opo_theory.bandit.saturation import binary_toy_gradients, saturation  # noqa: F401 (re-exported)
 from opo_theory.diagnostics import approx_metrics, gradient_metrics
 from opo_theory.objectives import get, seq_logratio
@@ -160,7 +161,12 @@ def grid(alphas=(0.3, 0.6, 0.9), mus=(0.5, 1.0, 2.0), seeds: int = 32, arms: int
     logp0 = torch.zeros_like(means).log_softmax(-1)
     f_rate = _function_rate(function_space_inner(logp0, means, hyper, eta, inner))
     shape = (len(alphas), len(mus), seeds)
-    runs = {n: _grid_run(means, hyper, shape, eta, outer, n, objective) for n in dict.fromkeys((inner, *inner_sweep))}
+    runs = {}
+    counts = list(dict.fromkeys((inner, *inner_sweep)))
+    for k, n in enumerate(counts, 1):          # the long part: outer x (n + 1) steps on every row
+        report(f"bandit grid ({objective}): run {k} of {len(counts)}: {outer} outer iterations x {n} inner steps on "
+               f"{rows} rows (alpha x mu x seeds)")
+        runs[n] = _grid_run(means, hyper, shape, eta, outer, n, objective)
     main = runs[inner]
     f_rate_np = f_rate.reshape(shape).numpy()
     theory = np.abs(1 - eta * m_grid)

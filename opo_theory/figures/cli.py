@@ -17,6 +17,9 @@ def configure(name: str, p) -> None:
     p.add_argument("--runs", metavar="DIR", help="draw the LM figures and tables from your own `compare --out DIR` "
                                                  "instead of the committed logs (default output DIR/figures; "
                                                  "without NAMEs, every artifact that reads LM runs but the report)")
+    p.add_argument("--audit", metavar="DIR", help="draw the audit figures from your own `audit --out DIR` instead "
+                                                  "of the committed audits (default output DIR/figures; without "
+                                                  "NAMEs, every artifact that reads an audit and fits it)")
     p.set_defaults(func=run)
 
 
@@ -34,24 +37,32 @@ def run(args) -> int:
         if name not in names:
             raise ValueError(f"unknown figure {show(name)}; allowed: {', '.join(names)}")
     runs = lm_runs(args, names) if args.runs is not None else None
-    pool = names if runs is None else runs[1]
+    audit = audit_artifacts(args, names) if args.audit is not None else None
+    source = runs or audit
+    pool = names if source is None else source[1]
     selected = [n for n in names if n in args.names] if args.names else pool    # catalogue order: report last
-    default_out = FIGURES_DIR if runs is None else runs[0] / "figures"
+    default_out = FIGURES_DIR if source is None else source[0] / "figures"
     out = default_out if args.out is None else Path(require_output_dir("--out", args.out))
     for name in selected:
         missing = [r for r in catalogue.requires(name) if r not in selected and not (out / f"{r}.json").exists()]
         if missing:
             raise ValueError(f"figure {name!r} reads {', '.join(missing)}, which {out} does not hold; "
                              f"build them too (e.g. opo-theory figures {' '.join(missing)} {name} --out {out})")
+    from opo_theory.figures.audit_source import reading_audit
     from opo_theory.figures.source import reading_runs
     from opo_theory.figures.style import take_empty_panels
 
     take_empty_panels()                 # count only what this command draws
-    print(f"figures: {len(selected)} artifact(s) into {out}" + ("" if runs is None else f", LM runs read from {runs[0]}"),
-          file=sys.stderr, flush=True)
-    with reading_runs(None if runs is None else runs[0]):
+    print(f"figures: {len(selected)} artifact(s) into {out}" + ("" if runs is None else f", LM runs read from {runs[0]}")
+          + ("" if audit is None else f", audit read from {audit[0]}"), file=sys.stderr, flush=True)
+    from opo_theory.bandit.progress import reporting
+
+    with reading_runs(None if runs is None else runs[0]), reading_audit(None if audit is None else audit[0]), \
+            reporting():                # long bandit experiments (grid-alpha-mu) say which run they are on
         for i, name in enumerate(selected, 1):
             start = time.perf_counter()
+            if sys.stderr.isatty():     # on a terminal: which figure is being drawn (its time follows on stdout)
+                print(f"[{i}/{len(selected)}] {name}: drawing ...", file=sys.stderr, flush=True)
             try:
                 paths = catalogue.build(name, rerun=args.rerun, out=out)
             except KeyboardInterrupt as exc:
@@ -59,7 +70,8 @@ def run(args) -> int:
 
                 where = getattr(exc, "where", f"{name} ({i} of {len(selected)})")
                 again = ["opo-theory", "figures", *args.names, *(["--out", args.out] if args.out else []),
-                         *(["--runs", args.runs] if args.runs else []), *(["--rerun"] if args.rerun else [])]
+                         *(["--runs", args.runs] if args.runs else []), *(["--audit", args.audit] if args.audit else []),
+                         *(["--rerun"] if args.rerun else [])]
                 print(f"opo-theory: interrupted at {where}; "
                       + ("the LM runs done so far are kept, " if args.rerun else "")
                       + f"the same command continues: {shlex.join(again)}", file=sys.stderr, flush=True)
@@ -98,3 +110,38 @@ def lm_runs(args, names: list[str]) -> tuple[Path, list[str]]:
         raise ValueError(f"--runs: {', '.join(other)} do(es) not draw from LM runs; with --runs name only "
                          f"{', '.join(drawn)}")
     return directory, drawn
+
+
+def audit_artifacts(args, names: list[str]) -> tuple[Path, list[str]]:
+    """``--audit DIR``: the audit directory and the artifacts drawn from it (those reading an audit record whose
+    objectives it holds; the others are named on stderr); ValueError for --rerun, --runs, or a NAME that does
+    not read an audit or needs an objective the audit lacks."""
+    from opo_theory.figures import catalogue
+    from opo_theory.figures.audit_source import (
+        missing_objectives,
+        read_audit,
+        reads_audit,
+        require_audit_dir,
+    )
+
+    if args.rerun or args.runs is not None:
+        raise ValueError(f"--audit excludes {'--rerun' if args.rerun else '--runs'}: --audit draws DIR's audit only "
+                         "(draw a compare output with a separate `figures --runs DIR`)")
+    directory = require_audit_dir(args.audit)
+    record = read_audit(directory)
+    readers = [n for n in names if n != catalogue.REPORT and reads_audit(catalogue.load_artifact(n))]
+    other = [n for n in args.names if n not in readers]
+    if other:
+        raise ValueError(f"--audit: {', '.join(other)} do(es) not draw from an audit; with --audit name only "
+                         f"{', '.join(readers)}")
+    lacking = {n: missing_objectives(catalogue.load_artifact(n), record) for n in readers}
+    lacking = {n: m for n, m in lacking.items() if m}
+    audited = ", ".join(record["summary"])
+    named = [n for n in args.names if n in lacking]
+    if named:
+        raise ValueError(f"--audit: {named[0]} compares with {', '.join(lacking[named[0]])}, which {directory} did "
+                         f"not audit (it holds {audited}); rerun `opo-theory audit` with --objectives including it")
+    for name, m in ({} if args.names else lacking).items():
+        print(f"figures: {name} skipped: it compares with {', '.join(m)}, which {directory} did not audit "
+              f"(it holds {audited})", file=sys.stderr, flush=True)
+    return directory, [n for n in readers if n not in lacking]

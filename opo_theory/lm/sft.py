@@ -1,8 +1,10 @@
-"""SFT warm-up: teacher-forced next-token loss on answer tokens, until a target accuracy; cached."""
+"""SFT warm-up: teacher-forced next-token loss on answer tokens, until a target accuracy; cached, and resumable
+from a partial checkpoint (``sft-<key>.partial`` beside the cache entry) written at every accuracy check."""
 
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import torch
@@ -100,7 +102,7 @@ def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[torch.nn.M
     if cfg.sft_max_steps == 0:
         return model.to(cfg.device), {"sft_steps": 0, "sft_val_accuracy": None, "sft_key": None}
     path = cache_dir(cfg.sft_cache) / f"sft-{sft_key(cfg)}.pt"
-    remove_stale_temporaries(path.parent, path.name)     # a warm-up killed while writing this cache entry
+    remove_stale_temporaries(path.parent, path.name, partial_path(path).name)    # killed while writing these
     if path.exists():
         info = load_cached_policy(path, model)
         note(f"sft: cached warm-up policy loaded from {path} ({info['sft_steps']} steps, val accuracy "
@@ -109,8 +111,9 @@ def warm_start(cfg: TrainConfig, pools, quiet: bool = False) -> tuple[torch.nn.M
     note(f"sft: no cached warm-up policy for these settings; training up to {cfg.sft_max_steps} steps until val "
          f"accuracy >= {cfg.sft_target_accuracy:g} (checked every {cfg.sft_eval_every}), then caching it at {path}",
          quiet)
-    model, info = sft_train(cfg, pools, model, width, quiet)
+    model, info = sft_train(cfg, pools, model, width, quiet, partial_path(path))
     save_cached_policy(path, model, info)
+    partial_path(path).unlink(missing_ok=True)          # the whole warm-up is cached: its partial is not needed
     reached = info["sft_val_accuracy"] >= cfg.sft_target_accuracy
     note(f"sft: {'reached' if reached else 'stopped at the step limit with'} val accuracy "
          f"{info['sft_val_accuracy']:.3f} ({'>=' if reached else '<'} target {cfg.sft_target_accuracy:g}) at step "
@@ -144,28 +147,87 @@ def sft_step(model, opt, pool, gen, width: int, cfg: TrainConfig) -> torch.Tenso
     return loss
 
 
-def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool) -> tuple[torch.nn.Module, dict]:
-    """Teacher-forced SFT of ``model`` on the train pool until the target val accuracy or sft_max_steps;
-    Ctrl-C raises Interrupted naming the steps done."""
-    model.to(cfg.device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0, fused=True)
-    gen = torch.Generator().manual_seed(cfg.sft_seed)
-    acc, step = 0.0, 0
+HEARTBEAT_S = 15.0        # between two accuracy checks, a progress line at most this often
+
+
+def partial_path(entry: Path) -> Path:
+    """Where the unfinished warm-up of cache entry ``sft-<key>.pt`` keeps its partial checkpoint: sft-<key>.partial."""
+    return entry.with_suffix(".partial")
+
+
+class SFTState:
+    """What an unfinished warm-up needs to continue bit for bit: weights, AdamW state, the batch generator and
+    torch's global RNG, the step reached and the last val accuracy (the early-stopping test reads it)."""
+
+    def __init__(self, cfg: TrainConfig, model) -> None:
+        self.model = model.to(cfg.device)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.0, fused=True)
+        self.gen = torch.Generator().manual_seed(cfg.sft_seed)
+        self.step, self.acc = 0, 0.0
+
+    def save(self, path: Path) -> None:
+        """Write the partial checkpoint atomically (a killed write leaves the previous one)."""
+        save_state(path, {"model": self.model.state_dict(), "opt": self.opt.state_dict(), "gen": self.gen.get_state(),
+                          "torch_rng": torch.get_rng_state(), "step": self.step, "acc": self.acc})
+
+    def load(self, path: Path) -> None:
+        """Continue from the partial checkpoint at ``path`` (checksum verified; one line naming it if refused)."""
+        state = load_state(path)
+        missing = sorted({"model", "opt", "gen", "torch_rng", "step", "acc"} - set(state))
+        if missing:
+            raise ValueError(f"{path} is not a partial SFT checkpoint (it lacks {', '.join(missing)}); delete it "
+                             "to start the warm-up over")
+        load_weights(self.model, state["model"], path)
+        load_weights(self.opt, state["opt"], path)
+        self.gen.set_state(state["gen"])
+        torch.set_rng_state(state["torch_rng"])
+        self.step, self.acc = state["step"], state["acc"]
+
+
+def sft_train(cfg: TrainConfig, pools, model, width: int, quiet: bool,
+              partial: Path | None = None) -> tuple[torch.nn.Module, dict]:
+    """Teacher-forced SFT of ``model`` on the train pool until the target val accuracy or sft_max_steps; with
+    ``partial``, continue from the checkpoint there and rewrite it at every accuracy check, so the finished
+    policy is bitwise the uninterrupted one. Ctrl-C raises Interrupted naming the steps done."""
+    run, saved_at = SFTState(cfg, model), None          # saved_at: the step the partial checkpoint on disk holds
+    if partial is not None and partial.exists():
+        run.load(partial)
+        saved_at = run.step
+        note(f"sft: resuming the interrupted warm-up at step {run.step}/{cfg.sft_max_steps} (val accuracy "
+             f"{run.acc:.3f}) from {partial}", quiet)
+    start, step, resumed_at = time.perf_counter(), run.step, run.step
+    last_line = start
     try:
-        for step in range(1, cfg.sft_max_steps + 1):
+        for step in range(run.step + 1, cfg.sft_max_steps + 1):
             lr = sft_learning_rate(cfg, step)
-            for group in opt.param_groups:
+            for group in run.opt.param_groups:
                 group["lr"] = lr
-            loss = sft_step(model, opt, pools["train"], gen, width, cfg)
+            loss = sft_step(run.model, run.opt, pools["train"], run.gen, width, cfg)
             if step % cfg.sft_eval_every == 0:
-                acc = accuracy(model, pools["val"], width, cfg.max_new, verifier=cfg.verifier)
-                note(f"sft step {step}/{cfg.sft_max_steps}: loss {loss.item():.3f} val accuracy {acc:.3f} "
-                     f"(target {cfg.sft_target_accuracy:g})", quiet)
-                if acc >= cfg.sft_target_accuracy:
+                run.step, run.acc = step, accuracy(run.model, pools["val"], width, cfg.max_new, verifier=cfg.verifier)
+                note(f"sft step {step}/{cfg.sft_max_steps}: loss {loss.item():.3f} val accuracy {run.acc:.3f} "
+                     f"(target {cfg.sft_target_accuracy:g}), {time.perf_counter() - start:.0f} s elapsed"
+                     + (f" since the resume at step {resumed_at}" if resumed_at else ""), quiet)
+                if run.acc >= cfg.sft_target_accuracy:
                     break
+                if partial is not None and step < cfg.sft_max_steps:
+                    try:
+                        run.save(partial)
+                        saved_at = step
+                    except OSError as exc:     # a full disk, or another process cleaning: the warm-up goes on
+                        note(f"sft: the partial checkpoint {partial} was not written ({exc}); the warm-up goes on, "
+                             "but an interruption before the next check loses the steps since the last one", quiet)
+                last_line = time.perf_counter()
+            elif time.perf_counter() - last_line >= HEARTBEAT_S:      # a long stretch between two checks
+                last_line = time.perf_counter()
+                check = min(cfg.sft_max_steps, (step // cfg.sft_eval_every + 1) * cfg.sft_eval_every)
+                note(f"sft: step {step}/{cfg.sft_max_steps}, loss {loss.item():.3f}, {last_line - start:.0f} s "
+                     f"elapsed (next accuracy check at step {check})", quiet)
     except KeyboardInterrupt:
         raise Interrupted(f"SFT warm-up step {max(step - 1, 0)}/{cfg.sft_max_steps}",
-                          "the warm-up is cached only once it finishes, so a rerun starts it over") from None
+                          f"a rerun resumes the warm-up at step {saved_at} (its last accuracy check, saved in "
+                          f"{partial})" if saved_at is not None else "no accuracy check was saved yet, so a rerun starts the "
+                          "warm-up over") from None
     if step % cfg.sft_eval_every:          # the step limit fell between two checks: measure the final policy
-        acc = accuracy(model, pools["val"], width, cfg.max_new, verifier=cfg.verifier)
-    return model, {"sft_steps": step, "sft_val_accuracy": acc, "sft_key": sft_key(cfg)}
+        run.acc = accuracy(run.model, pools["val"], width, cfg.max_new, verifier=cfg.verifier)
+    return run.model, {"sft_steps": step, "sft_val_accuracy": run.acc, "sft_key": sft_key(cfg)}

@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     path = build_tiny_model(args.out, args.arch, args.layers, args.width, args.heads, args.vocab_size,
                             seed=args.seed)
     n = sum(p.numel() for p in _load_params(path))
-    print(f"wrote {path} ({args.arch}, {n:,} parameters); train it with --model hf:{path}")
+    print(f"wrote {path} ({args.arch}, {n:,} parameters); train it with --model hf:{path} (its weights are "
+          "random: it answers no problem, so a reward and accuracy of 0 are expected; it exercises the plumbing)")
     return 0
 
 

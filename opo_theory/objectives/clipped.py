@@ -38,12 +38,17 @@ class ClipConfig:
 
     eps_low: float = field(default=0.2, metadata={"help": "ratio clipped below at 1 - eps_low where A < 0"})
     eps_high: float = field(default=0.2, metadata={"help": "ratio clipped above at 1 + eps_high where A > 0"})
-    advantage: str = "zscore"
-    adv_eps: float = 1e-6
-    adv_std: str = "sample"
-    aggregation: str = "seq-mean-token-mean"
-    dual_clip: float | None = None
-    norm_len: float | None = None
+    advantage: str = field(default="zscore", metadata={"help": "zscore (R - mean)/(std + adv_eps) of the group, or "
+                                                               "centered R - mean"})
+    adv_eps: float = field(default=1e-6, metadata={"help": "eps of the z-score's denominator (TRL 1e-4, verl 1e-6)"})
+    adv_std: str = field(default="sample", metadata={"help": "group std of the z-score: sample (n-1, TRL and verl) "
+                                                            "or population (n)"})
+    aggregation: str = field(default="seq-mean-token-mean", metadata={
+        "help": f"token loss reduction: {', '.join(AGGREGATIONS)}"})
+    dual_clip: float | None = field(default=None, metadata={"help": "dual clip c > 1: the loss of an A < 0 token "
+                                                                    "is capped at -c A (None: off; verl uses 3)"})
+    norm_len: float | None = field(default=None, metadata={"help": "constant of seq-mean-token-sum-norm (None: "
+                                                                   "the batch's T)"})
 
     def __post_init__(self) -> None:
         require_nonnegative("eps_low", self.eps_low)
@@ -82,8 +87,10 @@ class PPOKLConfig(ClipConfig):
     """beta: KL coefficient; kl: k1|k2|k3|k3+ (k3 value with k2 gradient)|abs (verl's |x|); kl_clamp: ±clamp of x (verl 10)."""
 
     beta: float = field(default=0.04, metadata={"help": "coefficient of the per-token KL(pi||pi_ref) penalty"})
-    kl: str = "k3"
-    kl_clamp: float | None = 10.0
+    kl: str = field(default="k3", metadata={"help": "per-token KL estimator of x = log pi_ref - log pi: k1 -x, "
+                                                    "k2 x²/2, k3 e^x - x - 1, k3+ (k3 value, k2 gradient), abs |x|"})
+    kl_clamp: float | None = field(default=10.0, metadata={"help": "x clamped to ±kl_clamp before the estimator "
+                                                                   "(None: off; verl 10)"})
 
     def __post_init__(self) -> None:
         super().__post_init__()

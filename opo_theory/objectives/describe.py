@@ -17,11 +17,21 @@ def _field_type(f: dataclasses.Field) -> str:
     return "float" if t == "Any" else t
 
 
+def field_help(cls: type, key: str) -> str:
+    """The help of field ``key`` of config class ``cls``: its own, or (a subclass that only changes the default,
+    e.g. DAPO's eps_high) the nearest base class's."""
+    for base in cls.__mro__:
+        f = getattr(base, "__dataclass_fields__", {}).get(key)
+        if f is not None and f.metadata.get("help"):
+            return f.metadata["help"]
+    return ""
+
+
 def hyperparameter_rows(name: str) -> list[tuple[str, object, str, str]]:
     """(key, default, type, one-line help) for each field of objective ``name``'s config."""
     spec = get(name)
     defaults = spec.make_config()
-    return [(f.name, getattr(defaults, f.name), _field_type(f), f.metadata.get("help", ""))
+    return [(f.name, getattr(defaults, f.name), _field_type(f), field_help(spec.config_cls, f.name))
             for f in dataclasses.fields(spec.config_cls)]
 
 

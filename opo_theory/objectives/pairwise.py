@@ -26,7 +26,8 @@ class PairConfig:
     """beta: inverse temperature; seq_logratio: sum|mean (TRL's IPO averages per token)."""
 
     beta: float = field(default=0.1, metadata={"help": "inverse temperature on the margin h = Delta_w - Delta_l"})
-    seq_logratio: str = "sum"
+    seq_logratio: str = field(default="sum", metadata={"help": "sequence log-ratio Delta = log pi/pi_ref: sum or "
+                                                                "mean over the response's tokens (TRL's IPO: mean)"})
 
     def __post_init__(self) -> None:
         check_positive("beta", self.beta)
@@ -42,7 +43,8 @@ class IPOConfig(PairConfig):
 class ChiPOConfig(PairConfig):
     """r_max: the margin beta (phi(z_w) - phi(z_l)) is clipped to [-2 r_max, 2 r_max]."""
 
-    r_max: float = 10.0
+    r_max: float = field(default=10.0, metadata={"help": "the margin beta (phi(z_w) - phi(z_l)) is clipped to "
+                                                         "[-2 r_max, 2 r_max]"})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -93,7 +95,8 @@ def chipo_loss(batch: PolicyBatch, cfg: ChiPOConfig):
 class SFTConfig:
     """select: which responses are imitated — 'positive' (reward > 0), 'chosen' or 'all'."""
 
-    select: str = "positive"
+    select: str = field(default="positive", metadata={"help": "responses imitated: positive (reward > 0), "
+                                                              "chosen (the pair's preferred one) or all"})
 
     def __post_init__(self) -> None:
         require_choice("select", self.select, ("positive", "chosen", "all"))
