@@ -207,7 +207,7 @@ def test_cli_runs_on_the_char_gpt_resumes_and_rejects_bad_input(micro, tmp_path,
     record = json.loads((out / "audit.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-strict {c}"))
     assert record["settings"]["seeds"] == 2 and set(record["summary"]) == {"opo", "grpo", "dapo", "gspo"}
     assert record["verdict"]["overall"] in ("verified", "conditional", "refuted", "not supported", "undetermined")
-    assert len(record["summary"]["opo"]["per_update"]["delta/m3"]) == 2
+    assert len(record["summary"]["opo"]["per_update"]["after_update/delta/m3"]) == 2
     assert main(args) == 2 and "already holds this audit; pass --resume" in capsys.readouterr().err
     assert main(args + ["--resume"]) == 0
     assert json.loads((out / "audit.json").read_text())["summary"] == record["summary"]
