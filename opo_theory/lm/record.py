@@ -11,9 +11,10 @@ from opo_theory.diagnostics import OPO_FAMILY, batch_metrics
 
 # when a phase's keys are measured
 WHEN = {
-    "count": "counters: `step` = the generation round (rollout batch) the row's update trained on, 0-based (the "
-             "trainer's RL step; in TRL the generation batch of the optimizer step); `optimizer_step` = TRL's "
-             "optimizer step, 0-based; `updated` = whether the step applied an update",
+    "count": "counters: `step` = the row's index in metrics.jsonl from 0, one row per logged update (the trainer: "
+             "one per RL step = generation round, its last update logged; TRL: one per optimizer step); "
+             "`generation` = TRL: the generation round the row's optimizer step trained on (the trainer's `step`); "
+             "`updated` = whether the step applied an update",
     "rollout": "the step's rollout batch, before any update: rewards and correctness of the sampled responses",
     "update": "the logged update, at its forward and backward, before its optimizer step (trainer: the step's "
               "last training update, last PPO epoch; TRL: the optimizer step's global batch), plus the step "
@@ -37,7 +38,7 @@ PRE, AFTER_UPDATE = "pre/", "after_update/"
 
 # every key (fnmatch pattern) and its phase; an objective's own metrics (loss/*, clip/*, ...) are `update`
 KEYS: tuple[tuple[str, str], ...] = (
-    ("step", "count"), ("optimizer_step", "count"), ("updated", "count"),
+    ("step", "count"), ("generation", "count"), ("updated", "count"),
     ("reward/mean", "rollout"), ("reward/std", "rollout"), ("reward/frac_zero_std", "rollout"),
     ("accuracy", "rollout"), ("completions/mean_length", "rollout"), ("sampling/*", "rollout"),
     ("grad/norm", "update"), ("grad/norm_drive", "update"), ("grad/norm_reg", "update"),
@@ -62,7 +63,7 @@ def phase_of(key: str) -> str | None:
 
 def build_row(**sections: dict) -> dict:
     """One row from ``phase=metrics`` sections (phases of WHEN), merged in the order given; ValueError when a
-    key is given under a phase the table does not assign it (a key keeps one meaning), or twice. Keys outside
+    key is given under a phase the table does not assign it (a key keeps one meaning). Keys outside
     the table are allowed under ``update`` only (the objective's own metrics)."""
     row: dict = {}
     for phase, metrics in sections.items():
@@ -73,8 +74,6 @@ def build_row(**sections: dict) -> dict:
             if known != phase and not (known is None and phase == "update"):
                 raise ValueError(f"metric {key!r} given as {phase!r} but measured at {known!r} "
                                  f"(opo_theory.lm.record.KEYS); give it another name")
-            if key in row:
-                raise ValueError(f"metric {key!r} given twice in one row")
             row[key] = value
     return row
 
@@ -97,3 +96,13 @@ def rollout_record(rewards, group, shown=None, correct=None) -> dict[str, float]
     if correct is not None:
         out["accuracy"] = float(correct.float().mean())
     return out
+
+
+def with_efficiency(update: dict[str, float], adv) -> dict[str, float]:
+    """The logged update's metrics plus grad/response_efficiency of its grad/norm over the step batch's
+    advantages ``adv`` (diagnostics.response_efficiency), when the gradient was measured."""
+    from opo_theory.diagnostics import response_efficiency
+
+    if "grad/norm" not in update:
+        return update
+    return {**update, "grad/response_efficiency": response_efficiency(update["grad/norm"], adv)}

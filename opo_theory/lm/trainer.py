@@ -13,13 +13,13 @@ from pathlib import Path
 
 import torch
 
-from opo_theory.diagnostics import response_efficiency
+from opo_theory.diagnostics import frac_zero_std
 from opo_theory.io import json_line, provenance, read_jsonl, write_json_atomic, write_text_atomic
 from opo_theory.lm.backend import param_groups, use_threads
 from opo_theory.lm.checkpoint import load_weights, save_state
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.progress import Interrupted, note
-from opo_theory.lm.record import build_row, rollout_record, trust_region
+from opo_theory.lm.record import build_row, rollout_record, trust_region, with_efficiency
 from opo_theory.lm.rollout import autocast, collect, draw, rollout, rollout_batch
 from opo_theory.lm.run_dir import (
     CHECKPOINT,
@@ -71,6 +71,15 @@ def start_run(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bo
     pools = task_pools(cfg)
     model, sft_info = warm_start(cfg, pools, quiet)
     return Trainer(cfg, out, model, sft_info, pools, resumable, quiet)
+
+
+def first_round(shown, cfg: TrainConfig) -> dict[str, float]:
+    """With dynamic sampling: sampling/first_frac_zero_std, the share of all-equal groups among the first
+    round's uniformly drawn prompts (reward/frac_zero_std is over the trained batch, as the objective sees it)."""
+    if not cfg.dynamic_sampling:
+        return {}
+    group = torch.arange(len(shown), device=shown.device) // cfg.group_size
+    return {"sampling/first_frac_zero_std": frac_zero_std(shown, group)}
 
 
 class Trainer:
@@ -231,10 +240,9 @@ class Trainer:
                  "throughput/tokens_per_s": n_tokens / t_step, "throughput/model_tflops": flops / t_step / 1e12}
         if self.peak_flops is not None:
             times["throughput/mfu"] = flops / t_step / self.peak_flops
-        if "grad/norm" in metrics:
-            metrics["grad/response_efficiency"] = response_efficiency(metrics["grad/norm"], adv)
-        return build_row(update=metrics, after=after,
+        return build_row(update=with_efficiency(metrics, adv), after=after,
                          rollout={**rollout_record(rewards, group, shown, correct), **sampling,
+                                  **first_round(shown, cfg),
                                   "completions/mean_length": n_tokens / len(tokens)},
                          count={"updated": float(updated)}, time=times)
 
