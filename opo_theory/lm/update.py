@@ -11,24 +11,14 @@ import torch
 from torch import Tensor
 
 from opo_theory.diagnostics import extra_gradients, update_gradient_metrics
-from opo_theory.lm.confidence import step_and_measure, step_metrics
-
-
-class TokenGrads:
-    """Every gradient dL/dlogp [B, T] that reaches ``logp`` in the backward passes through it, in order: the
-    loss's own first (``loss.backward()``), then those update_gradient_metrics takes with torch.autograd.grad
-    (the drive part, then the other loss, when asked for)."""
-
-    def __init__(self, logp: Tensor) -> None:
-        self.values: list[Tensor] = []
-        logp.register_hook(lambda g: self.values.append(g.detach()))
+from opo_theory.lm.confidence import TokenGrad, step_and_measure, step_metrics
 
 
 @dataclass
 class Update:
     """What one update did: whether it stepped (the clipped gradient was finite) and, when logged, its
-    metrics (the ``update`` keys of opo_theory.lm.record) and dL/dlogp of the loss, of the drive part and of
-    the other loss (None when not taken)."""
+    metrics (the ``update`` keys of opo_theory.lm.record) and dL/dlogp [B, T] of the loss and of its drive part
+    (None when not taken)."""
 
     stepped: bool
     metrics: dict[str, float] = field(default_factory=dict)
@@ -47,7 +37,7 @@ def policy_update(spec, obj_cfg, batch, opt: torch.optim.Optimizer, params: list
     the extra gradients come from the backward's retained graph (diagnostics.update_gradient_metrics)."""
     loss, parts = spec(batch, obj_cfg)
     approx = twin(batch, obj_cfg)[0] if log and twin is not None else None
-    caught = TokenGrads(batch.logp) if log else None
+    caught = TokenGrad(batch.logp) if log else None            # dL/dlogp from the backward itself
     opt.zero_grad(set_to_none=True)
     extra = extra_gradients(parts, split, approx) if log else []
     loss.backward(retain_graph=bool(extra))
@@ -60,7 +50,7 @@ def policy_update(spec, obj_cfg, batch, opt: torch.optim.Optimizer, params: list
         opt.step()
     if not log:
         return Update(stepped)
-    token_grad = caught.values[0]
+    token_grad = caught.value
     metrics.update({k: float(v.detach()) for k, v in parts.items()})       # every metric the objective returns
     metrics.update(step_metrics(batch, token_grad, metrics["grad/norm"], clip, moved))
     if batch.entropy is not None:
