@@ -299,3 +299,11 @@ def test_audit_update_starts_from_the_optimizer_state_on_its_mini_batch(setup):
     assert any(not torch.allclose(got[k], fresh[k]) for k in got)
     with pytest.raises(ValueError, match="does not split"):
         A.audit_objective(model, anchor, None, rollout, "grpo", cfg, updates=1, minibatches=3)
+
+
+def test_verdict_table_of_a_one_seed_audit_has_no_interval():
+    from opo_theory.lm.audit_cli import verdict_table
+
+    record = {"rollout_accuracy": {"mean": 0.35, "low": None, "high": None, "n": 1}, "policy": {"policy": "sft"},
+              "verdict": None}
+    assert verdict_table(record).startswith("policy sft (SFT val accuracy ?); rollout accuracy 0.35 over 1 seeds")

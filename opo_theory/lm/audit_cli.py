@@ -63,8 +63,9 @@ def verdict_table(record: dict) -> str:
     per condition (OPO variant x confident p_old bin x advantage sign: its outcome and, against each baseline,
     the paired difference of log logit-space sizes with its 95% interval and Holm-adjusted p), the clip verdict."""
     acc, policy = record["rollout_accuracy"], record["policy"]
+    band = "" if acc["low"] is None else f" [{acc['low']:.3g}, {acc['high']:.3g}]"     # one seed: no interval
     lines = [f"policy {policy.get('policy', '?')} (SFT val accuracy {policy.get('sft_val_accuracy', '?')}); rollout "
-             f"accuracy {acc['mean']:.3g} [{acc['low']:.3g}, {acc['high']:.3g}] over {acc['n']} seeds"]
+             f"accuracy {acc['mean']:.3g}{band} over {acc['n']} seeds"]
     verdict = record.get("verdict")
     if verdict is None:
         return "\n".join(lines + ["no mechanism verdict: it needs an OPO variant and grpo or dapo in --objectives"])
