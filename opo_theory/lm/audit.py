@@ -43,8 +43,8 @@ from opo_theory.lm.confidence import (
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.progress import note
 from opo_theory.lm.record import AFTER_UPDATE, TRUST_REGION, trust_region
-from opo_theory.lm.rollout import autocast, used_columns
-from opo_theory.lm.sampling import generate, response_logits, response_mask, tempered_log_softmax
+from opo_theory.lm.rollout import autocast, rollout
+from opo_theory.lm.sampling import response_logits, response_mask, tempered_log_softmax
 from opo_theory.lm.sft import (
     accuracy,
     initial_policy,
@@ -56,7 +56,6 @@ from opo_theory.lm.sft import (
     task_pools,
     warm_start,
 )
-from opo_theory.lm.task import reward
 from opo_theory.lm.update import policy_update
 from opo_theory.objectives import PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
@@ -212,20 +211,15 @@ def load_policy(cfg: TrainConfig, pools, policy: str, checkpoint: str | None, qu
 
 # ---------------------------------------------------------------------------------------- one seed
 def sample_rollouts(model, pools, width: int, cfg: TrainConfig, seed: int) -> dict:
-    """Seeded prompts (one row per group) and cfg.group_size sampled responses each, with rewards."""
+    """Seeded prompts (one row per group; drawn uniformly from the train pool by ``seed``) and cfg.group_size
+    responses each, sampled and scored by the trainer's rollout (lm.rollout.rollout), with their accuracy."""
     gen = torch.Generator().manual_seed(seed)
     sample_gen = gen if cfg.device == "cpu" else torch.Generator(cfg.device).manual_seed(seed)
     pool = pools["train"]
     items = [pool[i] for i in torch.randint(len(pool), (cfg.prompts_per_step,), generator=gen).tolist()]
-    prompts = model.vocab.prompts([p.prompt for p in items], width).to(cfg.device)
-    with torch.no_grad(), autocast(cfg):
-        tokens = generate(model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, sample_gen, repeats=cfg.group_size)
-    tokens = tokens[:, :used_columns(tokens, model.vocab)]
-    scored = [reward(model.vocab.decode(t), items[i // cfg.group_size].answer, cfg.shaping, cfg.verifier)
-              for i, t in enumerate(tokens.tolist())]
-    return {"prompts": prompts, "tokens": tokens,
-            "rewards": torch.tensor([s[0] for s in scored], dtype=torch.float32, device=cfg.device),
-            "accuracy": sum(s[1] for s in scored) / len(scored)}
+    with torch.no_grad():
+        prompts, tokens, rewards, correct = rollout(model, model.vocab, items, width, cfg, sample_gen)
+    return {"prompts": prompts, "tokens": tokens, "rewards": rewards, "accuracy": float(correct.mean())}
 
 
 def policy_forward(model, rollout: dict, cfg: TrainConfig, grad: bool = True):
