@@ -42,7 +42,7 @@ from opo_theory.lm.confidence import (
 )
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.progress import note
-from opo_theory.lm.record import AFTER_UPDATE, TRUST_REGION, trust_region
+from opo_theory.lm.record import AFTER_UPDATE, TRUST_REGION, build_row, trust_region
 from opo_theory.lm.rollout import autocast, rollout
 from opo_theory.lm.sampling import response_logits, response_mask, tempered_log_softmax
 from opo_theory.lm.sft import (
@@ -281,12 +281,12 @@ def audit_objective(model, anchor_state: dict, opt_state, rollout: dict, label: 
             per_bin["first" if k == 1 else "last"] = stats
             if k == 1 == updates:
                 per_bin["last"] = stats
-        gm = {**done.metrics, "clip_zero": stats["total/clip_zero"]}
         whole = minibatches == 1 and k < updates          # the next update's batch is the whole rollout
         post_logp, post_scale = policy_forward(model, rollout, cfg, grad=whole)
         logp, scale = (post_logp, post_scale) if whole else (None, None)
         post = audit_batch(model, rollout, post_logp.detach(), spec, cfg)
-        gm.update(trust_region(post, name, obj_cfg, AFTER_UPDATE))
+        gm = build_row(update={**done.metrics, "clip_zero": stats["total/clip_zero"]},
+                       after_update=trust_region(post, name, obj_cfg, AFTER_UPDATE))
         for key in UPDATE_KEYS:
             per_update[key].append(gm.get(key, math.nan))
     return {"per_update": per_update, "per_bin": per_bin}
