@@ -62,9 +62,11 @@ test-verl: $(VERL_STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# Retrain every committed char-GPT LM run (figures/runs/cpu-tiny*; see paper_repro/regen_runs.sh), then `opo-theory figures`.
+# Retrain every committed char-GPT LM run (figures/runs/cpu-tiny*; see paper_repro/regen_runs.sh), regenerate the
+# committed audits (figures/runs/cpu-tiny/audit*; paper_repro/regen_audits.sh), then `opo-theory figures`.
 runs: $(STAMP)
-	PY=$(PY) paper_repro/regen_runs.sh
+	PY=$(PY) FIGURES=0 paper_repro/regen_runs.sh
+	PY=$(PY) paper_repro/regen_audits.sh
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_bandit_grid.py

@@ -2,7 +2,8 @@
 `grad/update_norm` and `delta/abs_max_update` keys against the same trainer without them (the current
 trainer.py with those lines removed, loaded as a second module), interleaved step by step, medians; and,
 with --default-run, the wall time of the default `opo-theory audit` (cpu-tiny SFT policy, 9 objectives,
-3 seeds, 8 updates). Usage: python benchmarks/bench_audit.py [--repeats 15] [--default-run]
+3 seeds, 8 updates). Usage, from the repository root: PYTHONPATH=. python benchmarks/bench_audit.py [--repeats 15]
+[--default-run] (PYTHONPATH: this checkout's package, not an installed one)
 """
 
 from __future__ import annotations
@@ -21,26 +22,36 @@ from bench_lm import LEAN, MODEL, SHAPES
 from opo_theory.lm.config import make_config
 
 ROOT = Path(__file__).resolve().parents[1]
-CHANGED = (   # (line of trainer.py, what it becomes without the confidence diagnostics)
-    ("                g_tok = TokenGrad(batch.logp) if log else None                  # dL/dlogp, from the backward\n",
+CHANGED = (   # (line of lm/update.py, what it becomes without the confidence diagnostics)
+    ("    caught = TokenGrad(batch.logp) if log else None            # dL/dlogp from the backward itself\n",
      ""),
-    ("                    moved = step_and_measure(self.opt, params)       # the same step, its size measured\n",
-     "                    self.opt.step()\n"),
-    ("                    metrics.update(step_metrics(batch, g_tok.value, metrics[\"grad/norm\"], cfg.grad_clip, moved))\n",
-     ""))
+    ("        moved = step_and_measure(opt, params)        # the same step as opt.step(), its size measured\n",
+     "        opt.step()\n"),
+    ("    token_grad = caught.value\n", "    token_grad = None\n"),
+    ("    metrics.update(step_metrics(batch, token_grad, metrics[\"grad/norm\"], clip, moved))\n", ""),
+    ("    drive = caught.values[1] if extra and extra[0][0] == \"drive\" and len(caught.values) > 1 else None\n",
+     "    drive = None\n"))
+
+
+def _module(name: str, source: str):
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module                    # dataclasses look their module up
+    exec(compile(source, f"{name}.py", "exec"), module.__dict__)     # noqa: S102 - our own files
+    return module
 
 
 def trainer_without_confidence():
-    """start_run of the current trainer.py minus the lines that log the confidence diagnostics."""
-    source = (ROOT / "opo_theory" / "lm" / "trainer.py").read_text()
+    """start_run of the current trainer.py whose update (lm/update.py) lacks the lines that log the confidence
+    diagnostics."""
+    source = (ROOT / "opo_theory" / "lm" / "update.py").read_text()
     for line, without in CHANGED:
         if line not in source:
-            raise SystemExit(f"trainer.py changed: cannot find the line {line.strip()!r}")
+            raise SystemExit(f"update.py changed: cannot find the line {line.strip()!r}")
         source = source.replace(line, without)
-    spec = importlib.util.spec_from_loader("trainer_before", loader=None)
-    module = importlib.util.module_from_spec(spec)
-    exec(compile(source, "trainer_before.py", "exec"), module.__dict__)     # noqa: S102 - our own file
-    return module.start_run
+    trainer = _module("trainer_before", (ROOT / "opo_theory" / "lm" / "trainer.py").read_text())
+    trainer.policy_update = _module("update_before", source).policy_update
+    return trainer.start_run
 
 
 def lean_overhead(repeats: int) -> None:

@@ -21,7 +21,7 @@ from opo_theory.objectives.clipped import kl_penalty
 from opo_theory.objectives.opo import OPOConfig, escort_weights
 from opo_theory.objectives.reduce import response_weights, seq_logratio
 from opo_theory.objectives.sampling import effective_sample_size
-from opo_theory.objectives.shaping import informative_groups
+from opo_theory.objectives.shaping import informative_per_group
 
 
 def _f(x: Tensor) -> float:
@@ -86,11 +86,19 @@ def batch_metrics(batch: PolicyBatch, objective_name: str | None = None, config=
     return out
 
 
+def frac_zero_std(rewards: Tensor, group: Tensor) -> float:
+    """reward/frac_zero_std: the share of groups whose rewards are all equal (max = min: no signal for a
+    group-relative objective), over the rewards given (the ones the objective sees), in their dtype."""
+    r = rewards.detach()
+    flat = ~informative_per_group(r, group)
+    return float(flat.to(r.dtype if r.is_floating_point() else torch.float32).mean())
+
+
 def reward_metrics(batch: PolicyBatch) -> dict[str, float]:
-    """reward/mean, reward/std and reward/frac_zero_std (groups whose rewards are all equal)."""
+    """reward/mean, reward/std and reward/frac_zero_std (frac_zero_std)."""
     r = batch.rewards.detach().double()
     return {"reward/mean": _f(r.mean()), "reward/std": _f(r.std(unbiased=False)),
-            "reward/frac_zero_std": _f((~informative_groups(r, batch.group)).double().mean())}
+            "reward/frac_zero_std": frac_zero_std(batch.rewards, batch.group)}
 
 
 BLOCK = 1 << 20     # elements cast to float64 at a time: no gradient is ever copied whole (flat or float64)

@@ -8,6 +8,7 @@ import numpy as np
 from opo_theory.figures.audit_source import audit_record
 from opo_theory.figures.style import colors, new_figure, save_figure
 from opo_theory.io import repo_relative
+from opo_theory.lm.audit import per_update_series
 
 NAME = "audit-trust-region"
 PANELS = (("delta/abs_max", "max|Delta| after update k", True), ("delta/m3", "E[Delta³] after update k", False),
@@ -28,7 +29,7 @@ def main(rerun: bool = False):
     for ax, (key, label, log) in zip(axes.flat, PANELS, strict=True):
         data[key] = {}
         for name, s in summary.items():
-            iv = s["per_update"][key]
+            iv = per_update_series(s, key)
             mean = np.array([np.nan if v["mean"] is None else v["mean"] for v in iv], dtype=float)
             if not np.isfinite(mean).any():
                 continue

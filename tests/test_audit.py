@@ -207,7 +207,7 @@ def test_cli_runs_on_the_char_gpt_resumes_and_rejects_bad_input(micro, tmp_path,
     record = json.loads((out / "audit.json").read_text(), parse_constant=lambda c: pytest.fail(f"non-strict {c}"))
     assert record["settings"]["seeds"] == 2 and set(record["summary"]) == {"opo", "grpo", "dapo", "gspo"}
     assert record["verdict"]["overall"] in ("verified", "conditional", "refuted", "not supported", "undetermined")
-    assert len(record["summary"]["opo"]["per_update"]["delta/m3"]) == 2
+    assert len(record["summary"]["opo"]["per_update"]["after_update/delta/m3"]) == 2
     assert main(args) == 2 and "already holds this audit; pass --resume" in capsys.readouterr().err
     assert main(args + ["--resume"]) == 0
     assert json.loads((out / "audit.json").read_text())["summary"] == record["summary"]
@@ -257,3 +257,53 @@ def test_confident_policy_trains_until_the_stated_level_and_is_cached(micro, mon
     again, info2 = A.confident_policy(cfg, pools, target_accuracy=1.0, target_prob=0.3, max_steps=400, quiet=True)
     assert info2 == info and all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                                    again.state_dict().values()))
+
+
+def test_audit_update_starts_from_the_optimizer_state_on_its_mini_batch(setup):
+    """With minibatches=2 update 1 trains on the first half of the groups from the given AdamW state (a
+    checkpoint's): the parameters equal forward, backward, clip and AdamW.step by hand from that state; a fresh
+    optimizer gives other parameters (the state is used)."""
+    import copy
+
+    from opo_theory.lm.backend import param_groups
+
+    cfg, model, rollout = setup
+    anchor = {k: v.clone() for k, v in model.state_dict().items()}
+    params = [p for p in model.parameters() if p.requires_grad]
+    warm = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)
+    gen = torch.Generator().manual_seed(3)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=gen)
+    warm.step()                                       # moments and step count that a fresh AdamW lacks
+    state = copy.deepcopy(warm.state_dict())
+
+    def audited(opt_state):
+        A.audit_objective(model, anchor, opt_state, rollout, "grpo", cfg, updates=1, minibatches=2)
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    got, fresh = audited(state), audited(None)
+    model.load_state_dict(anchor)
+    opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)
+    opt.load_state_dict(copy.deepcopy(state))
+    half, g = len(rollout["tokens"]) // 2, cfg.group_size
+    logp, _ = response_logprobs(model, rollout["prompts"][:half // g], rollout["tokens"][:half], repeats=g)
+    batch = PolicyBatch(logp=logp, logp_old=rollout["logp_old"][:half], mask=response_mask(
+        rollout["tokens"][:half], CHAR_VOCAB), group=torch.arange(half) // g, rewards=rollout["rewards"][:half])
+    loss, _ = get("grpo")(batch, get("grpo").make_config())
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    opt.step()
+    for k, v in model.state_dict().items():
+        assert torch.allclose(got[k], v, rtol=1e-5, atol=1e-7), k
+    assert any(not torch.allclose(got[k], fresh[k]) for k in got)
+    with pytest.raises(ValueError, match="does not split"):
+        A.audit_objective(model, anchor, None, rollout, "grpo", cfg, updates=1, minibatches=3)
+
+
+def test_verdict_table_of_a_one_seed_audit_has_no_interval():
+    from opo_theory.lm.audit_cli import verdict_table
+
+    record = {"rollout_accuracy": {"mean": 0.35, "low": None, "high": None, "n": 1}, "policy": {"policy": "sft"},
+              "verdict": None}
+    assert verdict_table(record).startswith("policy sft (SFT val accuracy ?); rollout accuracy 0.35 over 1 seeds")

@@ -161,11 +161,12 @@ def test_trainer_takes_the_diagnostics_once_per_step_without_changing_the_traini
     """Full diagnostics vs none: bitwise the same weights and the same shared metrics (the diagnostics only
     read); update_gradient_metrics runs once per step although each step makes 2 x 2 updates."""
     import opo_theory.lm.trainer as T
+    import opo_theory.lm.update as U
     from opo_theory.lm.config import make_config
 
     calls = []
-    real = T.update_gradient_metrics
-    monkeypatch.setattr(T, "update_gradient_metrics", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = U.update_gradient_metrics
+    monkeypatch.setattr(U, "update_gradient_metrics", lambda *a, **k: calls.append(1) or real(*a, **k))
     micro = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=0", "pool_size=80", "val_size=8",
              "train_level=1", "ood_level=2", "prompts_per_step=4", "group_size=4", "max_new=4", "lr=0.01",
              "ppo_epochs=2", "minibatches=2", "val_every=100", f"sft_cache={tmp_path / 'sft'}"]

@@ -109,18 +109,21 @@ def test_one_process_metrics_jsonl(model_dir, tmp_path):
     trl_worker.run(model_dir, tmp_path, 16, 1, metrics_dir=run_dir)
     rows = read_metrics(run_dir / "metrics.jsonl")
     assert [r["step"] for r in rows] == [0, 1, 2, 3]
+    assert [r["generation"] for r in rows] == [0, 0, 1, 1]     # the generation round, used for 2 updates
     for text in (run_dir / "metrics.jsonl").read_text().splitlines():
         json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
     for key in ("reward/mean", "accuracy", "grad/norm", "grad/norm_drive", "grad/norm_reg", "grad/cos_drive_reg",
-                "delta/m2", "delta/m3", "delta/abs_max", "approx/loss_gap", "approx/grad_cos", "entropy/mean",
+                "pre/delta/m2", "pre/delta/m3", "pre/delta/abs_max", "pre/approx/loss_gap", "approx/grad_cos",
+                "entropy/mean",
                 "loss/drive", "loss/reg", "drive/abs_mean", "conf/lt0.5/share", "conf/total/grad_abs"):
         assert all(key in r for r in rows), key
     for r in rows:
         assert r["grad/norm"] == pytest.approx(r["grad_norm"], rel=1e-5)      # ours and HF's pre-clip norm
         assert r["loss/total"] == pytest.approx(r["loss"], rel=1e-5, abs=1e-7)
     fresh, reused = rows[0::2], rows[1::2]           # num_iterations = 2: each generation is used twice
-    assert all(r["delta/m2"] == 0 and r["grad/norm_reg"] == 0 for r in fresh)
-    assert all(r["delta/m2"] > 0 and r["grad/norm_reg"] > 0 for r in reused)
+    assert all(r["pre/delta/m2"] == 0 and r["grad/norm_reg"] == 0 for r in fresh)
+    assert all(r["pre/delta/m2"] > 0 and r["grad/norm_reg"] > 0 for r in reused)
+    assert not any(k.startswith(("delta/", "ratio/", "kl/", "chi2/")) for r in rows for k in r)  # the trainer's
     assert run_summary(rows)["final_reward"] == pytest.approx(sum(r["reward/mean"] for r in rows) / 4)
     config = json.loads((run_dir / "config.json").read_text())
     assert config["engine"] == "trl" and config["trl"]["num_iterations"] == 2

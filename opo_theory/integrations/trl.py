@@ -55,9 +55,10 @@ from trl.trainer.grpo_trainer import (
     unsplit_pixel_values_by_grid,
 )
 
-from opo_theory.diagnostics import batch_metrics, response_efficiency, split_metrics
+from opo_theory.diagnostics import reward_metrics, split_metrics
 from opo_theory.io import json_line, provenance, write_json_atomic, write_text_atomic
 from opo_theory.lm.confidence import conf_metrics
+from opo_theory.lm.record import PRE, build_row, rollout_record, trust_region, with_efficiency
 from opo_theory.objectives import DRIVE_KEY, REG_KEY, PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 
@@ -385,23 +386,27 @@ class RegistryGRPOTrainer(GRPOTrainer):
         return batch, r.get(CORRECT_COLUMN)
 
     def step_metrics(self, model, window: _Window) -> dict[str, float]:
-        """Every diagnostic of one optimizer step, the same on every process."""
+        """Every diagnostic of one optimizer step, the same on every process (record.build_row): the update's
+        (the objective's metrics, conf/*, entropy, the gradient's), the rollout's (rewards, accuracy) and the
+        trust region at the loss calls, before this step's update (`pre/` keys: the trainer's unprefixed ones
+        are measured after its updates)."""
         batch, correct = self.global_batch(window)
-        out: dict[str, float] = {}
+        update: dict[str, float] = {}
         if self.confidence_metrics:
             leaf = batch.logp.clone().requires_grad_(True)
             loss, parts = self.spec(batch.with_(logp=leaf), self.obj_cfg)
-            out.update(conf_metrics(batch, torch.autograd.grad(loss, leaf)[0]))
+            update.update(conf_metrics(batch, torch.autograd.grad(loss, leaf)[0]))
         else:
             with torch.no_grad():
                 _, parts = self.spec(batch, self.obj_cfg)
-        out.update({k: float(v.detach()) for k, v in parts.items()})       # every metric the objective returns
-        out.update(batch_metrics(batch, self.spec.name, self.obj_cfg))
-        if correct is not None:
-            out["accuracy"] = float(correct.float().mean())
+        update.update({k: float(v.detach()) for k, v in parts.items()})       # every metric the objective returns
+        if batch.entropy is not None:
+            update["entropy/mean"] = float((batch.entropy * batch.mask).sum() / batch.mask.sum())
         if self.diagnostics:
-            out.update(self._gradient_split(model, window, batch))
-        return out
+            update.update(self._gradient_split(model, window, batch))
+        rollout = {**rollout_record(batch.rewards, batch.group, correct=correct),
+                   "reward/std": reward_metrics(batch)["reward/std"]}
+        return build_row(update=update, rollout=rollout, pre=trust_region(batch, self.spec.name, self.obj_cfg, PRE))
 
     def _gradient_split(self, model, window: _Window, batch: PolicyBatch) -> dict[str, float]:
         """grad/norm, its drive/reg split and approx/grad_cos from the reduced, pre-clip gradient."""
@@ -409,9 +414,7 @@ class RegistryGRPOTrainer(GRPOTrainer):
         total = [torch.zeros_like(p) if p.grad is None else p.grad for p in params]
         drive = None if window.drive is None else self._mean_over_processes(window.drive)
         twin = None if window.twin is None else self._mean_over_processes(window.twin)
-        out = split_metrics(total, drive, twin)
-        out["grad/response_efficiency"] = response_efficiency(out["grad/norm"], advantages(batch, "centered"))
-        return out
+        return with_efficiency(split_metrics(total, drive, twin), advantages(batch, "centered"))
 
     def _mean_over_processes(self, grads: list[torch.Tensor]) -> list[torch.Tensor]:
         if self.accelerator.num_processes == 1:
@@ -425,13 +428,22 @@ class RegistryGRPOTrainer(GRPOTrainer):
         if self.metrics_dir is not None and self.model.training and self.accelerator.is_main_process \
                 and "loss" in self.state.log_history[-1]:
             with open(self.metrics_dir / "metrics.jsonl", "a") as fh:
-                fh.write(json_line(toolkit_row(self.state.log_history[-1])))
+                fh.write(json_line(toolkit_row(self.state.log_history[-1], self.steps_per_round())))
+
+    def steps_per_round(self) -> int:
+        """Optimizer steps per generation round: num_iterations x steps_per_generation / accumulation steps."""
+        a = self.args
+        return a.num_iterations * a.steps_per_generation // a.gradient_accumulation_steps
 
 
-def toolkit_row(entry: dict) -> dict:
-    """One TRL log entry as a toolkit metrics row: step counted from 0, grad/norm and entropy/mean named as
-    the toolkit names them (when the diagnostics did not already log them); TRL's own keys kept."""
-    row = {"step": int(entry["step"]) - 1, **{k: v for k, v in entry.items() if k != "step"}}
+def toolkit_row(entry: dict, steps_per_round: int = 1) -> dict:
+    """One TRL log entry as a toolkit metrics row: ``step`` = the row's index from 0 (one row per optimizer step
+    here, one per generation round in the trainer; record.WHEN), ``generation`` = the generation round its
+    optimizer step trained on (step // steps_per_round: the trainer's `step`), grad/norm and entropy/mean named
+    as the toolkit names them (when the diagnostics did not already log them); TRL's own keys kept."""
+    opt_step = int(entry["step"]) - 1
+    row = {"step": opt_step, "generation": opt_step // steps_per_round,
+           **{k: v for k, v in entry.items() if k != "step"}}
     if "grad_norm" in row:
         row.setdefault("grad/norm", row["grad_norm"])
     if "entropy" in row:

@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from opo_theory.diagnostics import approx_metrics, delta_metrics, gradient_metrics
 from opo_theory.io import (
     REPO_ROOT,
     cache_dir,
@@ -40,13 +39,12 @@ from opo_theory.lm.confidence import (
     SIGNS,
     bin_statistics,
     logit_scale,
-    param_snapshot,
-    update_norm,
 )
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.progress import note
-from opo_theory.lm.rollout import autocast, used_columns
-from opo_theory.lm.sampling import generate, response_logits, response_mask, tempered_log_softmax
+from opo_theory.lm.record import AFTER_UPDATE, TRUST_REGION, build_row, trust_region
+from opo_theory.lm.rollout import autocast, rollout
+from opo_theory.lm.sampling import response_logits, response_mask, tempered_log_softmax
 from opo_theory.lm.sft import (
     accuracy,
     initial_policy,
@@ -58,12 +56,10 @@ from opo_theory.lm.sft import (
     task_pools,
     warm_start,
 )
-from opo_theory.lm.task import reward
-from opo_theory.objectives import DRIVE_KEY, REG_KEY, PolicyBatch, get
+from opo_theory.lm.update import policy_update
+from opo_theory.objectives import PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.field import FIELD_LOSSES
-from opo_theory.objectives.opo import OPOConfig
-from opo_theory.objectives.reduce import seq_logratio
 from opo_theory.stats import ALPHA, holm, interval, judge, mean_ci95_log, outcome, paired
 from opo_theory.validation import require_choice, require_int
 
@@ -108,10 +104,12 @@ def audit_entry(label: str) -> tuple[str, dict]:
 POLICIES = ("sft", "confident")
 MAX_SEEDS, MAX_UPDATES = 100, 100
 POSITIVE = ("grad_abs", "grad_rel", "logit_abs", "drive_abs", "reg_abs", "grad/norm", "grad/norm_drive",
-            "grad/norm_reg", "grad/update_norm", "delta/abs_max", "delta/m2")
+            "grad/norm_reg", "grad/update_norm", AFTER_UPDATE + "delta/abs_max", AFTER_UPDATE + "delta/m2")
 FRACTIONS = ("share", "clip_zero")
+# per update k: the update's own metrics (record phase `update`) and the whole rollout's trust region after it
 UPDATE_KEYS = ("grad/norm", "grad/norm_drive", "grad/norm_reg", "grad/cos_drive_reg", "approx/grad_cos",
-               "grad/update_norm", "clip_zero", "delta/abs_max", "delta/m2", "delta/m3", "approx/loss_gap")
+               "grad/update_norm", "clip_zero", *(AFTER_UPDATE + k for k in ("delta/abs_max", "delta/m2",
+                                                                             "delta/m3", "approx/loss_gap")))
 BASELINES = ("grpo", "dapo")
 OPO_LABELS = ("opo", "opo-code", "opo-released", "opo-exact")
 VERDICT_STATS = ("logit_abs", "clip_zero")   # per-seed values kept for the paired mechanism verdict
@@ -213,20 +211,15 @@ def load_policy(cfg: TrainConfig, pools, policy: str, checkpoint: str | None, qu
 
 # ---------------------------------------------------------------------------------------- one seed
 def sample_rollouts(model, pools, width: int, cfg: TrainConfig, seed: int) -> dict:
-    """Seeded prompts (one row per group) and cfg.group_size sampled responses each, with rewards."""
+    """Seeded prompts (one row per group; drawn uniformly from the train pool by ``seed``) and cfg.group_size
+    responses each, sampled and scored by the trainer's rollout (lm.rollout.rollout), with their accuracy."""
     gen = torch.Generator().manual_seed(seed)
     sample_gen = gen if cfg.device == "cpu" else torch.Generator(cfg.device).manual_seed(seed)
     pool = pools["train"]
     items = [pool[i] for i in torch.randint(len(pool), (cfg.prompts_per_step,), generator=gen).tolist()]
-    prompts = model.vocab.prompts([p.prompt for p in items], width).to(cfg.device)
-    with torch.no_grad(), autocast(cfg):
-        tokens = generate(model, prompts, cfg.max_new, cfg.temperature, cfg.top_p, sample_gen, repeats=cfg.group_size)
-    tokens = tokens[:, :used_columns(tokens, model.vocab)]
-    scored = [reward(model.vocab.decode(t), items[i // cfg.group_size].answer, cfg.shaping, cfg.verifier)
-              for i, t in enumerate(tokens.tolist())]
-    return {"prompts": prompts, "tokens": tokens,
-            "rewards": torch.tensor([s[0] for s in scored], dtype=torch.float32, device=cfg.device),
-            "accuracy": sum(s[1] for s in scored) / len(scored)}
+    with torch.no_grad():
+        prompts, tokens, rewards, correct = rollout(model, model.vocab, items, width, cfg, sample_gen)
+    return {"prompts": prompts, "tokens": tokens, "rewards": rewards, "accuracy": float(correct.mean())}
 
 
 def policy_forward(model, rollout: dict, cfg: TrainConfig, grad: bool = True):
@@ -238,10 +231,20 @@ def policy_forward(model, rollout: dict, cfg: TrainConfig, grad: bool = True):
     return logp_all.gather(-1, tokens[..., None]).squeeze(-1), logit_scale(logp_all, tokens)
 
 
+def sub_rollout(rollout: dict, rows: slice, group_size: int) -> dict:
+    """The rollout's responses ``rows`` (whole groups) with their prompts, rewards and anchor log-probs."""
+    groups = slice(rows.start // group_size, rows.stop // group_size)
+    return {"prompts": rollout["prompts"][groups], "tokens": rollout["tokens"][rows],
+            "rewards": rollout["rewards"][rows], "logp_old": rollout["logp_old"][rows]}
+
+
 def audit_objective(model, anchor_state: dict, opt_state, rollout: dict, label: str, cfg: TrainConfig,
-                    updates: int) -> dict:
-    """K updates from the anchor with one objective: per-update metrics and per-bin statistics of the
-    first and the last update (raw values of this seed)."""
+                    updates: int, minibatches: int = 1) -> dict:
+    """K updates from the anchor with one objective, each the trainer's update (update.policy_update, logged),
+    update k on mini-batch (k - 1) mod ``minibatches`` of the rollout's groups (the trainer's ppo_epochs x
+    minibatches order), from the optimizer state ``opt_state`` (a checkpoint's; None: a fresh AdamW): per-update
+    metrics (the update's own, and the `after_update/` trust region of the whole rollout after it) and per-bin
+    statistics of the first and the last update (raw values of this seed)."""
     name, overrides = audit_entry(label)
     spec = get(name)
     if spec.pairwise:
@@ -253,47 +256,56 @@ def audit_objective(model, anchor_state: dict, opt_state, rollout: dict, label: 
     opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, fused=True)   # as the trainer
     if opt_state is not None:
         opt.load_state_dict(copy.deepcopy(opt_state))
-    tokens = rollout["tokens"]
-    mask = response_mask(tokens, model.vocab).to(tokens.device)
-    group = torch.arange(len(tokens), device=tokens.device) // cfg.group_size
-    logp_old = rollout["logp_old"]
-    extra = {"logp_ref": logp_old} if spec.needs_reference else {}
+    n = len(rollout["tokens"])
+    per_mb = n // minibatches
+    if per_mb % cfg.group_size or n % minibatches:
+        raise ValueError(f"--minibatches {minibatches} does not split the rollout's {n // cfg.group_size} groups "
+                         "evenly; choose a divisor of prompts_per_step")
     per_update = {k: [] for k in UPDATE_KEYS}
     per_bin = {}
-    logp, scale = policy_forward(model, rollout, cfg)
+    logp = scale = None          # the next update's forward, when the last one's post-update forward serves it
     for k in range(1, updates + 1):
-        batch = PolicyBatch(logp=logp, logp_old=logp_old, mask=mask, group=group, rewards=rollout["rewards"], **extra)
-        loss, parts = spec(batch, obj_cfg)
-        approx = twin(batch, obj_cfg)[0] if twin is not None else None
-        has_parts = DRIVE_KEY in parts and REG_KEY in parts
-        g_tok = torch.autograd.grad(loss, logp, retain_graph=True)[0]      # dL/dlogp (through the loss only)
-        d_drive = torch.autograd.grad(parts[DRIVE_KEY], logp, retain_graph=True)[0] if has_parts else None
-        opt.zero_grad(set_to_none=True)
-        gm = gradient_metrics(loss, parts, params, split=True, approx=approx)
-        adv = advantages(batch, "centered")
+        rows = slice((k - 1) % minibatches * per_mb, (k - 1) % minibatches * per_mb + per_mb)
+        part = sub_rollout(rollout, rows, cfg.group_size)
+        if logp is None:
+            logp, scale = policy_forward(model, part, cfg)
+        batch = audit_batch(model, part, logp, spec, cfg)
+        done = policy_update(spec, obj_cfg, batch, opt, params, cfg.grad_clip, log=True, split=True, twin=twin)
+        g_tok, d_drive = done.token_grad, done.drive_token_grad
         parts_tok = {"logit_abs": g_tok * scale}
-        if has_parts:
+        if d_drive is not None:
             parts_tok.update({"drive_abs": d_drive, "reg_abs": g_tok - d_drive})
-        stats = bin_statistics(logp_old, mask, g_tok, adv, extra=parts_tok, signs=SIGNS)
+        stats = bin_statistics(batch.logp_old, batch.mask, g_tok, advantages(batch, "centered"), extra=parts_tok,
+                               signs=SIGNS)
         if k in (1, updates):
             per_bin["first" if k == 1 else "last"] = stats
             if k == 1 == updates:
                 per_bin["last"] = stats
-        before = param_snapshot(params)
-        if math.isfinite(gm["grad/norm"]):
-            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            opt.step()
-        gm["grad/update_norm"] = update_norm(params, before)
-        gm["clip_zero"] = stats["total/clip_zero"]
-        logp, scale = policy_forward(model, rollout, cfg, grad=k < updates)
-        post = PolicyBatch(logp=logp.detach(), logp_old=logp_old, mask=mask, group=group, rewards=rollout["rewards"])
-        gm.update(delta_metrics(seq_logratio(post, "sum"), post))
-        if twin is not None and isinstance(obj_cfg, OPOConfig):
-            gm["approx/loss_gap"] = approx_metrics(seq_logratio(post, obj_cfg.seq_logratio), post, obj_cfg)[
-                "approx/loss_gap"]
+        whole = minibatches == 1 and k < updates          # the next update's batch is the whole rollout
+        post_logp, post_scale = policy_forward(model, rollout, cfg, grad=whole)
+        logp, scale = (post_logp, post_scale) if whole else (None, None)
+        post = audit_batch(model, rollout, post_logp.detach(), spec, cfg)
+        gm = build_row(update={**done.metrics, "clip_zero": stats["total/clip_zero"]},
+                       after_update=trust_region(post, name, obj_cfg, AFTER_UPDATE))
         for key in UPDATE_KEYS:
             per_update[key].append(gm.get(key, math.nan))
     return {"per_update": per_update, "per_bin": per_bin}
+
+
+def audit_batch(model, rollout: dict, logp, spec, cfg: TrainConfig) -> PolicyBatch:
+    """The PolicyBatch of a (sub-)rollout with the policy's log-probs ``logp`` against its anchor."""
+    tokens = rollout["tokens"]
+    group = torch.arange(len(tokens), device=tokens.device) // cfg.group_size
+    extra = {"logp_ref": rollout["logp_old"]} if spec.needs_reference else {}
+    return PolicyBatch(logp=logp, logp_old=rollout["logp_old"], mask=response_mask(tokens, model.vocab).to(
+        tokens.device), group=group, rewards=rollout["rewards"], **extra)
+
+
+def per_update_series(entry: dict, key: str) -> list:
+    """An audit summary entry's per-update intervals of ``key``, read under its current name (an `after`
+    key is AFTER_UPDATE + key since the record module) or, in an audit written before, its former one."""
+    renamed = AFTER_UPDATE + key if key in TRUST_REGION else key
+    return entry["per_update"][renamed if renamed in entry["per_update"] else key]
 
 
 # ---------------------------------------------------------------------------------------- statistics
@@ -414,8 +426,10 @@ def mechanism_verdict(summary: dict, which: str = "last") -> dict:
 
 
 # ---------------------------------------------------------------------------------------- the command
-def audit_key(cfg: TrainConfig, policy_info: dict, objectives, seeds: int, updates: int) -> str:
-    blob = json.dumps([cfg.identity(), policy_info, list(objectives), seeds, updates], sort_keys=True, default=str)
+def audit_key(cfg: TrainConfig, policy_info: dict, objectives, seeds: int, updates: int, minibatches: int) -> str:
+    """The audit's identity (the record version too: partials of an audit before lm/record are not resumed)."""
+    blob = json.dumps([cfg.identity(), policy_info, list(objectives), seeds, updates, minibatches, "record"],
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -458,20 +472,24 @@ def check_audit_dir(out: Path, key: str, partials: set[str], resume: bool) -> No
 
 
 def run_audit(cfg: TrainConfig, out: str | Path, *, policy: str = "sft", checkpoint: str | None = None,
-              objectives=tuple(AUDIT_OBJECTIVES), seeds: int = 8, updates: int = 8, resume: bool = False,
-              quiet: bool = False) -> Path:
-    """Audit one policy: ``seeds`` rollout batches x every objective x ``updates`` updates; writes
+              objectives=tuple(AUDIT_OBJECTIVES), seeds: int = 8, updates: int = 8, minibatches: int = 1,
+              resume: bool = False, quiet: bool = False) -> Path:
+    """Audit one policy: ``seeds`` rollout batches x every objective x ``updates`` updates (cycling over
+    ``minibatches`` mini-batches of the rollout, as the trainer does; 1: the whole rollout each time); writes
     ``out/audit.json`` (summary, verdict) and one resumable ``out/partial/seed<s>-<objective>.json`` per pair."""
     objectives = check_objectives(objectives)
     require_int("--seeds", seeds, 1, MAX_SEEDS)
     require_int("--updates", updates, 1, MAX_UPDATES)
+    require_int("--minibatches", minibatches, 1, cfg.prompts_per_step)
+    if cfg.prompts_per_step % minibatches:
+        raise ValueError(f"--minibatches {minibatches} must divide prompts_per_step ({cfg.prompts_per_step})")
     out = Path(out)
     use_threads(cfg.threads)
     start = time.perf_counter()
     pools = task_pools(cfg)
     model, info, opt_state = load_policy(cfg, pools, policy, checkpoint, quiet)
     model.eval()
-    key = audit_key(cfg, info, objectives, seeds, updates)
+    key = audit_key(cfg, info, objectives, seeds, updates, minibatches)
     partials = {f"seed{s}-{o}.json" for s in range(seeds) for o in objectives}
     check_audit_dir(out, key, partials, resume)
     width = prompt_width(model.vocab, *pools.values())
@@ -488,13 +506,14 @@ def run_audit(cfg: TrainConfig, out: str | Path, *, policy: str = "sft", checkpo
             if path.exists():
                 raw[o].append(read_json(path)["data"])        # its key and data checked by check_audit_dir
                 continue
-            data = audit_objective(model, anchor, opt_state, rollout, o, cfg, updates)
+            data = audit_objective(model, anchor, opt_state, rollout, o, cfg, updates, minibatches)
             write_json_atomic(path, {"key": key, "data": data})
             raw[o].append(to_strict_json(data))
             note(f"[audit] seed {s + 1}/{seeds} {o}: {updates} updates ({time.perf_counter() - start:.0f} s)", quiet)
     model.load_state_dict(anchor)
     summary = summarize(raw, updates)
-    record = {"key": key, "settings": {"objectives": objectives, "seeds": seeds, "updates": updates, "policy": policy,
+    record = {"key": key, "settings": {"objectives": objectives, "seeds": seeds, "updates": updates,
+                           "minibatches": minibatches, "policy": policy,
                            "checkpoint": checkpoint, "bins": list(BIN_NAMES), "config": cfg.to_json()},
               "policy": info, "rollout_accuracy": interval(acc, "fraction"), "summary": summary,
               "verdict": mechanism_verdict(summary) if _has_verdict(objectives) else None,

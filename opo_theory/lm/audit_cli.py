@@ -27,6 +27,9 @@ def configure(name: str, p) -> None:
                                                                "opo-theory objectives lists them)")
     p.add_argument("--seeds", type=int, default=8, help="rollout seeds 0..N-1 (default 8; at least 3 for intervals)")
     p.add_argument("--updates", type=int, default=8, help="updates K from the anchor per objective (default 8)")
+    p.add_argument("--minibatches", type=int, default=1, help="update k trains on mini-batch (k-1) mod M of the "
+                   "rollout's groups, as the trainer's ppo_epochs x minibatches updates do (default 1: every update "
+                   "on the whole rollout); e.g. --updates 4 --minibatches 2 on a cpu-tiny --checkpoint")
     p.add_argument("--out", help="output directory (audit.json, partial/); required")
     p.add_argument("--resume", action="store_true", help="continue an interrupted audit in --out")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
@@ -47,7 +50,7 @@ def run(args) -> int:
     check_outputs(args.out, cfg)
     path = run_audit(cfg, args.out, policy=args.policy, checkpoint=args.checkpoint,
                      objectives=split_names(args.objectives), seeds=args.seeds, updates=args.updates,
-                     resume=args.resume, quiet=args.quiet)
+                     minibatches=args.minibatches,                     resume=args.resume, quiet=args.quiet)
     print(f"wrote {path}")
     import json
 
@@ -60,8 +63,9 @@ def verdict_table(record: dict) -> str:
     per condition (OPO variant x confident p_old bin x advantage sign: its outcome and, against each baseline,
     the paired difference of log logit-space sizes with its 95% interval and Holm-adjusted p), the clip verdict."""
     acc, policy = record["rollout_accuracy"], record["policy"]
+    band = "" if acc["low"] is None else f" [{acc['low']:.3g}, {acc['high']:.3g}]"     # one seed: no interval
     lines = [f"policy {policy.get('policy', '?')} (SFT val accuracy {policy.get('sft_val_accuracy', '?')}); rollout "
-             f"accuracy {acc['mean']:.3g} [{acc['low']:.3g}, {acc['high']:.3g}] over {acc['n']} seeds"]
+             f"accuracy {acc['mean']:.3g}{band} over {acc['n']} seeds"]
     verdict = record.get("verdict")
     if verdict is None:
         return "\n".join(lines + ["no mechanism verdict: it needs an OPO variant and grpo or dapo in --objectives"])

@@ -119,15 +119,20 @@ def step_and_measure(opt: torch.optim.Optimizer, params: list[Tensor], block: in
 
 
 class TokenGrad:
-    """dL/dlogp [B, T] caught by a hook on ``logp`` in the first backward through it (no extra backward)."""
+    """dL/dlogp [B, T] caught by a hook on ``logp`` in the first backward through it (no extra backward):
+    ``value``; ``values`` keeps every gradient that reaches ``logp``, in order (the loss's backward, then each
+    torch.autograd.grad a diagnostic takes through it, e.g. the drive part's)."""
 
     def __init__(self, logp: Tensor) -> None:
-        self.value: Tensor | None = None
+        self.values: list[Tensor] = []
         logp.register_hook(self._catch)
 
     def _catch(self, grad: Tensor) -> None:
-        if self.value is None:
-            self.value = grad.detach()
+        self.values.append(grad.detach())
+
+    @property
+    def value(self) -> Tensor | None:
+        return self.values[0] if self.values else None
 
 
 def conf_metrics(batch, grad: Tensor) -> dict[str, float]:

@@ -8,24 +8,18 @@ resumable).run()``; ``start_run`` does the four in that order."""
 from __future__ import annotations
 
 import copy
-import math
 import sys
 from pathlib import Path
 
 import torch
 
-from opo_theory.diagnostics import (
-    batch_metrics,
-    extra_gradients,
-    response_efficiency,
-    update_gradient_metrics,
-)
+from opo_theory.diagnostics import frac_zero_std
 from opo_theory.io import json_line, provenance, read_jsonl, write_json_atomic, write_text_atomic
 from opo_theory.lm.backend import param_groups, use_threads
 from opo_theory.lm.checkpoint import load_weights, save_state
-from opo_theory.lm.confidence import TokenGrad, step_and_measure, step_metrics
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.progress import Interrupted, note
+from opo_theory.lm.record import build_row, rollout_record, trust_region, with_efficiency
 from opo_theory.lm.rollout import autocast, collect, draw, rollout, rollout_batch
 from opo_theory.lm.run_dir import (
     CHECKPOINT,
@@ -41,6 +35,7 @@ from opo_theory.lm.sampling import generate, response_logprobs, response_mask
 from opo_theory.lm.sft import accuracy, prompt_width, task_pools, warm_start
 from opo_theory.lm.task import reward
 from opo_theory.lm.throughput import clock, peak_flops, rl_step_flops
+from opo_theory.lm.update import policy_update
 from opo_theory.objectives import PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.shaping import informative_groups
@@ -76,6 +71,15 @@ def start_run(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bo
     pools = task_pools(cfg)
     model, sft_info = warm_start(cfg, pools, quiet)
     return Trainer(cfg, out, model, sft_info, pools, resumable, quiet)
+
+
+def first_round(shown, cfg: TrainConfig) -> dict[str, float]:
+    """With dynamic sampling: sampling/first_frac_zero_std, the share of all-equal groups among the first
+    round's uniformly drawn prompts (reward/frac_zero_std is over the trained batch, as the objective sees it)."""
+    if not cfg.dynamic_sampling:
+        return {}
+    group = torch.arange(len(shown), device=shown.device) // cfg.group_size
+    return {"sampling/first_frac_zero_std": frac_zero_std(shown, group)}
 
 
 class Trainer:
@@ -171,8 +175,9 @@ class Trainer:
         return live[-1] if live else None
 
     def _update(self, prompts, tokens, rewards):
-        """PPO epochs x mini-batches of registry-loss updates against the frozen anchor, each one forward,
-        backward, clip, step; the diagnostics are taken once, on the step's logged (last training) update.
+        """PPO epochs x mini-batches of registry-loss updates against the frozen anchor, each one
+        update.policy_update (forward, backward, clip, step); the diagnostics are taken once, on the step's
+        logged (last training) update.
 
         Returns (metrics of the logged update, anchor log-probs [B, N], whether any update was applied)."""
         cfg, model = self.cfg, self.model
@@ -197,38 +202,25 @@ class Trainer:
                 if batch is None:
                     continue
                 log = (epoch, start) == logged
-                loss, parts = self.spec(batch, self.obj_cfg)
-                approx = self.twin(batch, self.obj_cfg)[0] if log and self.twin is not None else None
-                g_tok = TokenGrad(batch.logp) if log else None                  # dL/dlogp, from the backward
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward(retain_graph=log and bool(extra_gradients(parts, cfg.grad_split, approx)))
-                if log:         # reads the pre-clip .grad; takes the parts' gradients from the retained graph
-                    metrics = update_gradient_metrics(params, parts, split=cfg.grad_split, approx=approx)
-                finite = math.isfinite(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
-                moved = 0.0
-                if finite and log:
-                    moved = step_and_measure(self.opt, params)       # the same step, its size measured
-                elif finite:
-                    self.opt.step()
-                updated |= finite
+                done = policy_update(self.spec, self.obj_cfg, batch, self.opt, params, cfg.grad_clip, log=log,
+                                     split=cfg.grad_split, twin=self.twin)
+                updated |= done.stepped
                 if log:
-                    metrics.update({k: float(v.detach()) for k, v in parts.items()})   # every metric it returns
-                    metrics.update(step_metrics(batch, g_tok.value, metrics["grad/norm"], cfg.grad_clip, moved))
-                    metrics["entropy/mean"] = float((batch.entropy * batch.mask).sum() / batch.mask.sum())
+                    metrics = done.metrics
         return metrics, logp_old, updated
 
     def _trust_region_metrics(self, prompts, tokens, logp_old, rewards) -> dict:
-        """Delta/ratio/KL moments of the updated policy against the frozen anchor (one extra forward)."""
+        """record.trust_region of the updated policy against the frozen anchor (one extra forward): the
+        `after` keys."""
         cfg = self.cfg
         with torch.no_grad(), autocast(self.cfg):
             post = rollout_batch(self.model, prompts, tokens, logp_old, rewards, cfg, self.ref, with_entropy=False)
         if post is None:
             return {}
-        bm = batch_metrics(post.with_(logp=post.logp.float()), cfg.objective,
-                           self.obj_cfg if self.spec.has_opo_drive else None)
-        return {k: v for k, v in bm.items() if not k.startswith(("reward/", "entropy/"))}
+        return trust_region(post.with_(logp=post.logp.float()), cfg.objective, self.obj_cfg)
 
     def rl_step(self) -> dict:
+        """One RL step: rollout, the updates, the row (record.build_row) without `step` and the evaluation."""
         cfg = self.cfg
         t0 = clock(cfg.device)
         self.opt.zero_grad(set_to_none=True)   # the last step's gradients are not carried through this rollout
@@ -237,27 +229,23 @@ class Trainer:
         t_gen = clock(cfg.device) - t0
         metrics, logp_old, updated = self._update(prompts, tokens, rewards)
         t_train = clock(cfg.device) - t0 - t_gen
-        if cfg.trust_region_metrics:
-            metrics.update(self._trust_region_metrics(prompts, tokens, logp_old, rewards))
+        after = self._trust_region_metrics(prompts, tokens, logp_old, rewards) if cfg.trust_region_metrics else {}
         mask = response_mask(tokens, self.vocab)
-        adv = advantages(PolicyBatch(logp=logp_old, logp_old=logp_old, mask=mask,
-                                     group=torch.arange(len(tokens), device=tokens.device) // cfg.group_size,
-                                     rewards=rewards), "centered")
+        group = torch.arange(len(tokens), device=tokens.device) // cfg.group_size
+        adv = advantages(PolicyBatch(logp=logp_old, logp_old=logp_old, mask=mask, group=group, rewards=rewards),
+                         "centered")
         n_tokens = float(mask.sum())
         t_step = clock(cfg.device) - t0
         flops = rl_step_flops(self.n_params, prompts.numel() + tokens.numel(), cfg.ppo_epochs)
-        metrics.update({
-            "reward/mean": float(first.rewards.mean()), "accuracy": first.accuracy, **sampling,
-            "reward/frac_zero_std": float((~first.informative()).float().mean()),
-            "completions/mean_length": n_tokens / len(tokens), "updated": float(updated),
-            "time/generate_s": t_gen, "time/train_s": t_train, "time/step_s": t_step,
-            "throughput/tokens_per_s": n_tokens / t_step, "throughput/model_tflops": flops / t_step / 1e12,
-        })
+        times = {"time/generate_s": t_gen, "time/train_s": t_train, "time/step_s": t_step,
+                 "throughput/tokens_per_s": n_tokens / t_step, "throughput/model_tflops": flops / t_step / 1e12}
         if self.peak_flops is not None:
-            metrics["throughput/mfu"] = flops / t_step / self.peak_flops
-        if "grad/norm" in metrics:
-            metrics["grad/response_efficiency"] = response_efficiency(metrics["grad/norm"], adv)
-        return metrics
+            times["throughput/mfu"] = flops / t_step / self.peak_flops
+        return build_row(update=with_efficiency(metrics, adv), after=after,
+                         rollout={**rollout_record(rewards, group, first.rewards, first.correct), **sampling,
+                                  **first_round(first.rewards, cfg),
+                                  "completions/mean_length": n_tokens / len(tokens)},
+                         count={"updated": float(updated)}, time=times)
 
     # ------------------------------------------------------------------ loop
     def evaluate(self) -> dict:
@@ -343,11 +331,11 @@ class Trainer:
         with open(self.out / "metrics.jsonl", "a") as log:
             while self.step < cfg.steps:
                 try:
-                    m = {"step": self.step, **self.rl_step()}
+                    m = {"step": self.step, **self.rl_step()}     # step: the generation round (record.WHEN)
                 except (ValueError, RuntimeError) as exc:     # non-finite log-probs or sampling probabilities
                     raise self._diverged(exc) from None
                 if self.step % cfg.val_every == 0 or self.step == cfg.steps - 1:
-                    m.update(self.evaluate())
+                    m.update(build_row(eval=self.evaluate()))
                 log.write(json_line(m))
                 log.flush()
                 self.step += 1

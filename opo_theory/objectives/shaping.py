@@ -10,10 +10,16 @@ from opo_theory.objectives.reduce import group_extreme
 from opo_theory.validation import require_positive
 
 
-def informative_groups(rewards: Tensor, group: Tensor, atol: float = 0.0) -> Tensor:
-    """[B] bool: response belongs to a group whose rewards are not all equal (DAPO dynamic sampling)."""
+def informative_per_group(rewards: Tensor, group: Tensor, atol: float = 0.0) -> Tensor:
+    """[n_groups] bool: the group's rewards are not all equal (max - min > atol): the one definition of an
+    informative group (DAPO dynamic sampling, reward/frac_zero_std, pairwise pairing)."""
     hi, lo = group_extreme(rewards, group, "amax"), group_extreme(rewards, group, "amin")
-    return ((hi - lo) > atol).index_select(0, group)
+    return (hi - lo) > atol
+
+
+def informative_groups(rewards: Tensor, group: Tensor, atol: float = 0.0) -> Tensor:
+    """[B] bool: response belongs to a group whose rewards are not all equal (informative_per_group)."""
+    return informative_per_group(rewards, group, atol).index_select(0, group)
 
 
 def informative_rows(rewards: Tensor, atol: float = 0.0) -> Tensor:
