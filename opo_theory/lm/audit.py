@@ -218,8 +218,8 @@ def sample_rollouts(model, pools, width: int, cfg: TrainConfig, seed: int) -> di
     pool = pools["train"]
     items = [pool[i] for i in torch.randint(len(pool), (cfg.prompts_per_step,), generator=gen).tolist()]
     with torch.no_grad():
-        prompts, tokens, rewards, correct = rollout(model, model.vocab, items, width, cfg, sample_gen)
-    return {"prompts": prompts, "tokens": tokens, "rewards": rewards, "accuracy": float(correct.mean())}
+        drawn = rollout(model, model.vocab, items, width, cfg, sample_gen)
+    return {"prompts": drawn.prompts, "tokens": drawn.tokens, "rewards": drawn.rewards, "accuracy": drawn.accuracy}
 
 
 def policy_forward(model, rollout: dict, cfg: TrainConfig, grad: bool = True):
