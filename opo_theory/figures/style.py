@@ -121,6 +121,67 @@ def objective_legend(ax, palette: dict[str, str], **kw) -> None:
     legend_outside(ax, handles=[Line2D([], [], color=c, label=n) for n, c in palette.items()], **kw)
 
 
+def text_color(rgba) -> str:
+    """Black or white, whichever reads on a background of colour ``rgba``: black when its relative luminance
+    0.2126 R + 0.7152 G + 0.0722 B (sRGB decoded to linear light) exceeds 0.179, the contrast-ratio crossover."""
+    from matplotlib.colors import to_rgb
+
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(rgba)]
+    return "k" if 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2] > 0.179 else "w"
+
+
+def wrap_title(text: str, fig, chars_per_inch: float = 16.0) -> str:
+    """``text`` broken into lines no wider than ``fig`` (about ``chars_per_inch`` characters of 8-9 pt type per
+    inch), so a long suptitle neither runs off the figure nor widens it."""
+    import textwrap
+
+    width = max(20, int(fig.get_figwidth() * chars_per_inch))
+    return "\n".join(textwrap.fill(line, width) for line in text.splitlines())
+
+
+def clip_outlying_bands(ax, quantile: float = 0.98, factor: float = 3.0) -> list[dict]:
+    """Y limits that show every line but not a band's rare outlying end (one seed's spike that squashes the
+    panel): the limits hold all lines and the band points between the ``1 - quantile`` and ``quantile``
+    quantiles; a band point beyond them by more than ``factor`` (log axes) or (factor - 1) x the shown range
+    (linear) is cut at the limit, marked there with a triangle and its value. Returns the cut ends
+    ({"x", "value", "side"}); limits unchanged when nothing is that far out."""
+    import numpy as np
+    from matplotlib.collections import PolyCollection
+
+    log = ax.get_yscale() == "log"
+    ok = (lambda y: np.isfinite(y) & (y > 0)) if log else np.isfinite
+    lines = np.concatenate([np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()] or [np.array([])])
+    lines = lines[ok(lines)]
+    bands = [p.vertices for c in ax.collections if isinstance(c, PolyCollection) for p in c.get_paths()]
+    pts = np.concatenate(bands) if bands else np.empty((0, 2))
+    pts = pts[ok(pts[:, 1])]
+    if not len(lines) or not len(pts):
+        return []
+    scale = np.log10 if log else (lambda y: y)
+    ys, line_ys = scale(pts[:, 1]), scale(lines)
+    low = min(line_ys.min(), np.quantile(ys, 1 - quantile))
+    high = max(line_ys.max(), np.quantile(ys, quantile))
+    reach = np.log10(factor) if log else (factor - 1) * max(high - low, 1e-12)
+    cut = []
+    for side, beyond in (("high", ys > high + reach), ("low", ys < low - reach)):
+        if beyond.any():
+            i = np.flatnonzero(beyond)[np.argmax(ys[beyond]) if side == "high" else np.argmin(ys[beyond])]
+            cut.append({"x": float(pts[i, 0]), "value": float(pts[i, 1]), "side": side})
+    if not cut:
+        return []
+    pad = 0.05 * (high - low or 1.0)
+    lo, hi = low - pad, high + pad
+    ax.set_ylim(10 ** lo if log else lo, 10 ** hi if log else hi)
+    for c in cut:
+        at = 1.0 if c["side"] == "high" else 0.0
+        ax.plot([c["x"]], [at], marker="^" if at else "v", color="0.3", ms=5, clip_on=False,
+                transform=ax.get_xaxis_transform(), label="_nolegend_")
+        ax.annotate(f"band to {c['value']:.3g} (cut)", (c["x"], at), xycoords=ax.get_xaxis_transform(),
+                    xytext=(5, -3 if at else 3), textcoords="offset points", fontsize=6, color="0.3",
+                    va="top" if at else "bottom")
+    return cut
+
+
 def save_figure(fig, name: str, data: dict[str, Any], config: dict[str, Any]) -> list[Path]:
     """Write ``<name>.png``, ``.pdf`` and ``.json`` (plotted numbers, config, provenance) to ``out_dir()``;
     panels without data are recorded for take_empty_panels (the figures command reports them)."""
