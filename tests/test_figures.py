@@ -64,3 +64,98 @@ def test_committed_lm_logs_load_describe_their_setup_and_plot_within_range():
     data = plot_metric(ax, runs, "val/ood_accuracy", "ood", clip=metric_range("val/ood_accuracy"))
     plt.close(fig)
     assert all(0.0 <= v <= 1.0 for d in data.values() for v in d["low"] + d["high"])
+
+
+def _banded_panel(spike: float, log: bool = True):
+    """A panel with two lines in [1, 10] and their bands, one band reaching ``spike`` at x = 30."""
+    from opo_theory.figures.style import new_figure
+
+    fig, axes = new_figure()
+    ax = axes[0, 0]
+    x = np.arange(100.0)
+    for centre in (2.0, 8.0):
+        y = centre + 0.2 * np.sin(x)
+        hi = y * 1.5
+        if centre == 8.0:
+            hi[30] = spike
+        ax.plot(x, y)
+        ax.fill_between(x, y / 1.5, hi)
+    if log:
+        ax.set_yscale("log")
+    return fig, ax
+
+
+@pytest.mark.parametrize("log", [True, False])
+def test_clip_outlying_bands_cuts_one_spike_and_marks_it(log):
+    import matplotlib.pyplot as plt
+
+    from opo_theory.figures.style import clip_outlying_bands
+
+    fig, ax = _banded_panel(1000.0, log)
+    cut = clip_outlying_bands(ax)
+    assert cut == [{"x": 30.0, "value": 1000.0, "side": "high"}]
+    low, high = ax.get_ylim()
+    assert 12.0 < high < 100.0 and low < 2.0 / 1.5 + 0.1          # every line and the other band points still shown
+    assert [t.get_text() for t in ax.texts] == ["band to 1e+03 (cut)"]
+    plt.close(fig)
+
+
+def test_clip_outlying_bands_leaves_ordinary_bands_alone():
+    import matplotlib.pyplot as plt
+
+    from opo_theory.figures.style import clip_outlying_bands
+
+    fig, ax = _banded_panel(14.0)                           # within a factor 3 of the other band ends
+    before = ax.get_ylim()
+    assert clip_outlying_bands(ax) == [] and ax.get_ylim() == before and not ax.texts
+    plt.close(fig)
+
+
+def test_legends_over_data_names_the_covered_panel_only():
+    import matplotlib.pyplot as plt
+
+    from opo_theory.figures.style import legend_outside, legends_over_data, new_figure
+
+    fig, axes = new_figure(2, 1)
+    x = np.linspace(0, 1, 50)
+    for ax, title in zip(axes[0], ("covered", "clear"), strict=True):
+        ax.plot(x, x, label="a")
+        ax.plot(x, 1 - x, label="b")
+        ax.set_title(title)
+    axes[0, 0].legend(loc="center")                          # on the crossing of the two lines
+    legend_outside(axes[0, 1])
+    assert legends_over_data(fig) == ["covered"]
+    plt.close(fig)
+
+
+def test_text_color_and_wrap_title():
+    import matplotlib.pyplot as plt
+
+    from opo_theory.figures.style import new_figure, text_color, wrap_title
+
+    assert text_color("#fde725") == "k" and text_color("#440154") == "w"    # viridis' ends: yellow, dark purple
+    fig, _ = new_figure(width=3.0)
+    text = "word " * 200
+    lines = wrap_title(text, fig).splitlines()
+    assert len(lines) > 1 and max(map(len, lines)) <= 48 and " ".join(lines).split() == text.split()
+    plt.close(fig)
+
+
+def test_grid_alpha_mu_redraws_from_its_committed_json_with_legends_clear(tmp_path, monkeypatch):
+    import matplotlib.pyplot as plt
+
+    from opo_theory.figures import style
+    from opo_theory.io import REPO_ROOT
+
+    record = json.loads((REPO_ROOT / "figures" / "grid-alpha-mu.json").read_text())
+    kept = []
+    monkeypatch.setattr(style.plt, "close", kept.append)          # save_figure closes it: keep it to inspect
+    with style.writing_to(tmp_path):
+        catalogue.load_artifact("grid-alpha-mu").draw(record["data"], record["config"])
+    monkeypatch.undo()
+    assert json.loads((tmp_path / "grid-alpha-mu.json").read_text())["data"] == record["data"]
+    fig, = kept
+    assert style.legends_over_data(fig) == []
+    title = fig._suptitle                                          # matplotlib has no public getter for the Text
+    assert title is not None and title.get_window_extent().width <= fig.get_window_extent().width
+    plt.close(fig)

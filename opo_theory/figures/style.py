@@ -141,38 +141,48 @@ def wrap_title(text: str, fig, chars_per_inch: float = 16.0) -> str:
 
 def clip_outlying_bands(ax, quantile: float = 0.98, factor: float = 3.0) -> list[dict]:
     """Y limits that show every line but not a band's rare outlying end (one seed's spike that squashes the
-    panel): the limits hold all lines and the band points between the ``1 - quantile`` and ``quantile``
-    quantiles; a band point beyond them by more than ``factor`` (log axes) or (factor - 1) x the shown range
-    (linear) is cut at the limit, marked there with a triangle and its value. Returns the cut ends
-    ({"x", "value", "side"}); limits unchanged when nothing is that far out."""
+    panel): a band point is outlying when it lies beyond the ``1 - quantile`` / ``quantile`` quantile of all band
+    points (and beyond every line) by more than ``factor`` (log axes) or (factor - 1) x that quantile range
+    (linear). The limits hold everything else; each band's farthest cut end is marked at the limit with a
+    triangle and its value (one mark per place). Returns the cut ends ({"x", "value", "side"}); limits unchanged when none."""
     import numpy as np
     from matplotlib.collections import PolyCollection
 
     log = ax.get_yscale() == "log"
     ok = (lambda y: np.isfinite(y) & (y > 0)) if log else np.isfinite
+    scale = np.log10 if log else (lambda y: y)
     lines = np.concatenate([np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines()] or [np.array([])])
-    lines = lines[ok(lines)]
-    bands = [p.vertices for c in ax.collections if isinstance(c, PolyCollection) for p in c.get_paths()]
+    lines = scale(lines[ok(lines)])
+    bands = [p.vertices[ok(p.vertices[:, 1])] for c in ax.collections if isinstance(c, PolyCollection)
+             for p in c.get_paths()]
     pts = np.concatenate(bands) if bands else np.empty((0, 2))
-    pts = pts[ok(pts[:, 1])]
     if not len(lines) or not len(pts):
         return []
-    scale = np.log10 if log else (lambda y: y)
-    ys, line_ys = scale(pts[:, 1]), scale(lines)
-    low = min(line_ys.min(), np.quantile(ys, 1 - quantile))
-    high = max(line_ys.max(), np.quantile(ys, quantile))
+    ys = scale(pts[:, 1])
+    low = min(lines.min(), np.quantile(ys, 1 - quantile))
+    high = max(lines.max(), np.quantile(ys, quantile))
     reach = np.log10(factor) if log else (factor - 1) * max(high - low, 1e-12)
+    far = {"high": high + reach, "low": low - reach}
     cut = []
-    for side, beyond in (("high", ys > high + reach), ("low", ys < low - reach)):
-        if beyond.any():
-            i = np.flatnonzero(beyond)[np.argmax(ys[beyond]) if side == "high" else np.argmin(ys[beyond])]
-            cut.append({"x": float(pts[i, 0]), "value": float(pts[i, 1]), "side": side})
+    for band in bands:
+        b = scale(band[:, 1])
+        for side, out in (("high", b > far["high"]), ("low", b < far["low"])):
+            if out.any():
+                i = np.flatnonzero(out)[np.argmax(b[out]) if side == "high" else np.argmin(b[out])]
+                cut.append({"x": float(band[i, 0]), "value": float(band[i, 1]), "side": side})
     if not cut:
         return []
-    pad = 0.05 * (high - low or 1.0)
-    lo, hi = low - pad, high + pad
+    kept = np.concatenate([lines, ys[(ys <= far["high"]) & (ys >= far["low"])]])
+    lo, hi = kept.min(), kept.max()
+    pad = 0.05 * (hi - lo or 1.0)
+    lo, hi = lo - pad, hi + pad
     ax.set_ylim(10 ** lo if log else lo, 10 ** hi if log else hi)
-    for c in cut:
+    span = np.ptp(pts[:, 0]) or 1.0
+    marked: list[dict] = []
+    for c in sorted(cut, key=lambda c: -c["value"] if c["side"] == "high" else c["value"]):    # one mark per place: the farthest end
+        if any(m["side"] == c["side"] and abs(m["x"] - c["x"]) < 0.05 * span for m in marked):
+            continue
+        marked.append(c)
         at = 1.0 if c["side"] == "high" else 0.0
         ax.plot([c["x"]], [at], marker="^" if at else "v", color="0.3", ms=5, clip_on=False,
                 transform=ax.get_xaxis_transform(), label="_nolegend_")
@@ -180,6 +190,31 @@ def clip_outlying_bands(ax, quantile: float = 0.98, factor: float = 3.0) -> list
                     xytext=(5, -3 if at else 3), textcoords="offset points", fontsize=6, color="0.3",
                     va="top" if at else "bottom")
     return cut
+
+
+def legends_over_data(fig) -> list[str]:
+    """The panels of ``fig`` with a line vertex or scatter point under a legend (its own, another panel's or
+    the figure's), each named as in empty_panels; [] when every legend sits where no data is."""
+    import numpy as np
+    from matplotlib.collections import PathCollection
+
+    fig.canvas.draw()                                                   # legend boxes are placed at draw time
+    boxes = [ax.get_legend().get_window_extent() for ax in fig.axes if ax.get_legend() is not None]
+    boxes += [lg.get_window_extent() for lg in fig.legends]
+    out = []
+    for i, ax in enumerate(visible_panels(fig)):
+        pts = [line.get_transform().transform(np.column_stack([line.get_xdata(), line.get_ydata()]).astype(float))
+               for line in ax.get_lines() if line.get_visible() and len(line.get_xdata())]
+        pts += [c.get_offset_transform().transform(c.get_offsets()) for c in ax.collections
+                if isinstance(c, PathCollection)]
+        pts = np.concatenate(pts) if pts else np.empty((0, 2))
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        inside = ax.get_window_extent()
+        pts = pts[(pts[:, 0] >= inside.x0) & (pts[:, 0] <= inside.x1) & (pts[:, 1] >= inside.y0) & (pts[:, 1] <= inside.y1)]
+        if any(((pts[:, 0] >= b.x0) & (pts[:, 0] <= b.x1) & (pts[:, 1] >= b.y0) & (pts[:, 1] <= b.y1)).any()
+               for b in boxes):
+            out.append(ax.get_title() or ax.get_ylabel() or f"panel {i + 1}")
+    return out
 
 
 def save_figure(fig, name: str, data: dict[str, Any], config: dict[str, Any]) -> list[Path]:
