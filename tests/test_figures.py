@@ -159,3 +159,32 @@ def test_grid_alpha_mu_redraws_from_its_committed_json_with_legends_clear(tmp_pa
     title = fig._suptitle                                          # matplotlib has no public getter for the Text
     assert title is not None and title.get_window_extent().width <= fig.get_window_extent().width
     plt.close(fig)
+
+
+# Machado, Oliveira & Fernandes (2009) full-severity simulation matrices, applied to linear RGB
+CVD = {"normal": np.eye(3),
+       "deuteranopia": np.array([[0.367322, 0.860646, -0.227968], [0.280085, 0.672501, 0.047413],
+                                 [-0.011820, 0.042940, 0.968881]]),
+       "protanopia": np.array([[0.152286, 1.052583, -0.204868], [0.114503, 0.786281, 0.099216],
+                               [-0.003882, -0.048116, 1.051998]])}
+
+
+def _lab(linear) -> np.ndarray:
+    """CIELAB (D65) of a linear-RGB colour."""
+    xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ linear
+    f = (lambda t: np.where(t > 0.008856, np.cbrt(t), 7.787 * t + 16 / 116))(xyz / np.array([0.95047, 1.0, 1.08883]))
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+@pytest.mark.parametrize("vision", sorted(CVD))
+def test_the_lm_comparisons_ten_objectives_stay_apart_under_colour_blindness(vision):
+    from itertools import combinations
+
+    from opo_theory.figures.style import colors, linear_rgb
+
+    names = ["opo", "opo-released", "gopo", "grpo", "dapo", "gspo", "dr-grpo", "dapo-paper", "dapo-released",
+             "gspo-released"]
+    palette = colors(names)
+    lab = {n: _lab(np.clip(CVD[vision] @ np.array(linear_rgb(c)), 0, 1)) for n, c in palette.items()}
+    distance, a, b = min((float(np.linalg.norm(lab[a] - lab[b])), a, b) for a, b in combinations(names, 2))
+    assert distance > 15, f"{a} and {b} are {distance:.1f} CIELAB units apart under {vision}"   # old tab10: 4.6

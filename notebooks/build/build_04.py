@@ -20,11 +20,10 @@ train --out DIR:    DIR/config.json, DIR/metrics.jsonl       one run (one object
 It plots, per objective, the mean over seeds with a min–max band (per-step series as a 5-step moving
 average) of: training reward (and accuracy, when the reward is not simply the accuracy), gradient norm,
 policy entropy, $E[\Delta^3]$ (the paper's surrogate-quality monitor) and validation accuracy, and shows the
-summary table. With more than
-four objectives the overview draws OPO's band only (eight overlapping bands hide each other), and a grid of
-one panel per objective shows each objective's reward band next to OPO's mean. **No data
-is generated here**: if the logs are missing the notebook stops with an error saying how to produce
-them. Only `glob`/`json` are used to read them (no pandas).
+summary table. With more than four objectives the overview draws OPO's band only (eight overlapping bands
+hide each other), and a grid of one panel per objective shows each objective's reward band next to OPO's
+mean. **No data is generated here**: if the logs are missing the notebook stops with an error saying how to
+produce them. Only `glob`/`json` are used to read them (no pandas).
 
 **Environment variables**
 

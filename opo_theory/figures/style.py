@@ -13,6 +13,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from cycler import cycler  # noqa: E402  (matplotlib's own dependency)
 
 from opo_theory.io import (  # noqa: E402
     REPO_ROOT,
@@ -41,18 +42,22 @@ def writing_to(directory: str | Path | None) -> Iterator[Path]:
     finally:
         _OUT_DIR.reset(token)
 
-# One colour per objective, shared by every figure so a method looks the same everywhere.
+# One colour per objective, shared by every figure so a method looks the same everywhere. Built on the Okabe-Ito
+# palette (its hues stay apart under the common colour-vision deficiencies: OPO vermillion vs DAPO bluish green
+# vs GRPO blue), with Paul Tol's muted colours for the objectives beyond its seven.
 OBJECTIVE_COLORS = {
-    "opo": "#d62728", "opo-exact": "#ff9896", "gopo": "#9467bd", "gopo-bounded": "#c5b0d5",
-    "grpo": "#1f77b4", "dr-grpo": "#17becf", "dapo": "#2ca02c", "gspo": "#ff7f0e",
-    "ppo-kl": "#8c564b", "dpo": "#e377c2", "ipo": "#7f7f7f", "chipo": "#bcbd22", "sft": "#000000",
+    "opo": "#d55e00", "opo-exact": "#f4a582", "gopo": "#cc79a7", "gopo-bounded": "#e7b9d4",
+    "grpo": "#0072b2", "dr-grpo": "#56b4e9", "dapo": "#009e73", "gspo": "#e69f00",
+    "ppo-kl": "#882255", "dpo": "#aa4499", "ipo": "#7f7f7f", "chipo": "#999933", "sft": "#000000",
 }
+# The default colour cycle (lines drawn without an objective's colour): Okabe-Ito, yellow last (faint on white).
+CYCLE = ("#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9", "#000000", "#f0e442")
 
 STYLE = {
     "figure.dpi": 110, "savefig.dpi": 150, "font.size": 9, "axes.titlesize": 10,
     "axes.labelsize": 9, "legend.fontsize": 8, "axes.grid": True, "grid.alpha": 0.3,
     "axes.spines.top": False, "axes.spines.right": False, "lines.linewidth": 1.6,
-    "savefig.bbox": "tight", "pdf.fonttype": 42,
+    "savefig.bbox": "tight", "pdf.fonttype": 42, "axes.prop_cycle": cycler(color=list(CYCLE)),
 }
 
 
@@ -61,8 +66,9 @@ def color(name: str) -> str:
     return OBJECTIVE_COLORS.get(name, "#555555")
 
 
-# For variants (labels outside OBJECTIVE_COLORS): dark tab20b/tab20c shades, none of them in the palette above.
-EXTRA_COLORS = ("#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354")
+# For variants (labels outside OBJECTIVE_COLORS, e.g. opo-released, dapo-paper): Paul Tol's dark and muted
+# colours, none of them in the palette above; dark first, so the first variants stand out from their base.
+EXTRA_COLORS = ("#332288", "#117733", "#661100", "#ddcc77", "#44aa99", "#cc6677", "#6699cc", "#225555")
 
 
 def colors(names: list[str]) -> dict[str, str]:
@@ -124,10 +130,16 @@ def objective_legend(ax, palette: dict[str, str], **kw) -> None:
 def text_color(rgba) -> str:
     """Black or white, whichever reads on a background of colour ``rgba``: black when its relative luminance
     0.2126 R + 0.7152 G + 0.0722 B (sRGB decoded to linear light) exceeds 0.179, the contrast-ratio crossover."""
+    r, g, b = linear_rgb(rgba)
+    return "k" if 0.2126 * r + 0.7152 * g + 0.0722 * b > 0.179 else "w"
+
+
+def linear_rgb(rgba) -> tuple[float, float, float]:
+    """A colour's sRGB channels decoded to linear light: c / 12.92 up to 0.04045, ((c + 0.055) / 1.055)^2.4 above."""
     from matplotlib.colors import to_rgb
 
-    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(rgba)]
-    return "k" if 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2] > 0.179 else "w"
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in to_rgb(rgba))
+    return r, g, b
 
 
 def wrap_title(text: str, fig, chars_per_inch: float = 16.0) -> str:
