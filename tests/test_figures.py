@@ -188,3 +188,14 @@ def test_the_lm_comparisons_ten_objectives_stay_apart_under_colour_blindness(vis
     lab = {n: _lab(np.clip(CVD[vision] @ np.array(linear_rgb(c)), 0, 1)) for n, c in palette.items()}
     distance, a, b = min((float(np.linalg.norm(lab[a] - lab[b])), a, b) for a, b in combinations(names, 2))
     assert distance > 15, f"{a} and {b} are {distance:.1f} CIELAB units apart under {vision}"   # old tab10: 4.6
+
+
+def test_fig5_pairs_each_objective_with_opo_seed_by_seed():
+    fig5 = catalogue.load_artifact("fig5-reward")
+    key = "reward/mean"
+    runs = {"opo": [[{"step": 0, key: 0.5}, {"step": 1, key: 0.6}], [{"step": 0, key: 0.1}, {"step": 1, key: None}]],
+            "grpo": [[{"step": 0, key: 0.25}, {"step": 1, key: 0.7}], [{"step": 0, key: 0.4}, {"step": 1, key: 0.9}]]}
+    diff = fig5.paired_difference(runs, key)
+    assert list(diff) == ["grpo"]
+    assert diff["grpo"][0] == [{"step": 0, key: -0.25}, {"step": 1, key: pytest.approx(0.1)}]
+    assert diff["grpo"][1] == [{"step": 0, key: pytest.approx(0.3)}]          # a step OPO did not log is left out
