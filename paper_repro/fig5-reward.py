@@ -1,5 +1,6 @@
-"""Fig 5: training reward vs step for each objective (LM compare runs; reward = accuracy when shaping is 0), and
-the test of "OPO keeps improving after step 100 while the baselines plateau" when the runs are long enough."""
+"""Fig 5: training reward vs step for each objective and its paired difference to OPO's (LM compare runs; reward =
+accuracy when shaping is 0), and the test of "OPO keeps improving after step 100 while the baselines plateau" when
+the runs are long enough."""
 
 from opo_theory.figures.runs import (
     LONG_DIR,
