@@ -13,7 +13,7 @@ def main(rerun: bool = False):
     res = displacement()
     steps, d = res["steps_recorded"], res["designed"]
     palette = colors([label.split("-reanchor")[0] for label in d["curves"]])
-    fig, axes = new_figure(3, 1, width=4.3, height=3.5)
+    fig, axes = new_figure(3, 1, width=4.3, height=3.5, layout="constrained")
     for label, c in d["curves"].items():
         base, _, inner = label.partition("-reanchor-")
         style = dict(color=palette[base], ls=INNER_STYLES.get(inner, "-"), label=label)
