@@ -44,11 +44,12 @@ def writing_to(directory: str | Path | None) -> Iterator[Path]:
 
 # One colour per objective, shared by every figure so a method looks the same everywhere. Built on the Okabe-Ito
 # palette (its hues stay apart under the common colour-vision deficiencies: OPO vermillion vs DAPO bluish green
-# vs GRPO blue), with Paul Tol's muted colours for the objectives beyond its seven.
+# vs GRPO blue), with Paul Tol's muted colours and navy (DPO: Tol's purple sat 8 CIELAB units from GRPO under
+# protanopia) for the objectives beyond its seven.
 OBJECTIVE_COLORS = {
     "opo": "#d55e00", "opo-exact": "#f4a582", "gopo": "#cc79a7", "gopo-bounded": "#e7b9d4",
     "grpo": "#0072b2", "dr-grpo": "#56b4e9", "dapo": "#009e73", "gspo": "#e69f00",
-    "ppo-kl": "#882255", "dpo": "#aa4499", "ipo": "#7f7f7f", "chipo": "#999933", "sft": "#000000",
+    "ppo-kl": "#882255", "dpo": "#000080", "ipo": "#7f7f7f", "chipo": "#999933", "sft": "#000000",
 }
 # The default colour cycle (lines drawn without an objective's colour): Okabe-Ito, yellow last (faint on white).
 CYCLE = ("#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9", "#000000", "#f0e442")
