@@ -141,19 +141,23 @@ def test_text_color_and_wrap_title():
     plt.close(fig)
 
 
-def test_grid_alpha_mu_redraws_from_its_committed_json_with_legends_clear(tmp_path, monkeypatch):
+REDRAWN = ("grid-alpha-mu", "repro-chipo-bandit", "repro-likelihood-displacement")    # slow runs: draw() from JSON
+
+
+@pytest.mark.parametrize("name", REDRAWN)
+def test_slow_artifacts_redraw_from_their_committed_json_with_legends_clear(name, tmp_path, monkeypatch):
     import matplotlib.pyplot as plt
 
     from opo_theory.figures import style
     from opo_theory.io import REPO_ROOT
 
-    record = json.loads((REPO_ROOT / "figures" / "grid-alpha-mu.json").read_text())
+    record = json.loads((REPO_ROOT / "figures" / f"{name}.json").read_text())
     kept = []
     monkeypatch.setattr(style.plt, "close", kept.append)          # save_figure closes it: keep it to inspect
     with style.writing_to(tmp_path):
-        catalogue.load_artifact("grid-alpha-mu").draw(record["data"], record["config"])
+        catalogue.load_artifact(name).draw(record["data"], record["config"])
     monkeypatch.undo()
-    assert json.loads((tmp_path / "grid-alpha-mu.json").read_text())["data"] == record["data"]
+    assert json.loads((tmp_path / f"{name}.json").read_text())["data"] == record["data"]
     fig, = kept
     assert style.legends_over_data(fig) == []
     title = fig._suptitle                                          # matplotlib has no public getter for the Text
