@@ -41,7 +41,7 @@ def main(rerun: bool = False):
     summary = record["summary"]
     palette = colors(list(summary))
     k = record["settings"]["updates"]
-    fig, axes = new_figure(4, 2, width=4.2, height=3.4)
+    fig, axes = new_figure(4, 2, width=4.2, height=3.4, layout="constrained")
     data = {"share": {}, "first": {}, "last": {}}
     any_obj = next(iter(summary.values()))
     x = np.arange(len(BIN_NAMES))
@@ -59,8 +59,9 @@ def main(rerun: bool = False):
             data[which][stat] = draw(ax, summary, which, stat, palette, log)
             ax.set(title=f"({'bcd'[col - 1] if row == 0 else 'efg'[col - 1]}) {label}, update {1 if which == 'first' else k}")
             ax.title.set_fontsize(8)
-    axes[0, 1].legend(fontsize=5, ncol=2)
-    fig.subplots_adjust(hspace=0.45)
+    # the objectives' legend in the free slot under (a), where it covers no data (it sat on (b)'s error bars)
+    axes[1, 0].legend(*axes[0, 1].get_legend_handles_labels(), loc="center", fontsize=7, title="objective",
+                      ncol=1 + (len(summary) > 8))
     verdict = None if record.get("verdict") is None else mechanism_verdict(summary)   # None: no OPO or no baseline
     seeds = record["settings"]["seeds"]
     fig.suptitle(f"Confidence-resolved gradient audit, {seeds} rollout seeds (95% intervals; log-space for sizes); "

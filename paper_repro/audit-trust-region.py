@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from opo_theory.figures.audit_source import audit_record
-from opo_theory.figures.style import colors, new_figure, save_figure
+from opo_theory.figures.style import colors, new_figure, objective_legend, save_figure
 from opo_theory.io import repo_relative
 from opo_theory.lm.audit import per_update_series
 
@@ -24,7 +24,7 @@ def main(rerun: bool = False):
     record, directory = audit_record(rerun)
     summary = record["summary"]
     palette = colors(list(summary))
-    fig, axes = new_figure(4, 2, width=3.8, height=2.9)
+    fig, axes = new_figure(4, 2, width=3.8, height=2.9, layout="constrained")
     data = {}
     for ax, (key, label, log) in zip(axes.flat, PANELS, strict=True):
         data[key] = {}
@@ -45,7 +45,7 @@ def main(rerun: bool = False):
         ax.set(title=label, xlabel="update k from the anchor" if ax in axes[1] else "")
         ax.title.set_fontsize(8)
     axes[0, 0].axhline(1.0, color="k", lw=0.8, ls=":")
-    axes[1, 0].legend(fontsize=5, ncol=2)
+    objective_legend(axes[0, -1], {n: palette[n] for n in summary}, fontsize=7)   # beside the panels, not on (e)
     fig.suptitle(f"Trust region over K updates per objective ({record['settings']['seeds']} rollout seeds, "
                  "95% intervals; log-space for sizes; grad_clip "
                  f"{record['settings']['config']['grad_clip']}, lr {record['settings']['config']['lr']})", fontsize=9)

@@ -19,7 +19,7 @@ def main(rerun: bool = False):
     result = dynamics(**kwargs)
     updates = kwargs.get("updates", 1)      # without the setting, the experiment takes one step per batch
     palette = colors(list(result["curves"]))
-    fig, axes = new_figure(2, 1)
+    fig, axes = new_figure(2, 1, layout="constrained")   # the suptitle touched the panel titles
     for name, c in result["curves"].items():
         axes[0, 0].plot(range(1, len(c["grad_norm"]) + 1), c["grad_norm"], color=palette[name], label=name)
         axes[0, 1].plot(range(len(c["regret"])), c["regret"], color=palette[name], label=name)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from opo_theory.bandit.saturation import REGIMES, binary_toy_gradients
-from opo_theory.figures.style import color, new_figure, save_figure
+from opo_theory.figures.style import color, legend_outside, new_figure, save_figure
 from opo_theory.io import REPO_ROOT
 from opo_theory.lm.confidence import BIN_NAMES
 from opo_theory.objectives import get
@@ -30,7 +30,13 @@ NAME = "field-losses"
 REFERENCE = "grpo"
 POINTS, P_MAX = 240, 1 - 1e-6
 PROBES = (0.7, 0.9, 0.99, 0.999)        # confidences reported in the table
-FLOOR = 1e-12                          # exact zeros drawn on this floor (log axes)
+
+def zero_floor(curves: dict) -> float:
+    """Where exact zeros are drawn on the log axes: a decade below the smallest nonzero gradient of any curve
+    (a fixed 1e-12 floor left five empty decades that squashed the curves)."""
+    smallest = min(float(v[v > 0].min()) for by in curves.values() for c in by.values() for v in c.values()
+                   if (v > 0).any())
+    return 10.0 ** (np.floor(np.log10(smallest)) - 1)
 COORDS = ("delta", "logit")
 # one advantage for every loss (GRPO's z-score eps, 1e-6): TRL's entries default to TRL's 1e-4, which alone moves
 # the gradient near p = 1 where the group std is tiny
@@ -211,6 +217,7 @@ def main(rerun: bool = False):
     summary = {r: regime_summary(curves[r], p) for r in REGIMES}
     verdict = classify(summary)
     fig, axes = new_figure(2, 2, width=4.6, height=3.4, layout="constrained")
+    floor = zero_floor(curves)
     from matplotlib import colormaps
     palette = {n: colormaps["tab20"](k) for k, n in enumerate(FIELD_LOSSES)}
     q = 1 - p
@@ -219,15 +226,20 @@ def main(rerun: bool = False):
             ax = axes[i, j]
             for n in names:
                 y = curves[regime][n][coord]
-                ax.loglog(q, np.where(y > FLOOR, y, FLOOR), label=n,
+                ax.loglog(q, np.where(y > floor, y, floor), label=n,
                           color=color(n) if n == REFERENCE else palette[n],
                           lw=3 if n == REFERENCE else 1.3, alpha=0.6 if n == REFERENCE else 1.0,
                           ls="-" if n == REFERENCE or FIELD_LOSSES.index(n) % 2 == 0 else "--")
             ax.invert_xaxis()
             ax.set(xlabel="1 - p (confidence grows to the right)",
-                   ylabel=f"|dL/d{'Delta_1' if coord == 'delta' else 'z'}| (exact 0 at {FLOOR:g})",
+                   ylabel=f"|dL/d{'Delta_1' if coord == 'delta' else 'z'}| (exact 0 at {floor:g})",
                    title=f"{regime}: |dL/d{'Delta_1' if coord == 'delta' else 'z'}|")
-    axes[0, 1].legend(fontsize=6, ncol=2, loc="lower left")
+            if regime == "re-anchored":          # most curves lie under GRPO's: say which do not
+                apart = [n for n in FIELD_LOSSES if np.max(np.abs(curves[regime][n][coord] - curves[regime][REFERENCE][
+                    coord]) / np.maximum(curves[regime][REFERENCE][coord], 1e-300)) > 1e-9]
+                ax.text(0.98, 0.02, f"on GRPO's line: every loss but {', '.join(apart) or 'none'}", fontsize=7,
+                        transform=ax.transAxes, va="bottom", ha="right")
+    legend_outside(axes[0, 1], fontsize=7)
     fig.suptitle("Field losses on the binary-logit toy (correct response A > 0; p_old = 0.5 when fixed)", fontsize=9)
     data = {"p": p.tolist(), "curves": {r: {n: {c: v.tolist() for c, v in cs.items()} for n, cs in by.items()}
                                         for r, by in curves.items()},

@@ -15,7 +15,13 @@ from opo_theory.figures.runs import (
     seed_config,
     set_log,
 )
-from opo_theory.figures.style import colors, new_figure, objective_legend, save_figure
+from opo_theory.figures.style import (
+    clip_outlying_bands,
+    colors,
+    new_figure,
+    objective_legend,
+    save_figure,
+)
 from opo_theory.io import repo_relative
 from opo_theory.stats import mean_ci95
 
@@ -83,6 +89,8 @@ def main(rerun: bool = False):
         d.set(title="(d) applied update (after clipping and AdamW)")
     else:
         d.set_axis_off()
+    # one seed's spike stretched (a)-(c) by a decade: its band end is cut and marked (a log axis alone kept it)
+    data["cut_band_ends"] = {p: clip_outlying_bands(ax) for p, ax in zip("abc", (a, b, c), strict=True)}
     objective_legend(b, palette, fontsize=7)      # one colour per objective in every panel; styles in the titles
     fig.suptitle(f"Gradient norm, last update of each step (cpu-tiny LM, {band_note(runs, ['grad/norm'])}); "
                  "post-clip = min(pre-clip, grad_clip)", fontsize=9)

@@ -39,7 +39,7 @@ def main(rerun: bool = False):
     directory = exp2_dir(rerun)
     runs, start = load(directory), pre_rl(directory)
     palette = colors(list(runs))
-    fig, axes = new_figure(len(PANELS), 1)
+    fig, axes = new_figure(len(PANELS), 1, layout="constrained")
     data = {"pre_rl": start, "learned": {}, "learned_runs": repo_relative(directory)}
     main_dir = compare_dir(rerun)
     if main_dir != directory:         # the main comparison's own answer, labelled with its runs

@@ -7,64 +7,75 @@ import numpy as np
 
 from opo_theory.bandit.experiments import grid
 from opo_theory.claims.toy import judge_grid
-from opo_theory.figures.style import new_figure, save_figure
+from opo_theory.figures.style import new_figure, save_figure, text_color, wrap_title
 
 NAME = "grid-alpha-mu"
+SHARE_COLORS = {"alpha": "#0072b2", "mu": "#e69f00"}     # Okabe-Ito blue / orange: told apart under colour blindness
 
 
 def heatmap(ax, values, alphas, mus, title, fmt):
-    values = np.array(values)
+    """One value per (alpha, mu) cell, printed in black or white, whichever reads on the cell's colour."""
+    values = np.array(values, dtype=float)
     im = ax.imshow(values, cmap="viridis", origin="lower")
     ax.set_xticks(range(len(mus)), [str(m) for m in mus])
     ax.set_yticks(range(len(alphas)), [str(a) for a in alphas])
-    ax.set(xlabel="mu", ylabel="alpha", title=title)
+    ax.set(xlabel="mu", ylabel="alpha")
+    ax.set_title(title, fontsize=8)
     ax.grid(False)
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
-            ax.text(j, i, format(values[i, j], fmt), ha="center", va="center", color="w", fontsize=8)
+            ax.text(j, i, format(values[i, j], fmt), ha="center", va="center", fontsize=8,
+                    color=text_color(im.cmap(im.norm(values[i, j]))))
     return im
 
 
 def shares_panel(ax, by_inner):
     """alpha and mu shares of the logit-rate and final-reward variance per inner-steps setting (95% CI)."""
-    inners = list(by_inner)
+    inners = sorted(by_inner, key=int)      # the JSON's keys are strings, sorted as text
     x = np.arange(len(inners))
-    bars = (("param_rate", "alpha", "#1f77b4", ""), ("param_rate", "mu", "#ff7f0e", ""),
-            ("final_reward", "alpha", "#1f77b4", "//"), ("final_reward", "mu", "#ff7f0e", "//"))
-    for k, (metric, key, colour, hatch) in enumerate(bars):
+    bars = (("param_rate", "alpha", ""), ("param_rate", "mu", ""), ("final_reward", "alpha", "//"),
+            ("final_reward", "mu", "//"))
+    for k, (metric, key, hatch) in enumerate(bars):
         vals = np.array([by_inner[n][metric][f"{key}_share"] for n in inners])
         ci = np.array([by_inner[n][metric][f"{key}_ci95"] for n in inners])
         ax.bar(x + (k - 1.5) * 0.2, vals, 0.2, yerr=[np.maximum(vals - ci[:, 0], 0), np.maximum(ci[:, 1] - vals, 0)],
-               color=colour, hatch=hatch, edgecolor="k", lw=0.4, capsize=2,
+               color=SHARE_COLORS[key], hatch=hatch, edgecolor="k", lw=0.4, capsize=2,
                label=f"{key} share of {'logit rate' if metric == 'param_rate' else 'final reward'}")
     ax.set_xticks(x, [f"{n} inner" for n in inners])
-    ax.set(ylim=(0, 1.05), ylabel="share of variance", title="variance shares vs inner steps\nper outer iteration (95% CI)")
+    ax.set(ylim=(0, 1.05), ylabel="share of variance")
+    ax.set_title("variance shares vs inner steps\nper outer iteration (95% CI)", fontsize=8)
     ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
 
 
 def main(rerun: bool = False):
     res = judge_grid(grid(seeds=32, inner_sweep=(5, 50, 300)))
     exact = judge_grid(grid(seeds=32, inner_sweep=(5, 50, 300), objective="opo-exact"))     # no surrogate offset to v*
-    a, m = res["config"]["alphas"], res["config"]["mus"]
-    fig, axes = new_figure(4, 1, width=3.6, height=3.4)
-    heatmap(axes[0, 0], res["function_rate"], a, m, "function-space rate (= |1 - eta mu|,\nalpha-free by construction)", ".3f")
-    heatmap(axes[0, 1], res["param_rate_first_outer"], a, m,
-            f"logit-space rate per step, first outer\niteration, {res['config']['inner']} inner steps", ".4f")
-    heatmap(axes[0, 2], res["final_reward"], a, m, f"expected reward after {res['config']['outer']}\nouter x "
-            f"{res['config']['inner']} inner steps", ".3f")
-    shares_panel(axes[0, 3], res["by_inner"])
-    s = res["summary"]
-    spread = ", ".join(f"{n}: {e['max_cell_std']['final_reward']:.3f}" for n, e in res["by_inner"].items())
-    e = exact["summary"]
-    fig.suptitle(f"'rate depends on mu only, final reward on alpha only' ({s['rule']}): surrogate (opo) holds for "
-                 f"inner steps {s['holds_for_inner']} of {res['config']['inner_sweep']} -> {s['verdict']}; exact form "
-                 f"(opo-exact) holds for {e['holds_for_inner']} -> {e['verdict']}.\nLargest per-cell "
-                 f"std of the final reward over {res['config']['seeds']} seeds: {spread}", fontsize=8, y=1.03)
     data = {k: v for k, v in res.items() if k != "config"}
-    data["exact"] = {"summary": e, "by_inner": exact["by_inner"], "param_rate_first_outer": exact["param_rate_first_outer"],
-                     "final_reward": exact["final_reward"]}
+    data["exact"] = {"summary": exact["summary"], "by_inner": exact["by_inner"],
+                     "param_rate_first_outer": exact["param_rate_first_outer"], "final_reward": exact["final_reward"]}
     data.update(seeds=res["config"]["seeds"], arms=res["config"]["arms"])
-    return save_figure(fig, NAME, data, res["config"])
+    return draw(data, res["config"])
+
+
+def draw(data: dict, config: dict):
+    """The figure from the grid's numbers (``main``'s, or the committed JSON's: a redraw needs no rerun)."""
+    a, m = config["alphas"], config["mus"]
+    fig, axes = new_figure(4, 1, width=3.4, height=3.6, layout="constrained")
+    heatmap(axes[0, 0], data["function_rate"], a, m, "function-space rate |1 - eta mu|\n(alpha-free by construction)",
+            ".3f")
+    heatmap(axes[0, 1], data["param_rate_first_outer"], a, m,
+            f"logit-space rate per step, first outer\niteration, {config['inner']} inner steps", ".4f")
+    heatmap(axes[0, 2], data["final_reward"], a, m, f"expected reward after {config['outer']}\nouter x "
+            f"{config['inner']} inner steps", ".3f")
+    shares_panel(axes[0, 3], data["by_inner"])
+    s, e = data["summary"], data["exact"]["summary"]
+    spread = ", ".join(f"{n} inner {v['max_cell_std']['final_reward']:.3f}" for n, v in sorted(data["by_inner"].items(), key=lambda kv: int(kv[0])))
+    fig.suptitle(wrap_title(
+        f"Claim: {s['statement']} ({config['arms']}-armed bandit, {config['seeds']} seeds). Rule: {s['rule']}. "
+        f"Surrogate (opo): holds for inner steps {s['holds_for_inner']} of {config['inner_sweep']}, {s['verdict']}; "
+        f"exact form (opo-exact): holds for {e['holds_for_inner']}, {e['verdict']}. Largest per-cell std of the "
+        f"final reward over seeds: {spread}.", fig), fontsize=8)
+    return save_figure(fig, NAME, data, config)
 
 
 if __name__ == "__main__":

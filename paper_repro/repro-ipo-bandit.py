@@ -12,7 +12,7 @@ FLOOR = 1e-30          # the log axis cannot show 0
 def main(rerun: bool = False):
     res = ipo_bandit()
     steps = res["steps_recorded"]
-    fig, axes = new_figure(3, 1, width=4.0, height=3.2)
+    fig, axes = new_figure(3, 1, width=4.0, height=3.2, layout="constrained")
     betas = res["config"]["betas"]
     styles = dict(zip(map(str, betas), ("-", "--", "-.", ":")))
     for name in ("dpo", "ipo"):

@@ -18,11 +18,12 @@ train --out DIR:    DIR/config.json, DIR/metrics.jsonl       one run (one object
 ```
 
 It plots, per objective, the mean over seeds with a min–max band (per-step series as a 5-step moving
-average) of: training reward (and accuracy,
-when the reward is not simply the accuracy), gradient norm, policy entropy, $E[\Delta^3]$ (the
-paper's surrogate-quality monitor) and validation accuracy, and shows the summary table. **No data
-is generated here**: if the logs are missing the notebook stops with an error saying how to produce
-them. Only `glob`/`json` are used to read them (no pandas).
+average) of: training reward (and accuracy, when the reward is not simply the accuracy), gradient norm,
+policy entropy, $E[\Delta^3]$ (the paper's surrogate-quality monitor) and validation accuracy, and shows the
+summary table. With more than four objectives the overview draws OPO's band only (eight overlapping bands
+hide each other), and a grid of one panel per objective shows each objective's reward band next to OPO's
+mean. **No data is generated here**: if the logs are missing the notebook stops with an error saying how to
+produce them. Only `glob`/`json` are used to read them (no pandas).
 
 **Environment variables**
 
@@ -127,19 +128,24 @@ def aligned(objective, key):
 for objective in runs:
     aligned(objective, "step")
 
-from opo_theory.figures.style import colors
+from opo_theory.figures.style import clip_outlying_bands, colors
 
 %matplotlib inline
 # (again: importing opo_theory.figures.style selects matplotlib's Agg backend, which would show nothing here)
-PALETTE = colors(list(runs))     # the figures' palette: a registered objective has its colour everywhere
-SMOOTH = 5                       # moving average of per-step series (not of evaluations), so 8 curves stay legible
+PALETTE = colors(list(runs))     # the figures' palette (colour-blind safe): an objective has its colour everywhere
+ORDER = sorted(runs, key=lambda o: (o != "opo", o))      # OPO first in every legend, then by name
+SMOOTH = 5                       # moving average of per-step series (not of evaluations), so many curves stay legible
+MAX_BANDS = 4                    # with more objectives the overview draws OPO's band only (bands of 8+ overlap
+                                 # into one grey area); the per-objective grid below it shows every band
 
 def moving(x, w):
     return np.convolve(x, np.ones(w) / w, mode="valid") if len(x) >= w else x
 
-def band(ax, key, title, yscale=None):
+def band(ax, key, title, yscale=None, objectives=None, banded=None, reference=None):
+    # mean over seeds (line) and min-max over seeds (band) of `key`; `banded`: the objectives drawn with a band
+    # (all by default); `reference`: an objective drawn as a thin grey mean line, for comparison
     smoothed = False
-    for objective in runs:
+    for objective in ([reference] if reference else []) + list(objectives or ORDER):
         steps, vals = aligned(objective, key)
         if np.isnan(vals).all():
             continue
@@ -150,15 +156,20 @@ def band(ax, key, title, yscale=None):
         if not sparse and len(steps) >= SMOOTH:
             steps, mean, low, high = steps[SMOOTH - 1:], *(moving(x, SMOOTH) for x in (mean, low, high))
             smoothed = True
+        if objective == reference:
+            ax.plot(steps, mean, color="0.55", lw=1.0, zorder=1, label=f"{objective} (mean)")
+            continue
         lead = objective == "opo"                                    # OPO drawn on top, thicker
-        ax.plot(steps, mean, color=PALETTE[objective], lw=2.2 if lead else 1.1, zorder=3 if lead else 2,
+        ax.plot(steps, mean, color=PALETTE[objective], lw=2.4 if lead else 1.4, zorder=3 if lead else 2,
                 label=f"{objective} (n={vals.shape[0]})", **(dict(marker="o", ms=3) if sparse else {}))
-        ax.fill_between(steps, low, high, color=PALETTE[objective], alpha=0.12, lw=0)
+        if banded is None or objective in banded:
+            ax.fill_between(steps, low, high, color=PALETTE[objective], alpha=0.15 if banded else 0.12, lw=0)
     ax.set_title(title + (f" ({SMOOTH}-step average)" if smoothed else ""), fontsize=10)
     if yscale == "symlog":
         ax.set_yscale("symlog", linthresh=1e-2)
     elif yscale:
         ax.set_yscale(yscale)
+    clip_outlying_bands(ax)          # one seed's spike is cut at the axis and marked with its value
 """),
 ("code", r"""
 reward_is_accuracy = all(r["reward/mean"] == r["accuracy"]
@@ -176,10 +187,11 @@ PANELS += [(k, t, None) for k, t in (("val/accuracy", "greedy validation accurac
 ncol = 3
 nrow = math.ceil(len(PANELS) / ncol)
 size = (12, 3.2 * nrow) if SMALL else (16, 4.2 * nrow)
-fig, axes = plt.subplots(nrow, ncol, figsize=size)
+BANDED = None if len(runs) <= MAX_BANDS else [o for o in ORDER if o == "opo"] or ORDER[:1]
+fig, axes = plt.subplots(nrow, ncol, figsize=size, layout="constrained")
 axes = axes.ravel()
 for ax, (key, title, scale) in zip(axes, PANELS):
-    band(ax, key, title, scale)
+    band(ax, key, title, scale, banded=BANDED)
 m3_ax = axes[[k for k, *_ in PANELS].index("delta/m3")]
 for level in (0.1, -0.1):
     m3_ax.axhline(level, color="k", ls=":", lw=1)      # the paper's |E[Delta^3]| = 0.1 threshold
@@ -188,14 +200,32 @@ for ax in axes[len(PANELS):]:
 for ax in axes[:len(PANELS)]:
     ax.set_xlabel("RL step")
 handles, names = axes[0].get_legend_handles_labels()
+what = ("one run" if SINGLE else "mean over seeds, band = min–max over seeds"
+        + ("" if BANDED is None else f" ({', '.join(BANDED)} only, of {len(runs)} objectives: every band in the grid below)"))
+fig.suptitle(f"{RUN_DIR.name}: {what}")
 if len(PANELS) < len(axes):      # the legend in the first unused panel, off the data
-    axes[len(PANELS)].legend(handles, names, loc="center", frameon=False, fontsize=11, title="objective (seeds)")
-    fig.suptitle(f"{RUN_DIR.name}: " + ("one run" if SINGLE else "mean over seeds, band = min–max over seeds"))
-    fig.tight_layout(); plt.show()
+    axes[len(PANELS)].legend(handles, names, loc="center", frameon=False, fontsize=11 if len(names) <= 8 else 9,
+                             title="objective (seeds)", ncol=1 if len(names) <= 8 else 2)
 else:
-    fig.legend(handles, names, loc="lower center", ncol=min(len(names), 4), frameon=False, fontsize=9)
-    fig.suptitle(f"{RUN_DIR.name}: " + ("one run" if SINGLE else "mean over seeds, band = min–max over seeds"))
-    fig.tight_layout(rect=(0, 0.08, 1, 1)); plt.show()
+    fig.legend(handles, names, loc="outside lower center", ncol=min(len(names), 5), frameon=False, fontsize=9)
+plt.show()
+
+if BANDED is not None:           # small multiples: each objective's reward with its own band, OPO's mean in grey
+    others = [o for o in ORDER if o != "opo"] if "opo" in runs else ORDER
+    gcol = min(len(others), 4 if SMALL else 5)
+    grow = math.ceil(len(others) / gcol)
+    gfig, gaxes = plt.subplots(grow, gcol, figsize=(2.6 * gcol, 2.2 * grow) if SMALL else (3.3 * gcol, 2.7 * grow),
+                               sharex=True, sharey=True, squeeze=False, layout="constrained")
+    for ax, objective in zip(gaxes.ravel(), others):
+        band(ax, "reward/mean", objective, objectives=[objective], reference="opo" if "opo" in runs else None)
+        ax.set_title(objective, fontsize=10, color=PALETTE[objective])
+        ax.tick_params(labelbottom=True)           # every panel keeps its step axis (a row may end early)
+        ax.set_xlabel("RL step")
+    for ax in gaxes.ravel()[len(others):]:
+        ax.axis("off")
+    gfig.suptitle(f"{RUN_DIR.name}: {PANELS[0][1]}, one panel per objective (mean and min–max band over seeds, "
+                  f"{SMOOTH}-step average)" + ("; grey: OPO's mean" if "opo" in runs else ""))
+    plt.show()
 """),
 ("md", r"""
 ## Summary table
