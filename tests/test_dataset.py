@@ -114,8 +114,25 @@ def test_the_lenient_verifier_needs_numeric_answers_and_exact_compares_text(tmp_
 
 
 def test_chat_prompts_of_a_dataset_are_sent_as_written(tmp_path):
+    """prompt_format=chat: the user turn is the built-in task's question, or a dataset's prompt as written (the
+    toolkit's engine and the TRL dataset alike)."""
+    pytest.importorskip("transformers")
+    from opo_theory.lm.hf import hf_vocabulary
+    from opo_theory.lm.tiny_hf import train_tokenizer
+
     assert chat_text(make_config("opo", "cpu-tiny", 0, TINY)) is question
-    assert chat_text(config(SUMS))("Name a prime.") == "Name a prime."
+    own = chat_text(config(SUMS))
+    tok = train_tokenizer()
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}={% endfor %}"
+    shown = {ask: tok.decode(hf_vocabulary(tok, "t", "chat", ask).encode_prompt("1+2+3=")) for ask in (question, own)}
+    assert shown[own] == "1+2+3==" and shown[question] != shown[own]      # (letters are outside this tokenizer)
+    pytest.importorskip("datasets")
+    from opo_theory.integrations.trl_run import train_dataset
+
+    cfg = config(SUMS, "prompt_format=chat", model="smollm2-135m")
+    data = train_dataset(cfg)
+    assert data["answer"] == [p.answer for p in task_pools(cfg)["train"]] and data[0]["prompt"] == [{"role": "user", "content": data[0]["prompt"][0]["content"]}]
+    assert not data[0]["prompt"][0]["content"].startswith("What is")
 
 
 def test_the_hash_of_the_file_is_in_the_identity_and_the_sft_key(tmp_path):
