@@ -43,6 +43,11 @@ def config(path: Path | str, *settings: str, **kw) -> TrainConfig:
     return make_config("opo", "cpu-tiny", 0, [*TINY, f"dataset={path}", *settings], **kw)
 
 
+def test_a_line_ends_only_at_a_newline():
+    got = parse('{"prompt": "a\u2028b", "answer": "1"}\r\n{"prompt": "c", "answer": "2"}'.encode(), "d")
+    assert [(p.prompt, p.answer, p.line) for p in got] == [("a\u2028b", "1", 1), ("c", "2", 2)]
+
+
 def test_the_formats_of_trl_and_verl_rows_are_read():
     rows = [{"prompt": "1+1=", "answer": "2"}, "", {"prompt": "1+2=", "solution": "3"},
             {"prompt": "1+3=", "completion": " 4 "},

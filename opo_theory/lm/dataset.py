@@ -100,7 +100,7 @@ def parse(data: bytes, name: str) -> list[Row]:
     except UnicodeDecodeError as exc:
         raise ValueError(f"dataset {name} is not UTF-8 text (byte {exc.start})") from None
     out, first_line = [], {}
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(text.split("\n"), 1):       # not splitlines: U+2028 may stand inside a JSON string
         if not line.strip():
             continue
         where = f"dataset {name} line {n}"
