@@ -103,6 +103,15 @@ def test_too_few_problems_for_prompts_per_step_is_refused(tmp_path):
         task_pools(config(path, "prompts_per_step=10", "minibatches=1"))
 
 
+def test_train_fraction_needs_a_pool_size_the_file_fills(tmp_path):
+    path = write(tmp_path, sums(50))                  # 8 held out (val_size), 42 left
+    with pytest.raises(ValueError, match=r"train_fraction=0.5 is a share of pool_size \(4000\), but dataset .* leaves "
+                                         r"42 training problems: set pool_size=42"):
+        task_pools(config(path, "train_fraction=0.5"))
+    cfg = config(path, "train_fraction=0.5", "pool_size=42")
+    assert len(task_pools(cfg)["train"]) == 42 and cfg.rl_pool_size() == 21
+
+
 def test_a_character_outside_the_char_vocabulary_names_it_and_its_line(tmp_path):
     path = write(tmp_path, [*sums(5), {"prompt": "two plus two", "answer": "4"}])
     with pytest.raises(ValueError, match=r"d\.jsonl line 6: character 't' in the prompt is not in the char GPT's "

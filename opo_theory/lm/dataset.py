@@ -170,13 +170,18 @@ def check_verifier(items: list[Row], verifier: str, path: str) -> None:
 
 def dataset_pools(cfg) -> dict[str, list[Problem]]:
     """{train, val, ood} from cfg.dataset (content checked against cfg.dataset_sha256), split by cfg.sft_seed;
-    refused in one line when the RL pool is smaller than prompts_per_step or the char GPT cannot read it."""
+    refused in one line when the RL pool is smaller than prompts_per_step, when train_fraction < 1 would be a share
+    of a pool_size larger than the training problems, or when the char GPT cannot read it."""
     from opo_theory.lm.backend import CHAR_GPT
     from opo_theory.lm.tokenizer import CHARS
 
     items = load(cfg.dataset, cfg.dataset_sha256 or None)
     check_verifier(items, cfg.verifier, cfg.dataset)
     pools = split(items, cfg.val_size, cfg.pool_size, cfg.sft_seed)
+    if cfg.train_fraction < 1 and cfg.pool_size > len(pools["train"]):
+        raise ValueError(f"train_fraction={cfg.train_fraction:g} is a share of pool_size ({cfg.pool_size}), but dataset "
+                         f"{cfg.dataset} leaves {len(pools['train'])} training problems: set pool_size="
+                         f"{len(pools['train'])}")
     rl = min(len(pools["train"]), cfg.rl_pool_size())
     if rl < cfg.prompts_per_step:
         raise ValueError(f"dataset {cfg.dataset} has too few problems for prompts_per_step={cfg.prompts_per_step}: "
