@@ -160,6 +160,9 @@ def test_the_hash_of_the_file_is_in_the_identity_and_the_sft_key(tmp_path):
     with pytest.raises(ValueError, match=r"d\.jsonl changed since this run was configured"):
         task_pools(first)
     assert TrainConfig(**first.to_json()) == first                    # a run's config.json reads back as it was
+    moved = tmp_path / "moved.jsonl"
+    moved.write_bytes(path.read_bytes())
+    assert config(moved).sft_key() == second.sft_key() and config(moved).identity() != second.identity()
     assert "dataset_sha256" not in {f.name for f in settable_fields()}
 
 

@@ -209,11 +209,13 @@ class TrainConfig:
     def sft_key(self) -> str:
         """Hash of everything the SFT warm-up reads: every field but RL_ONLY_FIELDS (the task pools and prompt
         width, the model shape, every SFT setting; a new field is in it unless listed there), with an hf
-        model's files by their fingerprint; dataset and its SHA-256 only where set (keys from before stay)."""
+        model's files by their fingerprint, a dataset by its SHA-256 (and neither where unset: keys from before stay)."""
         fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in RL_ONLY_FIELDS
                   and not (f.name in DATASET_FIELDS and getattr(self, f.name) == DATASET_FIELDS[f.name])}
         if self.model != CHAR_GPT:
             fields["model"] = model_fingerprint(self.model)
+        if self.dataset_sha256:          # a dataset by its content: the same file elsewhere finds the same warm-up
+            fields.pop("dataset", None)
         blob = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
