@@ -269,7 +269,8 @@ def other_value(f: dataclasses.Field, value):
     """A different valid value for one TrainConfig field (from its range)."""
     special = {"model": None, "sft_cache": "elsewhere", "device": "cuda", "n_head": 1, "n_embd": 32,
                "val_size": 7, "pool_size": 59,
-               "report_to": "tensorboard"}
+               "report_to": "tensorboard", "dataset_sha256": "0" * 64,
+               "dataset": os.path.join(os.path.dirname(__file__), os.pardir, "examples", "data", "sums.jsonl")}
     if f.name in special:
         return special[f.name]
     rng = f.metadata.get("range")

@@ -60,7 +60,7 @@ def test_compute_score_scores_what_the_exporter_wrote(tmp_path):
 
 @pytest.mark.parametrize("call, message", [
     (lambda: verl_data.compute_score("openai/gsm8k", "1", "1"), "data_source 'opo_theory/arithmetic' only"),
-    (lambda: verl_data.compute_score(SOURCE, "1", "1", {"verifier": "exact"}), "unknown extra_info.verifier"),
+    (lambda: verl_data.compute_score(SOURCE, "1", "1", {"verifier": "fuzzy"}), "unknown extra_info.verifier"),
     (lambda: verl_data.compute_score(SOURCE, "1", "1", {"shaping": -1}), "extra_info.shaping must be"),
     (lambda: verl_data.rows(2, "train", 2, prompt_format="plain"), "unknown prompt_format"),
     (lambda: verl_data.rows(9, "train", 2), "unknown level"),

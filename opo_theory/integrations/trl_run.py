@@ -1,4 +1,5 @@
-"""`opo-theory train --engine trl`: the toolkit's arithmetic task and `--set` keys mapped onto TRL's GRPOTrainer.
+"""`opo-theory train --engine trl`: the toolkit's arithmetic task (or a user's ``dataset``, trained on its train
+split) and `--set` keys mapped onto TRL's GRPOTrainer.
 
 The keys that mean the same thing in both engines are taken (ENGINE_KEYS); the others are refused with one
 line. TRL counts optimizer steps: one RL step of the toolkit (a generation round of prompts_per_step x
@@ -13,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from opo_theory.lm.task import problems, question, reward
+from opo_theory.lm.task import Problem, problems, question, reward
 
 # toolkit key -> GRPOConfig field it sets (None: used by this module itself)
 ENGINE_KEYS = {"lr": "learning_rate", "steps": None, "prompts_per_step": None, "group_size": "num_generations",
@@ -21,7 +22,7 @@ ENGINE_KEYS = {"lr": "learning_rate", "steps": None, "prompts_per_step": None, "
                "grad_clip": "max_grad_norm", "ppo_epochs": "num_iterations", "minibatches": "steps_per_generation",
                "weight_decay": "weight_decay", "train_level": None, "pool_size": None, "shaping": None,
                "sft_seed": None, "bf16": "bf16", "device": None, "grad_split": None, "approx_grad": None,
-               "prompt_format": None, "verifier": None,
+               "prompt_format": None, "verifier": None, "dataset": None, "val_size": None,
                "report_to": "report_to"}
 
 
@@ -29,12 +30,26 @@ def task_dataset(level: int, n: int, seed: int, prompt_format: str = "raw"):
     """The arithmetic task's training problems as a datasets.Dataset with columns prompt, answer: the raw text,
     or (chat) one user message asking the task's question, which TRL renders with the tokenizer's chat
     template and its generation prompt, as the toolkit's engine does (opo_theory.lm.hf.prompt_encoder)."""
+    return problems_dataset(problems(level, "train", n, seed), prompt_format)
+
+
+def problems_dataset(items: list[Problem], prompt_format: str = "raw", ask=question):
+    """``items`` as a datasets.Dataset with columns prompt, answer: the raw text, or (chat) one user message
+    saying ``ask(prompt)`` (the task's question; a user's own prompt as written)."""
     import datasets
 
-    items = problems(level, "train", n, seed)
-    prompts = [p.prompt if prompt_format == "raw" else [{"role": "user", "content": question(p.prompt)}]
-               for p in items]
+    prompts = [p.prompt if prompt_format == "raw" else [{"role": "user", "content": ask(p.prompt)}] for p in items]
     return datasets.Dataset.from_dict({"prompt": prompts, "answer": [p.answer for p in items]})
+
+
+def train_dataset(cfg):
+    """The problems TRL trains on: the arithmetic level's train pool, or the train split of cfg.dataset (the same
+    problems the toolkit's engine draws from, opo_theory.lm.dataset)."""
+    from opo_theory.lm.dataset import NONE, chat_text, dataset_pools
+
+    if cfg.dataset == NONE:
+        return task_dataset(cfg.train_level, cfg.pool_size, cfg.sft_seed, cfg.prompt_format)
+    return problems_dataset(dataset_pools(cfg)["train"], cfg.prompt_format, chat_text(cfg))
 
 
 def completion_text(completion) -> str:
@@ -130,6 +145,7 @@ def run_train_trl(args, settings: list[str]) -> int:
     if cfg.model == CHAR_GPT:
         raise ValueError(f"--engine trl trains a transformers model: pass --model hf:<dir>, gguf:<file> or a "
                          f"named model ({', '.join(NAMED)}), got {cfg.model!r}")
+    data = train_dataset(cfg)              # a bad dataset file is refused before --out is made
     if int(os.environ.get("RANK", "0")) == 0:     # under torchrun only rank 0 checks (before any rank writes)
         out = require_output_dir("--out", args.out)
         require_empty_run_dir(out, "--engine trl starts every run afresh (it does not resume) and never writes "
@@ -146,7 +162,7 @@ def run_train_trl(args, settings: list[str]) -> int:
     trainer = RegistryGRPOTrainer(
         model=model_dir, reward_funcs=task_reward_fn(cfg.shaping, cfg.verifier),
         args=grpo_config(cfg, out, int(os.environ.get("WORLD_SIZE", "1"))),
-        train_dataset=task_dataset(cfg.train_level, cfg.pool_size, cfg.sft_seed, cfg.prompt_format),
+        train_dataset=data,
         processing_class=AutoTokenizer.from_pretrained(model_dir, local_files_only=True),
         objective=cfg.objective, objective_config=cfg.objective_config, diagnostics=None if cfg.grad_split else False,
         twin_grad=cfg.approx_grad, metrics_dir=out,

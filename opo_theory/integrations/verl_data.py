@@ -1,7 +1,7 @@
 """The toolkit's arithmetic task as verl data: parquet files in verl's RL format and their reward function.
 
     python -m opo_theory.integrations.verl_data OUT_DIR [--level 2] [--train 1000] [--val 200] [--seed 0]
-        [--prompt-format chat|raw] [--verifier strict|lenient] [--shaping 0.0]
+        [--prompt-format chat|raw] [--verifier strict|lenient|exact] [--shaping 0.0]
 
 writes OUT_DIR/train.parquet and OUT_DIR/val.parquet, one row per problem (opo_theory.lm.task), in the
 columns verl's RLHFDataset and reward managers read:

@@ -188,7 +188,10 @@ def audit_config(preset: str, settings: list[str] | None, model: str | None, che
         raise ValueError("--checkpoint audits the run's own policy and model; drop --policy/--model")
     cfg = checkpoint_config(Path(checkpoint))
     defaults = {f.name: getattr(cfg, f.name) for f in settable_fields()}
-    return dataclasses.replace(cfg, **parse_overrides(settings, defaults, "audit"))
+    overrides = parse_overrides(settings, defaults, "audit")
+    if "dataset" in overrides:          # another file: its own SHA-256, not the checkpoint's
+        overrides["dataset_sha256"] = ""
+    return dataclasses.replace(cfg, **overrides)
 
 
 def load_policy(cfg: TrainConfig, pools, policy: str, checkpoint: str | None, quiet: bool):

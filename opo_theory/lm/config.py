@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass, field
 
 from opo_theory.lm.backend import CHAR_GPT, MODEL_SPECS, check_model_spec, model_fingerprint
+from opo_theory.lm.dataset import NONE, file_sha256
 from opo_theory.lm.task import LEVELS, PROMPT_FORMATS, SPLIT_SIZES, VERIFIERS
 from opo_theory.objectives import available, get
 from opo_theory.settings import parse_overrides
@@ -94,7 +95,15 @@ class TrainConfig:
     prompt_format: str = setting("raw", OneOf(PROMPT_FORMATS), "raw: '12+34='; chat: the tokenizer's chat "
                                  "template asking 'What is 12+34? Answer with the number only.'")
     verifier: str = setting("strict", OneOf(tuple(VERIFIERS)), "strict: the completion is exactly the answer; "
-                            "lenient: the last number in the completion is the answer")
+                            "lenient: the last number in the completion is the answer; exact: as strict, any "
+                            "non-empty text well formed (for non-numeric answers)")
+    dataset: str = setting(NONE, Matches(r"(?s).+", "none or the path of a JSONL file"),
+                           "none: the built-in arithmetic levels; else a JSONL file of your own problems "
+                           "({\"prompt\", \"answer\"} per line; README, Your own data and reward), split into "
+                           "train/val by sft_seed, no OOD set (train_level, ood_level unused)")
+    dataset_sha256: str = setting("", Matches(r"|[0-9a-f]{64}", "empty or 64 hex digits"),
+                                  "the dataset file's SHA-256, recorded when the config is made (not settable): "
+                                  "a changed file is a different run and a different SFT warm-up")
     # SFT warm-up (shared by every RL run with the same model/task/SFT settings)
     sft_seed: int = setting(0, IntRange(0, MAX_SEED), "seed of the SFT warm-up (and of the char GPT's weights)")
     sft_max_steps: int = setting(3000, IntRange(0, 10**7), "SFT step limit (0: RL starts from the model as loaded)")
@@ -155,9 +164,11 @@ class TrainConfig:
                 f.metadata["range"].check(f.name, getattr(self, f.name))
         check_objective_values(self.objective, self.objective_config)
         get(self.objective).make_config(**self.objective_config)     # validates its keys/values
+        if self.dataset != NONE and not self.dataset_sha256:      # a new config: the file's content now
+            object.__setattr__(self, "dataset_sha256", file_sha256(self.dataset))
         for name, level, split in (("pool_size", self.train_level, "train"), ("val_size", self.train_level, "val"),
                                    ("val_size", self.ood_level, "val")):
-            if getattr(self, name) > SPLIT_SIZES[level, split]:
+            if self.dataset == NONE and getattr(self, name) > SPLIT_SIZES[level, split]:
                 raise ValueError(f"{name} must be at most {SPLIT_SIZES[level, split]} (the number of distinct "
                                  f"level-{level} {split} problems), got {getattr(self, name)}")
         if 0 < self.temperature < 1e-6:
@@ -198,16 +209,20 @@ class TrainConfig:
     def sft_key(self) -> str:
         """Hash of everything the SFT warm-up reads: every field but RL_ONLY_FIELDS (the task pools and prompt
         width, the model shape, every SFT setting; a new field is in it unless listed there), with an hf
-        model's files by their fingerprint."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in RL_ONLY_FIELDS}
+        model's files by their fingerprint, a dataset by its SHA-256 (and neither where unset: keys from before stay)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in RL_ONLY_FIELDS
+                  and not (f.name in DATASET_FIELDS and getattr(self, f.name) == DATASET_FIELDS[f.name])}
         if self.model != CHAR_GPT:
             fields["model"] = model_fingerprint(self.model)
+        if self.dataset_sha256:          # a dataset by its content: the same file elsewhere finds the same warm-up
+            fields.pop("dataset", None)
         blob = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def task_view(self) -> dict:
-        """How the task is shown and judged (prompt_format, verifier), where not the original raw/strict: runs,
-        configs and caches from before these settings existed keep their identity and keys."""
+        """How the task is shown and judged (prompt_format, verifier) and whose data it is (dataset and its SHA-256),
+        where not the original raw/strict/none: runs, configs and caches from before these settings existed keep
+        their identity and keys."""
         return {k: getattr(self, k) for k, default in TASK_VIEW_DEFAULTS.items() if getattr(self, k) != default}
 
     def identity(self) -> dict:
@@ -218,13 +233,15 @@ class TrainConfig:
         return d
 
 
-TASK_VIEW_DEFAULTS = {"prompt_format": "raw", "verifier": "strict"}
+DATASET_FIELDS = {"dataset": NONE, "dataset_sha256": ""}
+TASK_VIEW_DEFAULTS = {"prompt_format": "raw", "verifier": "strict", **DATASET_FIELDS}
 FLAG_FIELDS = ("objective", "preset", "seed", "objective_config", "model")   # set by their own options
+DERIVED_FIELDS = ("dataset_sha256",)          # computed from other settings, never set
 
 
 def settable_fields() -> list[dataclasses.Field]:
     """The TrainConfig fields ``--set KEY=VALUE`` (and a ``--config`` file) may set."""
-    return [f for f in dataclasses.fields(TrainConfig) if f.name not in FLAG_FIELDS]
+    return [f for f in dataclasses.fields(TrainConfig) if f.name not in FLAG_FIELDS + DERIVED_FIELDS]
 
 
 PRESETS = {

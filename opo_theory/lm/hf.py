@@ -11,6 +11,7 @@ text or (prompt_format=chat) one user turn of the tokenizer's chat template (opo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +24,10 @@ from opo_theory.lm.tokenizer import Vocabulary
 from opo_theory.validation import require_choice
 
 
-def prompt_encoder(tokenizer, name: str, prompt_format: str):
+def prompt_encoder(tokenizer, name: str, prompt_format: str, ask: Callable[[str], str] = question):
     """text -> prompt ids: the raw task text with the tokenizer's special tokens, or (chat) the chat template's
-    user turn asking the task's question, followed by the assistant turn's opening."""
+    user turn saying ``ask(text)`` (the task's question; a user's own prompt as written), followed by the
+    assistant turn's opening."""
     require_choice("prompt_format", prompt_format, PROMPT_FORMATS)
     if prompt_format == "raw":
         return lambda text: tokenizer(text).input_ids
@@ -34,15 +36,15 @@ def prompt_encoder(tokenizer, name: str, prompt_format: str):
                          "(use prompt_format=raw)")
 
     def encode(text: str) -> list[int]:
-        chat = tokenizer.apply_chat_template([{"role": "user", "content": question(text)}], tokenize=False,
+        chat = tokenizer.apply_chat_template([{"role": "user", "content": ask(text)}], tokenize=False,
                                              add_generation_prompt=True)
         return tokenizer(chat, add_special_tokens=False).input_ids
     return encode
 
 
-def hf_vocabulary(tokenizer, name: str, prompt_format: str = "raw") -> Vocabulary:
-    """The Vocabulary of a transformers tokenizer: prompts in ``prompt_format`` with its special tokens,
-    answers without; <pad> falls back to <eos> when the tokenizer has none."""
+def hf_vocabulary(tokenizer, name: str, prompt_format: str = "raw", ask: Callable[[str], str] = question) -> Vocabulary:
+    """The Vocabulary of a transformers tokenizer: prompts in ``prompt_format`` (chat: the user turn says
+    ``ask(text)``) with its special tokens, answers without; <pad> falls back to <eos> when the tokenizer has none."""
     eos = tokenizer.eos_token_id
     if eos is None:
         raise ValueError(f"tokenizer of {name} has no eos token; the task needs one to end answers")
@@ -53,7 +55,7 @@ def hf_vocabulary(tokenizer, name: str, prompt_format: str = "raw") -> Vocabular
         ids = ids[:ids.index(eos)] if eos in ids else ids
         return tokenizer.decode([i for i in ids if i != pad], skip_special_tokens=True)
 
-    return Vocabulary(f"hf:{name}", len(tokenizer), pad, eos, prompt_encoder(tokenizer, name, prompt_format),
+    return Vocabulary(f"hf:{name}", len(tokenizer), pad, eos, prompt_encoder(tokenizer, name, prompt_format, ask),
                       lambda text: tokenizer(text, add_special_tokens=False).input_ids, decode)
 
 
@@ -120,9 +122,9 @@ class HFPolicy(nn.Module):
         return self._logits(torch.cat([prompts, tokens], 1), mask, (mask.cumsum(-1) - 1).clamp_min(0))[0]
 
 
-def load_hf_policy(path: Path, prompt_format: str = "raw") -> HFPolicy:
+def load_hf_policy(path: Path, prompt_format: str = "raw", ask: Callable[[str], str] = question) -> HFPolicy:
     """Model and tokenizer from the local directory ``path`` (float32 weights; local files only), prompts in
-    ``prompt_format``."""
+    ``prompt_format`` (chat: the user turn says ``ask(text)``)."""
     check_hf_dir(path)        # one line naming the file for a broken directory (opo_theory.lm.hf_check)
     tf = transformers_module()
     try:
@@ -130,4 +132,4 @@ def load_hf_policy(path: Path, prompt_format: str = "raw") -> HFPolicy:
         lm = tf.AutoModelForCausalLM.from_pretrained(path, local_files_only=True, dtype=torch.float32)
     except (OSError, ValueError, KeyError) as exc:
         raise ValueError(f"cannot load a causal LM and tokenizer from {path}: {exc}") from None
-    return HFPolicy(lm, hf_vocabulary(tokenizer, path.name, prompt_format))
+    return HFPolicy(lm, hf_vocabulary(tokenizer, path.name, prompt_format, ask))

@@ -14,6 +14,7 @@ from opo_theory.io import cache_dir, remove_stale_temporaries
 from opo_theory.lm.backend import hf_dir
 from opo_theory.lm.checkpoint import load_state, load_weights, save_state
 from opo_theory.lm.config import TrainConfig
+from opo_theory.lm.dataset import NONE, chat_text, dataset_pools
 from opo_theory.lm.model import GPT, GPTConfig
 from opo_theory.lm.progress import Interrupted, note
 from opo_theory.lm.sampling import generate, response_logits
@@ -50,7 +51,10 @@ def sft_loss(model, prompts: torch.Tensor, answers: torch.Tensor, targets: torch
 @torch.no_grad()
 def accuracy(model, pool: list[Problem], width: int, max_new: int, batch: int = 256,
              verifier: str = "strict") -> float:
-    """Greedy accuracy on ``pool``, judged by ``verifier`` (opo_theory.lm.task.VERIFIERS)."""
+    """Greedy accuracy on ``pool``, judged by ``verifier`` (opo_theory.lm.task.VERIFIERS); NaN (null in
+    metrics.jsonl) for an empty pool (a user's dataset has no OOD set)."""
+    if not pool:
+        return math.nan
     device = next(model.parameters()).device
     hits = 0
     for i in range(0, len(pool), batch):
@@ -63,7 +67,10 @@ def accuracy(model, pool: list[Problem], width: int, max_new: int, batch: int = 
 
 
 def task_pools(cfg: TrainConfig) -> dict[str, list[Problem]]:
-    """Train pool and validation sets: fixed by cfg.sft_seed so every run sees the same data."""
+    """Train pool and validation sets: fixed by cfg.sft_seed so every run sees the same data; from cfg.dataset
+    where one is set (opo_theory.lm.dataset), else the built-in arithmetic levels."""
+    if cfg.dataset != NONE:
+        return dataset_pools(cfg)
     return {"train": problems(cfg.train_level, "train", cfg.pool_size, cfg.sft_seed),
             "val": problems(cfg.train_level, "val", cfg.val_size, cfg.sft_seed),
             "ood": problems(cfg.ood_level, "val", cfg.val_size, cfg.sft_seed + 12345)}
@@ -84,7 +91,7 @@ def initial_policy(cfg: TrainConfig, pools) -> torch.nn.Module:
     path = hf_dir(cfg.model)
     if path is not None:
         from opo_theory.lm.hf import load_hf_policy
-        policy = load_hf_policy(path, cfg.prompt_format)
+        policy = load_hf_policy(path, cfg.prompt_format, chat_text(cfg))
         policy.check_context(prompt_width(policy.vocab, *pools.values()) + cfg.max_new)
         return policy
     if cfg.prompt_format != "raw":

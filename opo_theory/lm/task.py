@@ -7,7 +7,9 @@ A problem belongs to the validation split when crc32(prompt) % 5 == 0, else to t
 
 Prompts are shown raw ("12+34=") or (prompt_format=chat) as a question in the model's chat template
 (``question``). Verifiers (``VERIFIERS``): ``strict`` = the stripped completion is exactly the answer;
-``lenient`` = the last number in the text is the answer (for models that answer in prose).
+``lenient`` = the last number in the text is the answer (for models that answer in prose); ``exact`` = the
+stripped completion is exactly the answer, any non-empty text well formed (for a user's non-numeric answers,
+opo_theory.lm.dataset).
 """
 
 from __future__ import annotations
@@ -103,7 +105,13 @@ def lenient(text: str, answer: str) -> tuple[bool, bool]:
     return value is not None and value == float(answer), value is not None
 
 
-VERIFIERS = {"strict": strict, "lenient": lenient}
+def exact(text: str, answer: str) -> tuple[bool, bool]:
+    """(correct, well formed): the stripped text is exactly the answer / is not empty."""
+    text = text.strip()
+    return text == answer, bool(text)
+
+
+VERIFIERS = {"strict": strict, "lenient": lenient, "exact": exact}
 
 
 def reward(completion: str, answer: str, shaping: float = 0.0, verifier: str = "strict") -> tuple[float, bool]:
