@@ -17,21 +17,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from opo_theory.lm.hf_check import check_hf_dir
+from opo_theory.lm.hf_check import _transformers, check_hf_dir
 from opo_theory.lm.task import PROMPT_FORMATS, question
 from opo_theory.lm.tokenizer import Vocabulary
 from opo_theory.validation import require_choice
-
-
-def _transformers():
-    try:
-        import transformers
-    except ImportError:
-        raise ValueError("an 'hf:' model needs the optional transformers dependency: "
-                         "pip install -e '.[hf]'") from None
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    return transformers
 
 
 def prompt_encoder(tokenizer, name: str, prompt_format: str):

@@ -11,6 +11,19 @@ from pathlib import Path
 from opo_theory.io import read_json
 from opo_theory.validation import show
 
+
+def _transformers():
+    """The transformers module, imported where first needed (one line naming the extra when it is missing)."""
+    try:
+        import transformers
+    except ImportError:
+        raise ValueError("an 'hf:' model needs the optional transformers dependency: "
+                         "pip install -e '.[hf]'") from None
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    return transformers
+
+
 SIZE_KEYS = ("vocab_size", "hidden_size", "n_embd", "num_hidden_layers", "n_layer", "num_attention_heads", "n_head",
              "max_position_embeddings", "n_positions")
 EMBEDDINGS = ("embed_tokens.weight", "wte.weight", "word_embeddings.weight", "embed_in.weight")
@@ -107,8 +120,6 @@ def check_shapes(path: Path, headers: dict[str, dict]) -> None:
     device: no memory); a missing tensor would be initialised at random by transformers, a wrong one fail late."""
     import torch
 
-    from opo_theory.lm.hf import _transformers
-
     tf = _transformers()
     try:
         config = tf.AutoConfig.from_pretrained(path, local_files_only=True)
@@ -148,8 +159,6 @@ def check_tokenizer(path: Path, config: dict) -> None:
 def check_tokenizer_loads(path: Path) -> None:
     """transformers reads the tokenizer files (a damaged tokenizer.json raises a bare Exception from the
     tokenizers library, a missing one a many-line ValueError: both become one line naming the directory)."""
-    from opo_theory.lm.hf import _transformers
-
     try:
         _transformers().AutoTokenizer.from_pretrained(path, local_files_only=True)
     except Exception as exc:        # noqa: BLE001 -- the tokenizers library raises plain Exception

@@ -83,7 +83,7 @@ def convert_gguf(path: Path, out: Path) -> Path:
     and renamed, so an interrupted conversion leaves nothing behind)."""
     import torch
 
-    from opo_theory.lm.hf import _transformers
+    from opo_theory.lm.hf_check import _transformers
 
     tf = _transformers()
     try:

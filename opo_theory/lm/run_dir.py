@@ -93,12 +93,13 @@ def read_run_metrics(path: Path) -> list[dict]:
 
 def resume_hint(diff: dict[str, tuple]) -> str:
     """The options that give a resume the stored values of the differing settings ``{key: (stored, now)}``."""
-    def option(key, value) -> list[str]:
+    def option(key, value) -> str:
         if key == "objective_config":
-            return [f"--set objective.{k}={show(v)}" for k, v in sorted((value or {}).items())] or \
-                ["no objective.KEY=VALUE settings"]
-        return [f"--{key.replace('_', '-')} {show(value)}" if key in FLAG_FIELDS else f"--set {key}={show(value)}"]
-    return " ".join(o for k, (stored, _) in sorted(diff.items()) for o in option(k, stored))
+            return " ".join(f"--set objective.{k}={v}" for k, v in sorted((value or {}).items())) or \
+                "no objective.KEY=VALUE setting"
+        text = value if isinstance(value, str) else json.dumps(value)
+        return f"--{key.replace('_', '-')} {text}" if key in FLAG_FIELDS else f"--set {key}={text}"
+    return ", ".join(option(k, stored) for k, (stored, _) in sorted(diff.items()))
 
 
 class RunDir:

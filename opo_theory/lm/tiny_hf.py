@@ -60,7 +60,7 @@ def model_config(arch: str, vocab_size: int, layers: int, width: int, heads: int
 def build_tiny_model(out: str | Path, arch: str = "llama", layers: int = 2, width: int = 64, heads: int = 4,
                      vocab_size: int = 64, positions: int = 64, seed: int = 0) -> Path:
     """Write a random-weight ``arch`` model (seeded) and the task tokenizer to ``out``; returns ``out``."""
-    from opo_theory.lm.hf import _transformers
+    from opo_theory.lm.hf_check import _transformers
 
     tf = _transformers()
     if arch not in ARCHS:

@@ -115,13 +115,14 @@ class Trainer:
         before = self.run_dir.set_steps(steps, state) if steps >= self.step else None
         changed = f"; config.json's steps {before} -> {steps}" if before is not None else ""
         if self.step > steps:
-            what = (f"already has {self.step} steps, more than the {steps} asked for (a run is never shortened): "
-                    "nothing to train; its files are unchanged")
+            what = (f"{self.out} already has {self.step} steps, more than the {steps} asked for (a run is never "
+                    "shortened): nothing to train; its files are unchanged")
         elif self.step == steps:
-            what = f"already finished ({steps} steps): nothing to train{changed or '; its files are unchanged'}"
+            what = (f"{self.out} already finished ({steps}/{steps} steps): nothing to train"
+                    + (changed or "; its files are unchanged"))
         else:
-            what = f"resumed at step {self.step}/{steps} (its last checkpoint){changed}"
-        note(f"{self.label} {self.out} {what}", self.quiet)
+            what = f"resumed {self.out} at step {self.step}/{steps} (its last checkpoint){changed}"
+        note(f"{self.label} {what}", self.quiet)
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self) -> None:
@@ -332,7 +333,8 @@ class Trainer:
         """One line: final reward (mean of the last 10 steps), last val and OOD accuracy, where the logs are."""
         rows = read_jsonl(self.run_dir.metrics)
         s, tail = run_summary(rows), min(SUMMARY_KEYS["final_reward"][1], len(rows))
-        note(f"{self.label} done, {self.step} steps: final reward {s['final_reward']:.3f} (last {tail} "
+        done = f"{self.step}/{self.cfg.steps}" if self.step == self.cfg.steps else f"{self.step}"
+        note(f"{self.label} done, {done} steps: final reward {s['final_reward']:.3f} (last {tail} "
              f"steps), val accuracy {s['val_accuracy']:.3f}, OOD accuracy {s['ood_accuracy']:.3f} (last evaluation); "
              f"logs: {self.run_dir.metrics}", self.quiet)
 
