@@ -28,7 +28,15 @@ from opo_theory.lm.confidence import TokenGrad, step_and_measure, step_metrics
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.progress import Interrupted, note
 from opo_theory.lm.rollout import autocast, collect, draw, rollout, rollout_batch
-from opo_theory.lm.run_dir import PRE_RL, SUMMARY_KEYS, RunDir, RunDirError, run_record, run_summary
+from opo_theory.lm.run_dir import (
+    CONFIG,
+    PRE_RL,
+    SUMMARY_KEYS,
+    RunDir,
+    RunDirError,
+    run_record,
+    run_summary,
+)
 from opo_theory.lm.sampling import generate, response_logprobs, response_mask
 from opo_theory.lm.sft import accuracy, prompt_width, task_pools, warm_start
 from opo_theory.lm.task import reward
@@ -113,7 +121,7 @@ class Trainer:
         state = self._load()
         self.saved_step, steps = self.step, self.cfg.steps
         before = self.run_dir.set_steps(steps, state) if steps >= self.step else None
-        changed = f"; config.json's steps {before} -> {steps}" if before is not None else ""
+        changed = f"; {CONFIG}'s steps {before} -> {steps}" if before is not None else ""
         if self.step > steps:
             what = (f"{self.out} already has {self.step} steps, more than the {steps} asked for (a run is never "
                     "shortened): nothing to train; its files are unchanged")
