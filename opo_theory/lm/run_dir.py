@@ -197,7 +197,7 @@ class RunDir:
         now = resolved_objective(cfg)
         if stored["objective_resolved"] != now:
             old = stored["objective_resolved"] if isinstance(stored["objective_resolved"], dict) else {}
-            diff = [f"{k}: {show(old.get(k))} stored, {show(now.get(k))} now" for k in sorted(old.keys() | now.keys())
+            diff = [f"{k} {old.get(k)!r} -> {now.get(k)!r}" for k in sorted(old.keys() | now.keys())
                     if old.get(k) != now.get(k)]
             raise RunDirError(f"{self.config}: the objective's hyperparameters changed since the run started "
                               f"({'; '.join(diff) or 'not a table'}: a default changed in the code?), so this "
