@@ -43,7 +43,7 @@ SUMMARY_KEYS = {  # summary name -> (metric key, how many final steps to average
 
 
 class RunDirError(ValueError):
-    pass
+    """A run directory that cannot be used as asked (one line naming the file and the difference)."""
 
 
 def run_summary(rows: list[dict]) -> dict[str, float]:
@@ -240,6 +240,7 @@ class RunDir:
         return run_summary(self.read_metrics())
 
     def write_pre_rl(self, record: dict) -> None:
+        """pre_rl.json: the policy's evaluation before the first update."""
         write_json_atomic(self.pre_rl, record)
 
     # ------------------------------------------------------------------ the checkpoint
@@ -301,7 +302,7 @@ class RunDir:
         if before == steps:
             return None
         record["config"]["steps"] = steps
-        text = dumps_json(record, indent=2, sort_keys=True) + "\n"      # what write_json_atomic writes
+        text = dumps_json(record, indent=2, sort_keys=True) + "\n"   # write_json_atomic's form; these bytes are hashed
         marks = {**state["files"], CONFIG: hashlib.sha256(text.encode("utf-8")).hexdigest(),
                  CONFIG_BEFORE: sha256_file(self.config)}
         from opo_theory.lm.checkpoint import save_state
@@ -358,6 +359,7 @@ class CompareDir:
         return self.run(self.dirname(label), seed)
 
     def write_summary(self, record: dict, markdown: str) -> None:
+        """summary.json (``record``) and summary.md (its table as ``markdown``), each atomically."""
         write_json_atomic(self.summary_path, record)
         write_text_atomic(self.path / SUMMARY_MD, markdown)
 
