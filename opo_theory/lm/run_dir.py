@@ -93,12 +93,14 @@ def read_run_metrics(path: Path) -> list[dict]:
 
 def resume_hint(diff: dict[str, tuple]) -> str:
     """The options that give a resume the stored values of the differing settings ``{key: (stored, now)}``."""
+    def text(value) -> str:
+        return value if isinstance(value, str) else json.dumps(value)
+
     def option(key, value) -> str:
         if key == "objective_config":
-            return " ".join(f"--set objective.{k}={v}" for k, v in sorted((value or {}).items())) or \
+            return " ".join(f"--set objective.{k}={text(v)}" for k, v in sorted((value or {}).items())) or \
                 "no objective.KEY=VALUE setting"
-        text = value if isinstance(value, str) else json.dumps(value)
-        return f"--{key.replace('_', '-')} {text}" if key in FLAG_FIELDS else f"--set {key}={text}"
+        return f"--{key.replace('_', '-')} {text(value)}" if key in FLAG_FIELDS else f"--set {key}={text(value)}"
     return ", ".join(option(k, stored) for k, (stored, _) in sorted(diff.items()))
 
 
