@@ -11,6 +11,7 @@ from pathlib import Path
 from opo_theory.figures.runs import RUNS_DIR, SCARCE_DIR, describe_setup, reward_note
 from opo_theory.figures.style import FIGURES_DIR, out_dir
 from opo_theory.io import REPO_ROOT, write_text_atomic
+from opo_theory.lm.run_dir import AUDIT, PRE_RL, CompareDir
 from opo_theory.reproductions.report import reproductions_section
 
 NAME = "report"
@@ -61,7 +62,7 @@ def learning_summary(learned: dict, start: dict) -> str:
         parts.append(f"{name} {c['before']:.3f} -> {c['after']:.3f} ({c['change']:+.3f}{ci}: {c['verdict']})")
     verdicts = {by_key["val/accuracy"]["verdict"] for by_key in learned.values()}
     sources = {r["source"] for rows in start.values() for r in rows}
-    where = ("the trainer's pre-RL evaluation" if sources == {"pre_rl.json"} else
+    where = ("the trainer's pre-RL evaluation" if sources == {PRE_RL} else
              "the SFT warm-up's last evaluation of the same policy (these runs predate the pre-RL record)")
     verdict = ("Every objective improves on its pre-RL policy." if verdicts == {"improved"} else
                "At least one objective improves on its pre-RL policy." if "improved" in verdicts else
@@ -337,7 +338,7 @@ def real_model_section() -> list[str]:
     from opo_theory.figures.runs import load as load_runs
     from opo_theory.lm.real_runs import real_model_summary, start_confidence
 
-    if not (REAL_DIR / "summary.json").exists():
+    if not CompareDir(REAL_DIR).finished():
         return ["## A real pretrained LLM: SmolLM2-135M-Instruct", "",
                 "No real-model runs are committed yet (`paper_repro/regen_runs.sh` with REAL=1 makes them).", ""]
     s = real_model_summary(REAL_DIR)
@@ -389,7 +390,7 @@ def real_audit_lines() -> list[str]:
     from opo_theory.lm.audit import mechanism_verdict
     from opo_theory.lm.confidence import BIN_NAMES
 
-    path = REAL_DIR / "audit" / "audit.json"
+    path = REAL_DIR / "audit" / AUDIT
     if not path.exists():
         return ["No audit of the real model is committed (`opo-theory audit --preset smollm2-cpu --set bf16=false`).",
                 ""]
@@ -429,7 +430,7 @@ def batch_shape_section() -> list[str]:
              "| runs | objective | escort ESS | all-equal groups |", "|---|---|---|---|"]
     pct = lambda x: "not logged" if x["n"] == 0 else f"{x['mean']:.3f} [{x['low']:.3f}, {x['high']:.3f}]"
     for label, directory in (("cpu-tiny", RUNS_DIR), ("cpu-tiny-scarce", SCARCE_DIR), ("smollm2-cpu", REAL_DIR)):
-        if not (directory / "summary.json").exists():
+        if not CompareDir(directory).finished():
             continue
         for name, seeds in load_runs(directory).items():
             ess = interval([step_mean(rows, "weights/ess") for rows in seeds], "fraction")

@@ -123,3 +123,72 @@ def test_precomputed_drive_lets_micro_batches_split_groups(name, geometry):
     # without the drive a split group is centred on its fragment: the loss changes
     frag = b.select(order[:3]).with_(group=torch.zeros(3, dtype=torch.long))
     assert not torch.allclose(spec(frag, cfg)[0], spec(frag.with_(drive=d[order[:3]]), cfg)[0])
+
+
+def package_imports(root) -> dict[str, set[str]]:
+    """{module: the opo_theory modules it imports}, every import counted (those inside functions too), read with
+    ast from the source of the opo_theory package under ``root`` (a name imported from a package counts as an import
+    of its submodule when it is one)."""
+    import ast
+
+    files = {}
+    for path in (root / "opo_theory").rglob("*.py"):
+        parts = path.relative_to(root).with_suffix("").parts
+        files[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    graph = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                targets |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([node.module] if node.module else [])) if node.level else node.module
+                targets |= {f"{base}.{a.name}" if f"{base}.{a.name}" in files else base for a in node.names}
+        for target in targets:
+            while target and target not in files:
+                target = target.rpartition(".")[0]
+            if target and target != name:
+                graph.setdefault(name, set()).add(target)
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan): each an import cycle."""
+    index, low, stack, on_stack, cycles = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while not component or component[-1] != v:
+                component.append(stack.pop())
+                on_stack.discard(component[-1])
+            if len(component) > 1:
+                cycles.append(sorted(component))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return cycles
+
+
+def test_import_cycles_are_found():
+    assert import_cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert import_cycles({"a": {"b"}, "b": set(), "c": {"a", "b"}}) == []
+
+
+def test_no_import_cycle_among_opo_theory_modules():
+    from pathlib import Path
+
+    graph = package_imports(Path(__file__).resolve().parents[1])
+    assert {"opo_theory.lm.run_dir", "opo_theory.lm.checkpoint"} <= graph["opo_theory.lm.trainer"]   # imports are read
+    assert import_cycles(graph) == []

@@ -154,7 +154,8 @@ def test_bad_input_fails_before_work(micro, tmp_path, capsys):
     with pytest.raises(ValueError, match="holds a different run") as err:
         start_run(make_config("grpo", "cpu-tiny", 0, micro, steps=1), tmp_path / "a", quiet=True)
     # the refusal names each differing key with both values, and how to resume as well as how to start anew
-    assert "objective 'opo' there, 'grpo' now" in str(err.value) and "to resume it, pass its values" in str(err.value)
+    assert "objective: 'opo' stored, 'grpo' requested" in str(err.value)
+    assert "to resume it, pass the stored values (--objective opo) with --resume" in str(err.value)
 
 
 def test_gpu_small_preset_has_at_least_10m_parameters():

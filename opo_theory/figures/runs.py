@@ -10,16 +10,15 @@ import numpy as np
 
 from opo_theory.figures.style import FIGURES_DIR, colors
 from opo_theory.io import read_json, repo_relative
-from opo_theory.lm.run_dir import read_run_metrics as read_metrics
+from opo_theory.lm.run_dir import PRE_RL, CompareDir, RunDir
 from opo_theory.stats import mean_ci95, mean_ci95_log
-from opo_theory.validation import show
 
 RUNS_DIR = FIGURES_DIR / "runs" / "cpu-tiny"
 SCARCE_DIR = FIGURES_DIR / "runs" / "cpu-tiny-scarce"     # Exp 2's data-scarce runs (paper_repro/regen_runs.sh)
 LONG_DIR = FIGURES_DIR / "runs" / "cpu-tiny-long"         # optional >= 200-step runs (regen_runs.sh with LONG=1)
 RERUN_DIR = Path("runs") / "figures-rerun" / "cpu-tiny"
 OBJECTIVES = ("opo", "grpo", "dapo", "gspo", "dr-grpo")
-PRE_RL_FILE = "pre_rl.json"         # written by the trainer before the first update (opo_theory.lm.trainer.PRE_RL)
+PRE_RL_FILE = PRE_RL         # written by the trainer before the first update (RunDir.pre_rl)
 # The trainer's norm of the update actually applied, theta_after - theta_before (after clipping and AdamW);
 # one constant, so a rename is one edit.
 APPLIED_KEY = "grad/update_norm"     # docs/metrics.md: the parameter step actually applied
@@ -33,7 +32,7 @@ def compare_dir(rerun: bool) -> Path:
     if chosen_runs() is not None:
         return chosen_runs()
     if not rerun:
-        if not (RUNS_DIR / "summary.json").exists():
+        if not CompareDir(RUNS_DIR).finished():
             raise ValueError(f"no committed LM logs at {RUNS_DIR}; run `opo-theory figures --rerun`")
         return RUNS_DIR
     return rerun_once(RERUN_DIR, OBJECTIVES)
@@ -43,7 +42,7 @@ def committed(directory: Path, rerun: bool) -> bool:
     """True when the figures read the committed logs (no --runs, no --rerun) and ``directory`` holds a compare."""
     from opo_theory.figures.source import chosen_runs
 
-    return not rerun and chosen_runs() is None and (directory / "summary.json").exists()
+    return not rerun and chosen_runs() is None and CompareDir(directory).finished()
 
 
 def exp2_dir(rerun: bool) -> Path:
@@ -52,44 +51,25 @@ def exp2_dir(rerun: bool) -> Path:
 
 
 def summary_of(directory: Path) -> dict:
-    """A compare directory's summary.json, its fields the figures read checked (one line naming the file)."""
-    path = directory / "summary.json"
-    summary = read_json(path, "a `compare` summary")
-    problem = None
-    if not isinstance(summary, dict):
-        problem = "it is not a JSON object"
-    elif not isinstance(summary.get("seeds"), int) or isinstance(summary["seeds"], bool) or summary["seeds"] < 1:
-        problem = f"'seeds' must be a positive integer, got {show(summary.get('seeds'))}"
-    elif not isinstance(summary.get("objectives"), list) or not summary["objectives"] or \
-            not all(isinstance(o, str) and o for o in summary["objectives"]):
-        problem = f"'objectives' must be a non-empty list of names, got {show(summary.get('objectives'))}"
-    elif not isinstance(summary.get("run_dirs", {}), dict) or not all(
-            isinstance(v, str) and v and "/" not in v and v not in (".", "..") for v in summary.get("run_dirs", {}).values()):
-        problem = f"'run_dirs' must map labels to directory names, got {show(summary.get('run_dirs'))}"
-    if problem:
-        raise ValueError(f"{path}: {problem}: the file is damaged")
-    return summary
+    """A compare directory's summary.json, its fields the figures read checked (CompareDir.summary)."""
+    return CompareDir(directory).summary()
 
 
-def run_dir(directory: Path, label: str) -> Path:
-    """Directory of one objective or variant (summary.json's run_dirs; older runs: the label itself)."""
-    return directory / summary_of(directory).get("run_dirs", {}).get(label, label)
+def seed_run(directory: Path, label: str, seed: int) -> RunDir:
+    """The run of one objective or variant and seed (summary.json's run_dirs; older runs: the label itself)."""
+    return CompareDir(directory).seed_run(label, seed)
 
 
 def load(directory: Path) -> dict[str, list[list[dict]]]:
     """{objective: [rows of seed 0, rows of seed 1, ...]} from out/<run dir>/seed<k>/metrics.jsonl."""
     summary = summary_of(directory)
-    return {o: [read_metrics(run_dir(directory, o) / f"seed{s}" / "metrics.jsonl") for s in range(summary["seeds"])]
+    return {o: [seed_run(directory, o, s).read_metrics() for s in range(summary["seeds"])]
             for o in summary["objectives"]}
 
 
 def seed_config(directory: Path, label: str, seed: int = 0) -> dict:
     """One run's config.json record (its 'config' table checked: one line naming the file when damaged)."""
-    path = run_dir(directory, label) / f"seed{seed}" / "config.json"
-    record = read_json(path, "a run's settings")
-    if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
-        raise ValueError(f"{path} holds no run settings (no 'config' table): the file is damaged")
-    return record
+    return seed_run(directory, label, seed).record()
 
 
 def pre_rl(directory: Path) -> dict[str, list[dict]]:
@@ -102,18 +82,19 @@ def pre_rl(directory: Path) -> dict[str, list[dict]]:
     for o in summary["objectives"]:
         rows = []
         for s in range(summary["seeds"]):
-            path = run_dir(directory, o) / f"seed{s}" / PRE_RL_FILE
+            run = seed_run(directory, o, s)
+            path = run.pre_rl
             if path.exists():
                 record = read_json(path, "the pre-RL evaluation")
                 if not isinstance(record, dict):
                     raise ValueError(f"{path} is not a JSON object: the file is damaged")
-                rows.append({**record, "source": "pre_rl.json"})
+                rows.append({**record, "source": PRE_RL})
                 continue
             record = seed_config(directory, o, s)
             sft, c = record["sft"], record["config"]
             evaluated = bool(sft.get("sft_steps")) and sft["sft_steps"] % c["sft_eval_every"] == 0   # SFT stops
             # only at evaluation steps, and at sft_max_steps, which is evaluated when a multiple of sft_eval_every
-            first = read_metrics(run_dir(directory, o) / f"seed{s}" / "metrics.jsonl")[0]
+            first = run.read_metrics()[0]
             rows.append({"val/accuracy": sft["sft_val_accuracy"] if evaluated else None, "val/ood_accuracy": None,
                          "train/sampled_accuracy": first["accuracy"], "source": "sft-info+step0"})
         out[o] = rows

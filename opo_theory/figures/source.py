@@ -29,13 +29,15 @@ def reading_runs(directory: str | Path | None) -> Iterator[Path | None]:
 
 def require_compare_dir(directory: str | Path) -> Path:
     """``directory`` as a Path when it holds a finished `compare` output; else ValueError saying what it holds."""
+    from opo_theory.lm.run_dir import SUMMARY, CompareDir, RunDir
+
     d = Path(directory)
-    if (d / "summary.json").is_file():
+    if CompareDir(d).finished():
         return d
-    if (d / "config.json").is_file():
+    if RunDir(d).started():
         raise ValueError(f"--runs {d} holds a single `train` run; the LM figures compare objectives over seeds: "
                          "give the --out directory of `opo-theory compare`")
-    raise ValueError(f"--runs {d} holds no finished `compare` output (no summary.json); produce one with "
+    raise ValueError(f"--runs {d} holds no finished `compare` output (no {SUMMARY}); produce one with "
                      f"`opo-theory compare --out {d}` (--resume finishes an interrupted one)")
 
 

@@ -56,9 +56,10 @@ from trl.trainer.grpo_trainer import (
 )
 
 from opo_theory.diagnostics import reward_metrics, split_metrics
-from opo_theory.io import json_line, provenance, write_json_atomic, write_text_atomic
+from opo_theory.io import provenance
 from opo_theory.lm.confidence import conf_metrics
 from opo_theory.lm.record import PRE, build_row, rollout_record, trust_region, with_efficiency
+from opo_theory.lm.run_dir import RunDir
 from opo_theory.objectives import DRIVE_KEY, REG_KEY, PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 
@@ -227,13 +228,11 @@ class RegistryGRPOTrainer(GRPOTrainer):
         if diagnostics and sharded_engine(targs, self) is not None:          # sharding set by an accelerate config
             self.diagnostics = split_allowed(sharded_engine(targs, self), requested)
             self.twin = self.twin if self.diagnostics else None
-        self.metrics_dir = None if metrics_dir is None else Path(metrics_dir)
-        if self.metrics_dir is not None and self.accelerator.is_main_process:
-            self.metrics_dir.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.metrics_dir / "config.json", {
+        self.run_dir = None if metrics_dir is None else RunDir(metrics_dir)
+        if self.run_dir is not None and self.accelerator.is_main_process:
+            self.run_dir.start({
                 "config": {**(run_config or {}), "objective": objective, "objective_config": objective_config or {}},
                 "engine": "trl", "trl": self.args.to_dict(), "provenance": provenance()})
-            write_text_atomic(self.metrics_dir / "metrics.jsonl", "")
 
     # ------------------------------------------------------------------ generation: rewards and groups per row
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
@@ -425,10 +424,9 @@ class RegistryGRPOTrainer(GRPOTrainer):
     # ------------------------------------------------------------------ the toolkit's metrics.jsonl
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         super().log(logs, start_time)
-        if self.metrics_dir is not None and self.model.training and self.accelerator.is_main_process \
+        if self.run_dir is not None and self.model.training and self.accelerator.is_main_process \
                 and "loss" in self.state.log_history[-1]:
-            with open(self.metrics_dir / "metrics.jsonl", "a") as fh:
-                fh.write(json_line(toolkit_row(self.state.log_history[-1], self.steps_per_round())))
+            self.run_dir.append_row(toolkit_row(self.state.log_history[-1], self.steps_per_round()))
 
     def steps_per_round(self) -> int:
         """Optimizer steps per generation round: num_iterations x steps_per_generation / accumulation steps."""

@@ -135,7 +135,7 @@ def run_train_trl(args, settings: list[str]) -> int:
     from opo_theory.lm.backend import CHAR_GPT, hf_dir
     from opo_theory.lm.config import make_config
     from opo_theory.lm.pretrained import NAMED
-    from opo_theory.lm.run_dir import require_empty_run_dir
+    from opo_theory.lm.run_dir import RunDir
     from opo_theory.validation import require_output_dir
 
     if args.resume:
@@ -148,7 +148,7 @@ def run_train_trl(args, settings: list[str]) -> int:
     data = train_dataset(cfg)              # a bad dataset file is refused before --out is made
     if int(os.environ.get("RANK", "0")) == 0:     # under torchrun only rank 0 checks (before any rank writes)
         out = require_output_dir("--out", args.out)
-        require_empty_run_dir(out, "--engine trl starts every run afresh (it does not resume) and never writes "
+        RunDir(out).require_empty("--engine trl starts every run afresh (it does not resume) and never writes "
                                    "over files")
     else:
         out = Path(args.out)
@@ -172,5 +172,5 @@ def run_train_trl(args, settings: list[str]) -> int:
         trainer.add_callback(progress_callback(cfg))
     trainer.train()
     if trainer.accelerator.is_main_process:
-        print(f"wrote {out / 'metrics.jsonl'}")
+        print(f"wrote {RunDir(out).metrics}")
     return 0

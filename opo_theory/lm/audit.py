@@ -44,6 +44,7 @@ from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.progress import note
 from opo_theory.lm.record import AFTER_UPDATE, TRUST_REGION, build_row, trust_region
 from opo_theory.lm.rollout import autocast, rollout
+from opo_theory.lm.run_dir import AUDIT, PARTIAL, partial_name
 from opo_theory.lm.sampling import response_logits, response_mask, tempered_log_softmax
 from opo_theory.lm.sft import (
     accuracy,
@@ -163,11 +164,12 @@ def confident_policy(cfg: TrainConfig, pools, target_accuracy: float = 0.8, targ
 
 def checkpoint_config(run_dir: Path) -> TrainConfig:
     """The TrainConfig a run directory was trained with (its config.json)."""
-    from opo_theory.lm.run_dir import stored_config
+    from opo_theory.lm.run_dir import CHECKPOINT, CONFIG, RunDir
 
-    if not (Path(run_dir) / "config.json").is_file() or not (Path(run_dir) / "checkpoint.pt").is_file():
-        raise ValueError(f"--checkpoint {run_dir}: expected a run directory with config.json and checkpoint.pt")
-    return stored_config(Path(run_dir))
+    run = RunDir(run_dir)
+    if not run.config.is_file() or not run.checkpoint.is_file():
+        raise ValueError(f"--checkpoint {run_dir}: expected a run directory with {CONFIG} and {CHECKPOINT}")
+    return run.stored_config()
 
 
 def audit_config(preset: str, settings: list[str] | None, model: str | None, checkpoint: str | None,
@@ -199,11 +201,11 @@ def load_policy(cfg: TrainConfig, pools, policy: str, checkpoint: str | None, qu
     require_choice("--policy", policy, POLICIES)
     if checkpoint is not None:
         from opo_theory.lm.checkpoint import load_weights
-        from opo_theory.lm.run_dir import CHECKPOINT, verified_checkpoint
+        from opo_theory.lm.run_dir import RunDir
 
-        model = initial_policy(cfg, pools)
-        state = verified_checkpoint(Path(checkpoint))      # loaded safely, its run's files unchanged
-        load_weights(model, state["model"], Path(checkpoint) / CHECKPOINT)
+        model, run = initial_policy(cfg, pools), RunDir(checkpoint)
+        state = run.verified_checkpoint()      # loaded safely, its run's files unchanged
+        load_weights(model, state["model"], run.checkpoint)
         return model.to(cfg.device), {"checkpoint": str(checkpoint), "step": state["step"]}, state["opt"]
     if policy == "confident":
         model, info = confident_policy(cfg, pools, quiet=quiet)
@@ -454,24 +456,24 @@ def check_audit_dir(out: Path, key: str, partials: set[str], resume: bool) -> No
         return
     if out.is_symlink() or not out.is_dir():
         raise ValueError(f"--out {out} is a symbolic link or not a directory; give a directory")
-    ours = [out / "audit.json"] + [out / "partial" / name for name in sorted(partials)]
-    found = [p for p in (out / "partial").iterdir() if p.suffix == ".json"] if (out / "partial").is_dir() else []
-    found += [out / "audit.json"] if (out / "audit.json").exists() else []
-    others = [p.name for p in out.iterdir() if p.name not in ("audit.json", "partial")
-              and not is_temporary_of(p.name, ["audit.json"])]
+    ours = [out / AUDIT] + [out / PARTIAL / name for name in sorted(partials)]
+    found = [p for p in (out / PARTIAL).iterdir() if p.suffix == ".json"] if (out / PARTIAL).is_dir() else []
+    found += [out / AUDIT] if (out / AUDIT).exists() else []
+    others = [p.name for p in out.iterdir() if p.name not in (AUDIT, PARTIAL)
+              and not is_temporary_of(p.name, [AUDIT])]
     if not found and others:
         raise ValueError(f"--out {out} is not empty and holds no audit ({', '.join(sorted(others)[:3])}); choose a "
                          "new or empty directory")
     for path in found:
         record = read_json(path, "an audit record")
         if not isinstance(record, dict) or record.get("key") != key or path not in ours or \
-                (path.parent.name == "partial" and "data" not in record):
+                (path.parent.name == PARTIAL and "data" not in record):
             raise ValueError(f"{path} belongs to a different audit (another key, objective or seed) or is damaged; "
                              "choose another --out")
     if found and not resume:
         raise ValueError(f"output dir {out} already holds this audit; pass --resume to continue it")
-    remove_stale_temporaries(out, "audit.json")
-    remove_stale_temporaries(out / "partial", *partials)
+    remove_stale_temporaries(out, AUDIT)
+    remove_stale_temporaries(out / PARTIAL, *partials)
 
 
 def run_audit(cfg: TrainConfig, out: str | Path, *, policy: str = "sft", checkpoint: str | None = None,
@@ -493,7 +495,7 @@ def run_audit(cfg: TrainConfig, out: str | Path, *, policy: str = "sft", checkpo
     model, info, opt_state = load_policy(cfg, pools, policy, checkpoint, quiet)
     model.eval()
     key = audit_key(cfg, info, objectives, seeds, updates, minibatches)
-    partials = {f"seed{s}-{o}.json" for s in range(seeds) for o in objectives}
+    partials = {partial_name(s, o) for s in range(seeds) for o in objectives}
     check_audit_dir(out, key, partials, resume)
     width = prompt_width(model.vocab, *pools.values())
     anchor = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -505,7 +507,7 @@ def run_audit(cfg: TrainConfig, out: str | Path, *, policy: str = "sft", checkpo
         rollout["logp_old"] = policy_forward(model, rollout, cfg, grad=False)[0].detach()
         acc.append(rollout["accuracy"])
         for o in objectives:
-            path = out / "partial" / f"seed{s}-{o}.json"
+            path = out / PARTIAL / partial_name(s, o)
             if path.exists():
                 raw[o].append(read_json(path)["data"])        # its key and data checked by check_audit_dir
                 continue
@@ -521,7 +523,7 @@ def run_audit(cfg: TrainConfig, out: str | Path, *, policy: str = "sft", checkpo
               "policy": info, "rollout_accuracy": interval(acc, "fraction"), "summary": summary,
               "verdict": mechanism_verdict(summary) if _has_verdict(objectives) else None,
               "time_s": time.perf_counter() - start, "provenance": provenance()}
-    return write_text_atomic(out / "audit.json", dumps_json(rounded(record), separators=(",", ":")) + "\n")
+    return write_text_atomic(out / AUDIT, dumps_json(rounded(record), separators=(",", ":")) + "\n")
 
 
 def rounded(obj, digits: int = 5):
@@ -546,9 +548,9 @@ def audit_record(rerun: bool = False) -> tuple[dict, Path]:
         directory = RERUN_AUDIT
     else:
         directory = COMMITTED_AUDIT
-        if not (directory / "audit.json").is_file():
+        if not (directory / AUDIT).is_file():
             raise ValueError(f"no committed audit at {directory}; run `opo-theory figures --rerun`")
-    return json.loads((directory / "audit.json").read_text()), directory
+    return json.loads((directory / AUDIT).read_text()), directory
 
 
 def _has_verdict(objectives) -> bool:

@@ -173,7 +173,8 @@ def interrupt_is_one_line(run):
     def wrapped(args) -> int:
         import sys
 
-        from opo_theory.lm.progress import Interrupted, holds_run
+        from opo_theory.lm.progress import Interrupted
+        from opo_theory.lm.run_dir import holds_run
 
         try:
             return run(args)

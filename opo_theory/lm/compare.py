@@ -7,12 +7,20 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from opo_theory.io import cache_dir, write_json_atomic, write_text_atomic
+from opo_theory.io import cache_dir
 from opo_theory.lm.config import TrainConfig, make_config
 from opo_theory.lm.progress import Interrupted, note
+from opo_theory.lm.run_dir import (
+    METRICS,
+    SEED_PREFIX,
+    SUMMARY_KEYS,
+    SUMMARY_MD,
+    CompareDir,
+    run_summary,
+)
 from opo_theory.lm.run_dir import read_run_metrics as read_metrics  # steps in order, numbers only
-from opo_theory.lm.trainer import check_run_dir, start_run
-from opo_theory.stats import WINDOWS, mean_ci95, tail_mean, versus, window_mean
+from opo_theory.lm.trainer import start_run
+from opo_theory.stats import WINDOWS, mean_ci95, versus, window_mean
 from opo_theory.validation import require_int, require_output_dir, show
 
 MAX_SEEDS = 1_000
@@ -107,17 +115,7 @@ def variant_config(variant: Variant, preset: str, seed: int, settings=None, step
     """The TrainConfig of one variant: the shared settings, then the variant's own (which win)."""
     return make_config(variant.objective, preset, seed, [*(settings or []), *variant.settings], steps, model)
 
-SUMMARY_KEYS = {  # summary name -> (metric key, how many final steps to average; 0 = last evaluation)
-    "final_reward": ("reward/mean", 10), "final_accuracy": ("accuracy", 10),
-    "val_accuracy": ("val/accuracy", 0), "ood_accuracy": ("val/ood_accuracy", 0),
-    "grad_norm_last20": ("grad/norm", 20), "entropy_last20": ("entropy/mean", 20),
-    "delta_m3_last20": ("delta/m3", 20), "response_efficiency_last20": ("grad/response_efficiency", 20),
-}
-
-
-def run_summary(rows: list[dict]) -> dict[str, float]:
-    """Each SUMMARY_KEYS statistic of one run."""
-    return {name: tail_mean(rows, key, last) for name, (key, last) in SUMMARY_KEYS.items()}
+__all__ = ["SUMMARY_KEYS", "compare", "read_metrics", "run_summary", "summarize"]    # the summary lives in run_dir
 
 
 def is_opo_variant(label: str) -> bool:
@@ -139,10 +137,10 @@ def verdict_from_runs(runs: dict[str, list[list[dict]]], key: str, what: str, cl
 
 
 def summarize(out: Path, objectives: list[str], seeds: int, run_dirs: dict[str, str] | None = None) -> dict:
-    table = {}
+    """{label: {SUMMARY_KEYS name: mean, ci95 and per-seed values}} over the runs of a compare directory."""
+    table, runs = {}, CompareDir(out)
     for name in objectives:
-        d = out / (run_dirs or {}).get(name, name)
-        per_seed = [run_summary(read_metrics(d / f"seed{s}" / "metrics.jsonl")) for s in range(seeds)]
+        per_seed = [runs.run((run_dirs or {}).get(name, name), s).summary() for s in range(seeds)]
         table[name] = {k: dict(zip(("mean", "ci95"), mean_ci95([p[k] for p in per_seed]), strict=True))
                        | {"seeds": [p[k] for p in per_seed]} for k in SUMMARY_KEYS}
     return table
@@ -176,22 +174,21 @@ def compare(objectives: list[str], seeds: int, preset: str, out: str | Path, set
     require_int("--seeds", seeds, 1, MAX_SEEDS)
     configs = {(v.dirname, s): variant_config(v, preset, s, settings, steps, model)
                for v in variants for s in range(seeds)}
+    runs = CompareDir(out)
     check_outputs(out, next(iter(configs.values())))     # every config, path and run directory checked
     for (name, seed), cfg in configs.items():              # before any work starts
-        check_run_dir(out / name / f"seed{seed}", cfg, resume)
+        runs.run(name, seed).check(cfg, resume)
     for i, ((name, seed), cfg) in enumerate(configs.items(), 1):     # a finished run resumes at its last step
         note(f"compare: run {i} of {len(configs)}", quiet)
         try:
-            start_run(cfg, out / name / f"seed{seed}", resume=resume, quiet=quiet).run()
+            start_run(cfg, runs.run(name, seed).path, resume=resume, quiet=quiet).run()
         except Interrupted as stop:
             stop.where += f", run {i} of {len(configs)} of the comparison"
             raise
     table = summarize(out, objectives, seeds, run_dirs)
-    write_json_atomic(out / "summary.json", {"preset": preset, "seeds": seeds, "objectives": objectives,
-                                             "run_dirs": run_dirs,
-                                             "settings": settings or [], "model": next(iter(configs.values())).model if configs else None,
-                                             "table": table})
-    write_text_atomic(out / "summary.md", markdown(table))
-    note(f"compare: {len(configs)} runs done; summary in {out / 'summary.md'} and {out / 'summary.json'}, logs in "
-         f"{out}/<objective>/seed<k>/metrics.jsonl", quiet)
+    runs.write_summary({"preset": preset, "seeds": seeds, "objectives": objectives, "run_dirs": run_dirs,
+                        "settings": settings or [], "model": next(iter(configs.values())).model if configs else None,
+                        "table": table}, markdown(table))
+    note(f"compare: {len(configs)} runs done; summary in {runs.path / SUMMARY_MD} and {runs.summary_path}, logs "
+         f"in {out}/<objective>/{SEED_PREFIX}<k>/{METRICS}", quiet)
     return table

@@ -4,19 +4,12 @@ and the one line a Ctrl-C ends with (which step was reached, where a resume rest
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 
 def note(message: str, quiet: bool = False, end: str = "\n") -> None:
     """Write one progress line to stderr, unless ``quiet``."""
     if not quiet:
         print(message, end=end, file=sys.stderr, flush=True)
-
-
-def holds_run(out: str | Path) -> bool:
-    """True when ``out`` holds a `train` run (config.json) or a `compare` run (<objective>/seed<k>/config.json)."""
-    out = Path(out)
-    return (out / "config.json").is_file() or any(out.glob("*/seed*/config.json"))
 
 
 class Interrupted(KeyboardInterrupt):

@@ -14,22 +14,21 @@ from pathlib import Path
 import torch
 
 from opo_theory.diagnostics import frac_zero_std
-from opo_theory.io import json_line, provenance, read_jsonl, write_json_atomic, write_text_atomic
+from opo_theory.io import json_line, provenance, read_jsonl
 from opo_theory.lm.backend import param_groups, use_threads
-from opo_theory.lm.checkpoint import load_weights, save_state
+from opo_theory.lm.checkpoint import load_weights
 from opo_theory.lm.config import TrainConfig
 from opo_theory.lm.progress import Interrupted, note
 from opo_theory.lm.record import build_row, rollout_record, trust_region, with_efficiency
 from opo_theory.lm.rollout import autocast, collect, draw, rollout, rollout_batch
 from opo_theory.lm.run_dir import (
-    CHECKPOINT,
-    METRICS,
+    CONFIG,
     PRE_RL,
+    SUMMARY_KEYS,
+    RunDir,
     RunDirError,
-    check_run_dir,
-    file_marks,
     run_record,
-    verified_checkpoint,
+    run_summary,
 )
 from opo_theory.lm.sampling import generate, response_logprobs, response_mask
 from opo_theory.lm.sft import accuracy, prompt_width, task_pools, warm_start
@@ -40,7 +39,7 @@ from opo_theory.objectives import PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.shaping import informative_groups
 
-__all__ = ["PRE_RL", "RunDirError", "Trainer", "check_run_dir", "prepare_run_dir", "start_run"]
+__all__ = ["PRE_RL", "RunDirError", "Trainer", "prepare_run_dir", "start_run"]
 
 
 def prepare_run_dir(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bool = False) -> bool:
@@ -50,8 +49,9 @@ def prepare_run_dir(cfg: TrainConfig, out: str | Path, resume: bool = False, qui
     use_threads(cfg.threads)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {cfg.device!r} requested but CUDA is not available; use --set device=cpu")
-    started = (out / "config.json").exists()
-    resumable = check_run_dir(out, cfg, resume)
+    run_dir = RunDir(out)
+    started = run_dir.started()
+    resumable = run_dir.check(cfg, resume)
     if not resumable:
         label = run_label(cfg)
         note(f"{label} {out} has no checkpoint yet: starting it over from step 0" if started else
@@ -90,6 +90,7 @@ class Trainer:
         """RL state for the SFT policy ``model`` (warm_start) on ``pools`` (task_pools); ``resumable`` (what
         prepare_run_dir returned, called first) loads the checkpoint in ``out``."""
         self.cfg, self.out, self.quiet = cfg, Path(out), quiet
+        self.run_dir = RunDir(self.out)
         self.label = run_label(cfg)
         self.pools = pools
         self.rl_pool = self.pools["train"][:cfg.rl_pool_size()]    # train_fraction of the pool (Exp 2)
@@ -113,37 +114,48 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.step = self.saved_step = 0       # saved_step: the step of the checkpoint on disk
         if resumable:
-            self._load()
-            self.saved_step = self.step
-            note(f"{self.label} {self.out} already finished ({self.step}/{cfg.steps} steps): nothing to train"
-                 if self.step >= cfg.steps else
-                 f"{self.label} resumed {self.out} at step {self.step}/{cfg.steps} (its last checkpoint)", quiet)
+            self._resume()
         else:
-            self.out.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.out / "config.json", run_record(cfg, self.sft_info, provenance()))
-            write_text_atomic(self.out / METRICS, "")
+            self.run_dir.start(run_record(cfg, self.sft_info, provenance()))
+
+    def _resume(self) -> None:
+        """Load the checkpoint; a --steps other than the recorded one (and not below the steps done) becomes the
+        run's length in config.json; one line says what the resume will do."""
+        state = self._load()
+        self.saved_step, steps = self.step, self.cfg.steps
+        before = self.run_dir.set_steps(steps, state) if steps >= self.step else None
+        changed = f"; {CONFIG}'s steps {before} -> {steps}" if before is not None else ""
+        if self.step > steps:
+            what = (f"{self.out} already has {self.step} steps, more than the {steps} asked for (a run is never "
+                    "shortened): nothing to train; its files are unchanged")
+        elif self.step == steps:
+            what = (f"{self.out} already finished ({steps}/{steps} steps): nothing to train"
+                    + (changed or "; its files are unchanged"))
+        else:
+            what = f"resumed {self.out} at step {self.step}/{steps} (its last checkpoint){changed}"
+        note(f"{self.label} {what}", self.quiet)
 
     # ------------------------------------------------------------------ checkpoints
     def _save(self) -> None:
         """checkpoint.pt (atomic, loadable with weights_only): weights, optimizer, RNG streams, and the checksums
         of the files saved so far, which a resume verifies (run_dir.verified_checkpoint)."""
-        save_state(self.out / CHECKPOINT, {
+        self.run_dir.save_checkpoint({
             "model": self.model.state_dict(), "opt": self.opt.state_dict(), "step": self.step,
             "gen": self.gen.get_state(), "sample_gen": self.sample_gen.get_state(),
-            "torch_rng": torch.get_rng_state(), "cursor": self.cursor, "files": file_marks(self.out)})
+            "torch_rng": torch.get_rng_state(), "cursor": self.cursor})
 
-    def _load(self) -> None:
-        """Restore the verified checkpoint; metrics rows written after it are cut (the steps run again)."""
-        path = self.out / CHECKPOINT
-        state = verified_checkpoint(self.out)
+    def _load(self) -> dict:
+        """Restore the verified checkpoint (its state returned); metrics rows written after it are cut (the steps
+        run again)."""
+        path = self.run_dir.checkpoint
+        state = self.run_dir.restore()
         load_weights(self.model, state["model"], path)
         load_weights(self.opt, state["opt"], path)
         self.step, self.cursor = state["step"], state["cursor"]
         self.gen.set_state(state["gen"])
         self.sample_gen.set_state(state["sample_gen"])
         torch.set_rng_state(state["torch_rng"])
-        with open(self.out / METRICS, "r+b") as fh:
-            fh.truncate(state["files"][METRICS]["bytes"])
+        return state
 
     # ------------------------------------------------------------------ one step
     def _anchor_logprobs(self, prompts, tokens, skip: int):
@@ -272,12 +284,12 @@ class Trainer:
 
     def _write_pre_rl(self) -> None:
         """pre_rl.json next to the metrics, once, before the first update (a resumed run already has it)."""
-        if self.step == 0 and not (self.out / PRE_RL).exists():
+        if self.step == 0 and not self.run_dir.pre_rl.exists():
             n = len(self.rl_pool[:self.cfg.val_size])
             greedy = len(self.pools["val"]) + len(self.pools["ood"]) + n
             note(f"{self.label} evaluating the policy before RL ({greedy} greedy and {n * self.cfg.group_size} "
                  "sampled answers; minutes for a pretrained model on a CPU)", self.quiet)
-            write_json_atomic(self.out / PRE_RL, self.pre_rl_evaluation())
+            self.run_dir.write_pre_rl(self.pre_rl_evaluation())
 
     def run(self) -> Path:
         """Train to cfg.steps; a checkpoint every cfg.checkpoint_every steps; Ctrl-C raises Interrupted naming
@@ -294,11 +306,11 @@ class Trainer:
                               f"({self.out})", restart) from None
         self._check_it_trained()
         self._summary()
-        return self.out / "metrics.jsonl"
+        return self.run_dir.metrics
 
     def _check_it_trained(self) -> None:
         """A run whose every step skipped its update (the gradient was never finite) did nothing: an error."""
-        rows = read_jsonl(self.out / METRICS)
+        rows = read_jsonl(self.run_dir.metrics)
         if rows and all(not r.get("updated") and "grad/norm" in r and r["grad/norm"] is None for r in rows):
             raise ValueError(f"{self.label} no update was applied in {len(rows)} steps: the loss gradient was not "
                              f"finite at any step (objective settings {self.cfg.objective_config or 'default'}); "
@@ -315,20 +327,19 @@ class Trainer:
 
     def _summary(self) -> None:
         """One line: final reward (mean of the last 10 steps), last val and OOD accuracy, where the logs are."""
-        from opo_theory.lm.compare import SUMMARY_KEYS, run_summary
-
-        rows = read_jsonl(self.out / "metrics.jsonl")
+        rows = read_jsonl(self.run_dir.metrics)
         s, tail = run_summary(rows), min(SUMMARY_KEYS["final_reward"][1], len(rows))
-        note(f"{self.label} done, {self.step}/{self.cfg.steps} steps: final reward {s['final_reward']:.3f} (last {tail} "
+        done = f"{self.step}/{self.cfg.steps}" if self.step == self.cfg.steps else f"{self.step}"
+        note(f"{self.label} done, {done} steps: final reward {s['final_reward']:.3f} (last {tail} "
              f"steps), val accuracy {s['val_accuracy']:.3f}, OOD accuracy {s['ood_accuracy']:.3f} (last evaluation); "
-             f"logs: {self.out / 'metrics.jsonl'}", self.quiet)
+             f"logs: {self.run_dir.metrics}", self.quiet)
 
     def _loop(self) -> None:
         cfg = self.cfg
         show = not self.quiet
         self._write_pre_rl()
         start, first = clock(cfg.device), self.step
-        with open(self.out / "metrics.jsonl", "a") as log:
+        with open(self.run_dir.metrics, "a") as log:
             while self.step < cfg.steps:
                 try:
                     m = {"step": self.step, **self.rl_step()}     # step: the generation round (record.WHEN)
