@@ -19,7 +19,7 @@ from opo_theory import __version__
 COMMANDS = {
     "claims": ("opo_theory.claims.cli", "check every claim of the paper and print the verdicts"),
     "bandit": ("opo_theory.bandit.cli", "exact toy dynamics on bandits (saturation, grid, ...)"),
-    "train": ("opo_theory.lm.cli", "SFT warm-up (cached) then RL with one registered objective"),
+    "train": ("opo_theory.cli", "SFT warm-up (cached) then RL with one registered objective"),
     "compare": ("opo_theory.lm.cli", "several objectives x seeds from the same SFT policy"),
     "audit": ("opo_theory.lm.audit_cli", "confidence-resolved gradient audit: K updates per objective from one policy"),
     "objectives": ("opo_theory.cli", "list the registered objectives: hyperparameters, defaults, formula"),
@@ -69,9 +69,29 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def configure(name: str, p: argparse.ArgumentParser) -> None:
-    """``objectives [NAME]``: the registry, described (opo_theory.objectives.describe)."""
+    """``train``: lm.cli's parser, run by the engine --engine names (here, above both lm and the integrations);
+    ``objectives [NAME]``: the registry, described (opo_theory.objectives.describe)."""
+    if name == "train":
+        from opo_theory.lm.cli import configure as configure_lm
+
+        configure_lm(name, p)
+        p.set_defaults(func=run_train)
+        return
     p.add_argument("name", nargs="?", metavar="NAME", help="one objective in full (default: a line for each)")
     p.set_defaults(func=run_objectives)
+
+
+def run_train(args) -> int:
+    """`train --engine toolkit|trl`: the toolkit's trainer, or TRL's GRPOTrainer with the registry objective."""
+    from opo_theory.lm.cli import run_train as run_lm_train
+
+    return run_lm_train(args, engines={"trl": run_trl})
+
+
+def run_trl(args, settings) -> int:
+    from opo_theory.integrations.trl_run import run_train_trl
+
+    return run_train_trl(args, settings)
 
 
 def run_objectives(args) -> int:

@@ -108,11 +108,11 @@ def check_device(cfg) -> None:
 def out_of_memory_is_one_line(run):
     """A CUDA out-of-memory error becomes one line naming the settings to lower (checkpoints stay resumable)."""
     @functools.wraps(run)
-    def wrapped(args) -> int:
+    def wrapped(args, *rest, **options) -> int:
         import torch
 
         try:
-            return run(args)
+            return run(args, *rest, **options)
         except torch.OutOfMemoryError as exc:
             first = str(exc).splitlines()[0] if str(exc) else "out of memory"
             raise ValueError(f"{first} -- lower prompts_per_step, group_size or max_new (--set), or pick a smaller "
@@ -170,14 +170,14 @@ def interrupt_is_one_line(run):
     """Ctrl-C ends train/compare with one line on stderr: the step reached, where a resume restarts, the command
     that resumes (exit 130; the checkpoints on disk are whole, being written atomically)."""
     @functools.wraps(run)
-    def wrapped(args) -> int:
+    def wrapped(args, *rest, **options) -> int:
         import sys
 
         from opo_theory.lm.progress import Interrupted
         from opo_theory.lm.run_dir import holds_run
 
         try:
-            return run(args)
+            return run(args, *rest, **options)
         except KeyboardInterrupt as exc:
             resume = args.out is not None and holds_run(args.out)
             command = rerun_command(args, resume)
@@ -202,13 +202,14 @@ def settings_or_listing(args, objective: str | None, *required: str) -> dict | N
 
 @interrupt_is_one_line
 @out_of_memory_is_one_line
-def run_train(args) -> int:
+def run_train(args, engines=None) -> int:
+    """`train` on the toolkit's trainer, or on one of ``engines`` ({--engine name: run(args, settings)}, given by
+    the top-level CLI, which knows the integrations: this package imports none of them)."""
     settings = settings_or_listing(args, args.objective, "--objective", "--out")
     if settings is None:
         return 0
-    if args.engine == "trl":
-        from opo_theory.integrations.trl_run import run_train_trl
-        return run_train_trl(args, settings)
+    if args.engine != "toolkit":
+        return (engines or {})[args.engine](args, settings)
     from opo_theory.lm.compare import check_outputs
     from opo_theory.lm.config import make_config
     from opo_theory.lm.sft import task_pools, warm_start
