@@ -200,42 +200,55 @@ def judge_range(low: float, high: float, claimed: tuple[float, float]) -> str:
     return "refuted" if high < claimed[0] or low > claimed[1] else "undetermined"
 
 
+def family(by_window: dict[float, dict[str, list[float]]], pairs: list[tuple[str, str]],
+           alpha: float = ALPHA) -> dict[tuple[str, str], dict]:
+    """Paired t-tests of a - b over seeds for every (a, b) in ``pairs`` and every averaging window, Holm-corrected
+    over the pairs within a window. A pair's outcome is 'higher'/'lower' only when it is so in every window
+    ('undetermined' when any window is, else 'no detectable difference'); it is reported as estimate, interval
+    and minimum detectable difference (at the Holm level of the strictest step, alpha/m) in the widest window."""
+    windows = sorted(by_window)
+    per = {pair: {} for pair in pairs}
+    for w in windows:
+        tests = [paired(by_window[w][a], by_window[w][b], alpha) for a, b in pairs]
+        for pair, t, p in zip(pairs, tests, holm([t.p for t in tests]), strict=True):
+            per[pair][w] = (t, p, outcome(t, p, alpha))
+    out = {}
+    for (a, b), by_w in per.items():
+        words = {x[2] for x in by_w.values()}
+        word = words.pop() if len(words) == 1 else (
+            "undetermined" if "undetermined" in words else "no detectable difference")
+        t = by_w[windows[-1]][0]
+        mdd = min_detectable_difference(t.sd, t.n, alpha / len(pairs))
+        out[(a, b)] = {"outcome": word, "widest": t.to_json() | {"mdd_holm": mdd},
+                       "p_holm": [by_w[w][1] for w in windows], "text": f"{a} - {b} {t.text(mdd=mdd)}: {word}"}
+    return out
+
+
 def versus(by_window: dict[float, dict[str, list[float]]], reference: str, what: str, claimed: str = "higher",
            alpha: float = ALPHA) -> dict:
-    """``reference`` against each other entry (not all pairs): per averaging window a paired t-test over seeds
-    (seed k of every entry shares the SFT start and the prompt stream), Holm-corrected over the baselines within
-    the window. A baseline's outcome is 'higher'/'lower' only when it is so in every window; the verdict is
-    ``judge`` over the baselines. Each comparison is reported as estimate, interval and minimum detectable
-    difference (at the Holm level of the strictest step, alpha/m) in the widest window."""
+    """``reference`` against each other entry (not all pairs): ``family`` over the pairs (reference, baseline)
+    (seed k of every entry shares the SFT start and the prompt stream); the verdict is ``judge`` over the
+    baselines."""
     windows = sorted(by_window)
     first = by_window[windows[0]]
     if reference not in first:
         return {"verdict": "undetermined", "text": f"{what}: no {reference} runs to compare", "baselines": {}}
     bases = [n for n in first if n != reference]
-    per = {b: {} for b in bases}
-    for w in windows:
-        tests = [paired(by_window[w][reference], by_window[w][b], alpha) for b in bases]
-        adjusted = holm([t.p for t in tests])
-        for b, t, p in zip(bases, tests, adjusted, strict=True):
-            per[b][w] = (t, p, outcome(t, p, alpha))
-    out = {}
-    for b in bases:
-        words = {x[2] for x in per[b].values()}
-        word = words.pop() if len(words) == 1 else (
-            "undetermined" if "undetermined" in words else "no detectable difference")
-        t = per[b][windows[-1]][0]
-        mdd = min_detectable_difference(t.sd, t.n, alpha / len(bases))
-        out[b] = {"outcome": word, "widest": t.to_json() | {"mdd_holm": mdd}, "p_holm": [per[b][w][1] for w in windows],
-                  "text": f"{reference} - {b} {t.text(mdd=mdd)}: {word}"}
+    out = {b: v for (_, b), v in family(by_window, [(reference, b) for b in bases], alpha).items()}
     verdict, detail = judge({b: v["outcome"] for b, v in out.items()}, claimed)
-    label = "/".join(f"{round(100 * w)}%" for w in windows)
-    rule = (f"{reference} vs each baseline, paired t-test over seeds, Holm over {len(bases)} baselines, p < {alpha} "
-            f"in every averaging window (last {label} of the steps)")
+    rule = family_rule(f"{reference} vs each baseline", len(bases), windows, alpha)
     text = (f"{what}: {reference} {claimed} than the baselines — **{verdict}** ({detail}); "
             + "; ".join(v["text"] for v in out.values()) + f" [{rule}; estimate [95% CI], MDD at power {POWER:g}, "
             f"widest window]")
     return {"verdict": verdict, "detail": detail, "text": text, "baselines": out, "windows": list(windows),
             "reference": reference, "claimed": claimed, "alpha": alpha, "rule": rule}
+
+
+def family_rule(who: str, m: int, windows, alpha: float = ALPHA) -> str:
+    """The rule's words: 'WHO, paired t-test over seeds, Holm over m comparisons, p < alpha in every window'."""
+    label = "/".join(f"{round(100 * w)}%" for w in sorted(windows))
+    return (f"{who}, paired t-test over seeds, Holm over {m} " + ("baselines" if "each baseline" in who else
+            "comparisons") + f", p < {alpha} in every averaging window (last {label} of the steps)")
 
 
 def change(before, after, what: str, alpha: float = ALPHA) -> dict:
