@@ -166,67 +166,86 @@ def sft_lines(result: dict) -> list[str]:
     return lines
 
 
-def sections(root: Path = RUNS_DIR.parent) -> list[str]:
-    """The REPORT sections computed from the run directories under ``root`` (each skipped with a line when its
-    runs are missing)."""
-    main, sft1, lr = root / RUNS_DIR.name, root / SFT1_DIR.name, root / LR_DIR.name
-    have = lambda d: (d / "summary.json").exists()
+def have(directory: Path) -> bool:
+    return (directory / "summary.json").exists()
+
+
+def missing(*directories: Path) -> list[str]:
+    names = " or ".join(f"`{d.name}`" for d in directories if not have(d))
+    return [f"Not computed: {names} has no summary.json (`paper_repro/regen_runs.sh` makes it).", ""]
+
+
+def sft_section(main: Path, sft1: Path) -> list[str]:
     out = ["## Two SFT starts", ""]
-    if have(main) and have(sft1):
-        starts = {"SFT start 0": load(main), "SFT start 1": load(sft1)}
-        out += [f"`{main.name}` (SFT warm-up seed 0) and `{sft1.name}` (sft_seed=1), the same objectives and seeds; "
-                "OPO against each baseline per start and pooled over both (pair = same start and seed), the rule "
-                "of the main comparison; per baseline stats.judge over the two starts ('conditional': from one "
-                "start only).", "", *sft_lines(sft_starts(starts)), ""]
-    else:
-        out += [f"Not computed: `{sft1.name}` (or `{main.name}`) has no summary.json (`paper_repro/regen_runs.sh`).", ""]
-    out += ["## Learning rates: each method at its best", ""]
-    if have(main) and have(lr):
-        result = learning_rates(lr_table([main, lr]), run_lr(main))
-        means = "; ".join(f"{o} " + ", ".join(f"{x:g}: {m:.3f}" for x, m in by.items()) + f" (best {result['best'][o]:g})"
-                          for o, by in result["means"].items())
-        out += [f"`{lr.name}` beside the main runs (lr {result['main_lr']:g}), seeds 0–{result['seeds'] - 1}: mean "
-                f"training reward over the last {SELECT_WINDOW:.0%} of the steps by learning rate — {means}. Each "
-                "method's best rate is picked by that mean on the same seeds that the comparison below then "
-                "uses, so selection and evaluation share seeds (the at-best estimates are optimistic, most for "
-                "the method whose rates are closest).", ""]
-        out += [f"- At each method's best rate: {result['at_best'][k]['text']}" for k, _ in MEASURES]
-        out += [f"- All at lr {result['main_lr']:g} on the same seeds: {result['at_main'][k]['text']}"
-                for k, _ in MEASURES] + [""]
-    else:
-        out += [f"Not computed: `{lr.name}` (or `{main.name}`) has no summary.json (`paper_repro/regen_runs.sh`).", ""]
-    out += ["## The released OPO runs' DAPO and GSPO settings", ""]
-    rel = released(load(main)) if have(main) else {"pairs": []}
-    if rel["pairs"]:
-        out += ["The released OPO runs configure DAPO with clip_low 0 and centred advantages (no std) and GSPO with "
-                "a 0.2 clip; the registry's dapo/gspo follow their own papers. Paired over the main runs' seeds "
-                f"(estimate [95% CI], MDD at power {POWER:g}):", ""]
-        for key, what in MEASURES:
-            r = rel[key]
-            out.append(f"- {what}: " + "; ".join(v["text"] for v in r["difference"].values()) + f" [{r['rule']}]. "
-                       + "; ".join(f"OPO against {a}: {x['released']}, against its registry form: {x['registry']}"
-                                   + (" — OPO's outcome depends on which setting the baseline takes"
-                                      if x["changes"] else " — the same outcome") for a, x in r["opo"].items()) + ".")
-        out.append("")
-    else:
-        out += [f"Not computed: `{main.name}` has no dapo-released/gspo-released runs beside dapo/gspo.", ""]
-    out += ["## §8: the entropy mechanism", ""]
-    if have(main):
-        both = have(sft1)
-        runs = pooled(load(main), load(sft1)) if both else load(main)
-        e = entropy_mechanism(runs)
-        where = f"`{main.name}` and `{sft1.name}` pooled" if both else f"`{main.name}`"
-        out += [
-            "Paper (§8): OPO's entropy is the highest, attributed to sequence-level rather than token-level "
-            "supervision. If so, every sequence-level objective (registry defaults: " + ", ".join(e["sequence"])
-            + ") ends with more token entropy than every token-level one (" + ", ".join(e["token"]) + f"). From {where}"
-            f", `{ENTROPY}`: **{e['verdict']}** ({e['detail']}); " + "; ".join(v["text"] for v in e["pairs"].values())
-            + (f" [{e['rule']}]" if "rule" in e else "") + ". OPO against the other sequence-level objectives "
-            "(the mechanism predicts no detectable difference): "
-            + ("; ".join(v["text"] for v in e["opo_vs_sequence"].values()) or "none in these runs") + ".", ""]
-    else:
-        out += [f"Not computed: `{main.name}` has no summary.json.", ""]
-    return out
+    if not (have(main) and have(sft1)):
+        return out + missing(main, sft1)
+    starts = {"SFT start 0": load(main), "SFT start 1": load(sft1)}
+    return out + [
+        f"`{main.name}` (SFT warm-up seed 0) and `{sft1.name}` (sft_seed=1), the same objectives and seeds; OPO "
+        "against each baseline per start and pooled over both (pair = same start and seed), the rule of the main "
+        "comparison; per baseline stats.judge over the two starts ('conditional': from one start only).", "",
+        *sft_lines(sft_starts(starts)), ""]
+
+
+def lr_section(main: Path, lr: Path) -> list[str]:
+    out = ["## Learning rates: each method at its best", ""]
+    if not (have(main) and have(lr)):
+        return out + missing(main, lr)
+    result = learning_rates(lr_table([main, lr]), run_lr(main))
+    means = "; ".join(f"{o} " + ", ".join(f"{x:g}: {m:.3f}" for x, m in by.items()) + f" (best {result['best'][o]:g})"
+                      for o, by in result["means"].items())
+    return out + [
+        f"`{lr.name}` beside the main runs (lr {result['main_lr']:g}), seeds 0–{result['seeds'] - 1}: mean training "
+        f"reward over the last {SELECT_WINDOW:.0%} of the steps by learning rate — {means}. Each method's best rate "
+        "is picked by that mean on the same seeds that the comparison below then uses: selection and evaluation "
+        "share seeds, so each at-best number is biased upward (more so when a method's rates score alike).", "",
+        *[f"- At each method's best rate: {result['at_best'][k]['text']}" for k, _ in MEASURES],
+        *[f"- All at lr {result['main_lr']:g} on the same seeds: {result['at_main'][k]['text']}" for k, _ in MEASURES],
+        ""]
+
+
+def released_section(runs: Runs, where: str) -> list[str]:
+    out = ["## The released OPO runs' DAPO and GSPO settings", ""]
+    rel = released(runs)
+    if not rel["pairs"]:
+        return out + ["Not computed: no dapo-released/gspo-released runs beside dapo/gspo.", ""]
+    out += ["The released OPO runs configure DAPO with clip_low 0 and centred advantages (no std) and GSPO with a "
+            f"0.2 clip; the registry's dapo/gspo follow their own papers. Paired over the seeds of {where} (estimate "
+            f"[95% CI], MDD at power {POWER:g}):", ""]
+    for key, what in MEASURES:
+        r = rel[key]
+        out.append(f"- {what}: " + "; ".join(v["text"] for v in r["difference"].values()) + f" [{r['rule']}]. "
+                   + "; ".join(f"OPO against {a}: {x['released']}, against its registry form: {x['registry']}"
+                               + (" — OPO's outcome depends on which setting the baseline takes"
+                                  if x["changes"] else " — the same outcome") for a, x in r["opo"].items()) + ".")
+    return out + [""]
+
+
+def entropy_section(runs: Runs, where: str) -> list[str]:
+    e = entropy_mechanism(runs)
+    return [
+        "## §8: the entropy mechanism", "",
+        "Paper (§8): OPO's entropy is the highest, attributed to sequence-level rather than token-level supervision. "
+        "If so, every sequence-level objective (registry defaults: " + ", ".join(e["sequence"]) + ") ends with more "
+        "token entropy than every token-level one (" + ", ".join(e["token"]) + f"). From {where}, `{ENTROPY}`: "
+        f"**{e['verdict']}** ({e['detail']}); " + "; ".join(v["text"] for v in e["pairs"].values())
+        + (f" [{e['rule']}]" if "rule" in e else "") + ". OPO against the other sequence-level objectives (the "
+        "mechanism predicts no detectable difference): "
+        + ("; ".join(v["text"] for v in e["opo_vs_sequence"].values()) or "none in these runs") + ".", ""]
+
+
+def sections(root: Path = RUNS_DIR.parent) -> list[str]:
+    """The REPORT sections computed from the run directories under ``root`` (each says so when its runs are
+    missing); the released settings and the entropy mechanism pool both SFT starts when there are two."""
+    main, sft1, lr = root / RUNS_DIR.name, root / SFT1_DIR.name, root / LR_DIR.name
+    out = sft_section(main, sft1) + lr_section(main, lr)
+    if not have(main):
+        return out + ["## The released OPO runs' DAPO and GSPO settings; §8: the entropy mechanism", "",
+                      *missing(main)]
+    both = have(sft1)
+    runs = pooled(load(main), load(sft1)) if both else load(main)
+    where = f"`{main.name}` and `{sft1.name}` pooled (pair = same start and seed)" if both else f"`{main.name}`"
+    return out + released_section(runs, where) + entropy_section(runs, where)
 
 
 def main(argv: list[str] | None = None) -> None:
