@@ -2,7 +2,7 @@
 correction, averaging windows, the minimum detectable difference, and the one rule that turns paired
 comparisons into a verdict in the claims' vocabulary.
 
-Every threshold lives here: CONFIDENCE, ALPHA, POWER, WINDOWS, MIN_SEEDS.
+Every threshold lives here: CONFIDENCE, ALPHA, POWER, WINDOWS, MIN_SEEDS, SPREAD_TOL.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ ALPHA = 0.05                  # family-wise error of a set of comparisons (Holm)
 POWER = 0.8                   # the power at which the minimum detectable difference is stated
 WINDOWS = (0.1, 0.2, 0.5)     # averaging windows: the last 10%, 20% and 50% of a run's steps
 MIN_SEEDS = 3                 # fewer paired seeds: a comparison is undetermined
+SPREAD_TOL = 1e-12            # values this close (relative) have no spread: float rounding, not seed noise
 # Outcomes of one paired comparison and the verdicts over several (the claims' words, plus two for data
 # that cannot decide): 'conditional' = holds under a stated condition.
 OUTCOMES = ("higher", "lower", "no detectable difference", "undetermined")
@@ -29,12 +30,18 @@ def finite(values) -> np.ndarray:
     return np.asarray([float(v) for v in values if v is not None and math.isfinite(float(v))], dtype=float)
 
 
+def no_spread(x: np.ndarray) -> bool:
+    """True when the values are equal up to float rounding: max - min <= SPREAD_TOL max(1, max |x|) (e.g. every
+    seed's difference is exactly 0.45 - 0.40, computed as slightly different floats)."""
+    return len(x) > 0 and float(np.ptp(x)) <= SPREAD_TOL * max(1.0, float(np.abs(x).max()))
+
+
 def mean_ci95(values) -> tuple[float, float]:
     """Mean and the half-width of its CONFIDENCE t-interval, x̄ ± t_{n-1} s/√n (nan for one value); None/nan skipped."""
     x = finite(values)
     if len(x) == 0:
         return math.nan, math.nan
-    if len(x) < 2 or np.ptp(x) == 0:
+    if len(x) < 2 or no_spread(x):
         return float(x.mean()), (math.nan if len(x) < 2 else 0.0)
     low, high = stats.t.interval(CONFIDENCE, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
     return float(x.mean()), float((high - low) / 2)
@@ -148,7 +155,7 @@ def paired(a, b, alpha: float = ALPHA) -> Paired:
     if n == 0:
         return Paired(0, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, alpha)
     mean, half = mean_ci95(d)
-    sd = float(d.std(ddof=1)) if n >= 2 else math.nan
+    sd = (0.0 if no_spread(d) else float(d.std(ddof=1))) if n >= 2 else math.nan
     p = float(stats.ttest_rel([x for x, _ in pairs], [y for _, y in pairs]).pvalue) if n >= 2 and sd > 0 else math.nan
     return Paired(n, float(mean), float(mean - half), float(mean + half), p, sd,
                   min_detectable_difference(sd, n, alpha), alpha)

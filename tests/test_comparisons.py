@@ -45,6 +45,10 @@ def test_sft_starts_name_a_verdict_that_flips_between_starts():
     grpo = r["baselines"]["grpo"]
     assert grpo["by_start"] == {"start 0": "higher", "start 1": "no detectable difference"}
     assert grpo["verdict"] == "conditional" and r["flipped"] == ["grpo"]
+    constant = [[{**row, "reward/mean": row["reward/mean"] + 0.1} for row in rows] for rows in flat["grpo"]]
+    undecided = cmp.sft_starts({"start 0": flat, "start 1": {**flat, "opo": constant}})["reward/mean"]
+    assert undecided["baselines"]["grpo"]["by_start"]["start 1"] == "undetermined"    # a constant difference
+    assert not undecided["baselines"]["grpo"]["flips"]                                  # is no flip
     # swap OPO's and GRPO's data: the direction turns over
     swapped = {s: {**runs, "opo": runs["grpo"], "grpo": runs["opo"]} for s, runs in
                (("start 0", higher), ("start 1", flat))}

@@ -154,3 +154,14 @@ def test_family_holm_counts_every_pair_and_a_constant_difference_is_undetermined
     one = family(data, pairs[:1])[("opo", "grpo")]
     assert out[("opo", "grpo")]["widest"]["mdd_holm"] > one["widest"]["mdd_holm"]      # Holm over 3, not 1
     assert all(a >= b for a, b in zip(out[("opo", "grpo")]["p_holm"], one["p_holm"], strict=True))
+
+
+def test_a_constant_difference_up_to_float_rounding_is_undetermined():
+    from opo_theory.stats import paired
+
+    b = [0.1234, 0.5678, 0.9012]
+    a = [x + 0.1 for x in b]                       # a - b is 0.1 in every seed, computed with rounding
+    assert len({x - y for x, y in zip(a, b, strict=True)}) > 1
+    t = paired(a, b)
+    assert math.isnan(t.p) and t.sd == 0 and outcome(t) == "undetermined" and t.low == t.high
+    assert outcome(paired([x + 0.1 + 1e-6 * k for k, x in enumerate(b)], b)) == "higher"   # real spread is tested

@@ -40,8 +40,8 @@ def opo_versus(runs: Runs, key: str, what: str) -> dict:
 
 def sft_starts(starts: dict[str, Runs]) -> dict:
     """Per measure: OPO vs each baseline from each SFT start and pooled over the starts (all pairs); per baseline
-    the outcomes by start, whether they flip, and stats.judge over the starts ('conditional' = from one start
-    only: the verdict is conditional on the warm-up)."""
+    the outcomes by start, whether they flip (two starts decide differently; 'undetermined' decides nothing), and
+    stats.judge over the starts ('conditional' = from one start only: the verdict is conditional on the warm-up)."""
     out, both = {}, pooled(*starts.values())
     for key, what in MEASURES:
         per = {s: opo_versus(r, key, f"{what}, {s}") for s, r in starts.items()}
@@ -50,7 +50,8 @@ def sft_starts(starts: dict[str, Runs]) -> dict:
         for b, v in pool["baselines"].items():
             by_start = {s: per[s]["baselines"][b]["outcome"] for s in starts if b in per[s]["baselines"]}
             verdict, detail = judge(by_start)
-            baselines[b] = {"by_start": by_start, "pooled": v["outcome"], "flips": len(set(by_start.values())) > 1,
+            decided = {o for o in by_start.values() if o != "undetermined"}     # too few seeds is no flip
+            baselines[b] = {"by_start": by_start, "pooled": v["outcome"], "flips": len(decided) > 1,
                             "verdict": verdict, "detail": detail}
         out[key] = {"what": what, "per_start": per, "pooled": pool, "baselines": baselines,
                     "pairs": len(both.get("opo", [])),
