@@ -200,8 +200,8 @@ def lr_section(main: Path, lr: Path) -> list[str]:
         f"reward over the last {SELECT_WINDOW:.0%} of the steps by learning rate — {means}. Each method's best rate "
         "is picked by that mean on the same seeds that the comparison below then uses: selection and evaluation "
         "share seeds, so each at-best number is biased upward (more so when a method's rates score alike).", "",
-        *[f"- At each method's best rate: {result['at_best'][k]['text']}" for k, _ in MEASURES],
-        *[f"- All at lr {result['main_lr']:g} on the same seeds: {result['at_main'][k]['text']}" for k, _ in MEASURES],
+        *[f"- {result['at_best'][k]['text']}" for k, _ in MEASURES],
+        *[f"- {result['at_main'][k]['text']} (same seeds)" for k, _ in MEASURES],
         ""]
 
 
