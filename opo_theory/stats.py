@@ -2,7 +2,7 @@
 correction, averaging windows, the minimum detectable difference, and the one rule that turns paired
 comparisons into a verdict in the claims' vocabulary.
 
-Every threshold lives here: CONFIDENCE, ALPHA, POWER, WINDOWS, MIN_SEEDS.
+Every threshold lives here: CONFIDENCE, ALPHA, POWER, WINDOWS, MIN_SEEDS, SPREAD_TOL.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ ALPHA = 0.05                  # family-wise error of a set of comparisons (Holm)
 POWER = 0.8                   # the power at which the minimum detectable difference is stated
 WINDOWS = (0.1, 0.2, 0.5)     # averaging windows: the last 10%, 20% and 50% of a run's steps
 MIN_SEEDS = 3                 # fewer paired seeds: a comparison is undetermined
+SPREAD_TOL = 1e-12            # values this close (relative) have no spread: float rounding, not seed noise
 # Outcomes of one paired comparison and the verdicts over several (the claims' words, plus two for data
 # that cannot decide): 'conditional' = holds under a stated condition.
 OUTCOMES = ("higher", "lower", "no detectable difference", "undetermined")
@@ -29,12 +30,18 @@ def finite(values) -> np.ndarray:
     return np.asarray([float(v) for v in values if v is not None and math.isfinite(float(v))], dtype=float)
 
 
+def no_spread(x: np.ndarray) -> bool:
+    """True when the values are equal up to float rounding: max - min <= SPREAD_TOL max(1, max |x|) (e.g. every
+    seed's difference is exactly 0.45 - 0.40, computed as slightly different floats)."""
+    return len(x) > 0 and float(np.ptp(x)) <= SPREAD_TOL * max(1.0, float(np.abs(x).max()))
+
+
 def mean_ci95(values) -> tuple[float, float]:
     """Mean and the half-width of its CONFIDENCE t-interval, x̄ ± t_{n-1} s/√n (nan for one value); None/nan skipped."""
     x = finite(values)
     if len(x) == 0:
         return math.nan, math.nan
-    if len(x) < 2 or np.ptp(x) == 0:
+    if len(x) < 2 or no_spread(x):
         return float(x.mean()), (math.nan if len(x) < 2 else 0.0)
     low, high = stats.t.interval(CONFIDENCE, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
     return float(x.mean()), float((high - low) / 2)
@@ -148,7 +155,7 @@ def paired(a, b, alpha: float = ALPHA) -> Paired:
     if n == 0:
         return Paired(0, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan, alpha)
     mean, half = mean_ci95(d)
-    sd = float(d.std(ddof=1)) if n >= 2 else math.nan
+    sd = (0.0 if no_spread(d) else float(d.std(ddof=1))) if n >= 2 else math.nan
     p = float(stats.ttest_rel([x for x, _ in pairs], [y for _, y in pairs]).pvalue) if n >= 2 and sd > 0 else math.nan
     return Paired(n, float(mean), float(mean - half), float(mean + half), p, sd,
                   min_detectable_difference(sd, n, alpha), alpha)
@@ -200,42 +207,55 @@ def judge_range(low: float, high: float, claimed: tuple[float, float]) -> str:
     return "refuted" if high < claimed[0] or low > claimed[1] else "undetermined"
 
 
+def family(by_window: dict[float, dict[str, list[float]]], pairs: list[tuple[str, str]],
+           alpha: float = ALPHA) -> dict[tuple[str, str], dict]:
+    """Paired t-tests of a - b over seeds for every (a, b) in ``pairs`` and every averaging window, Holm-corrected
+    over the pairs within a window. A pair's outcome is 'higher'/'lower' only when it is so in every window
+    ('undetermined' when any window is, else 'no detectable difference'); it is reported as estimate, interval
+    and minimum detectable difference (at the Holm level of the strictest step, alpha/m) in the widest window."""
+    windows = sorted(by_window)
+    per = {pair: {} for pair in pairs}
+    for w in windows:
+        tests = [paired(by_window[w][a], by_window[w][b], alpha) for a, b in pairs]
+        for pair, t, p in zip(pairs, tests, holm([t.p for t in tests]), strict=True):
+            per[pair][w] = (t, p, outcome(t, p, alpha))
+    out = {}
+    for (a, b), by_w in per.items():
+        words = {x[2] for x in by_w.values()}
+        word = words.pop() if len(words) == 1 else (
+            "undetermined" if "undetermined" in words else "no detectable difference")
+        t = by_w[windows[-1]][0]
+        mdd = min_detectable_difference(t.sd, t.n, alpha / len(pairs))
+        out[(a, b)] = {"outcome": word, "widest": t.to_json() | {"mdd_holm": mdd},
+                       "p_holm": [by_w[w][1] for w in windows], "text": f"{a} - {b} {t.text(mdd=mdd)}: {word}"}
+    return out
+
+
 def versus(by_window: dict[float, dict[str, list[float]]], reference: str, what: str, claimed: str = "higher",
            alpha: float = ALPHA) -> dict:
-    """``reference`` against each other entry (not all pairs): per averaging window a paired t-test over seeds
-    (seed k of every entry shares the SFT start and the prompt stream), Holm-corrected over the baselines within
-    the window. A baseline's outcome is 'higher'/'lower' only when it is so in every window; the verdict is
-    ``judge`` over the baselines. Each comparison is reported as estimate, interval and minimum detectable
-    difference (at the Holm level of the strictest step, alpha/m) in the widest window."""
+    """``reference`` against each other entry (not all pairs): ``family`` over the pairs (reference, baseline)
+    (seed k of every entry shares the SFT start and the prompt stream); the verdict is ``judge`` over the
+    baselines."""
     windows = sorted(by_window)
     first = by_window[windows[0]]
     if reference not in first:
         return {"verdict": "undetermined", "text": f"{what}: no {reference} runs to compare", "baselines": {}}
     bases = [n for n in first if n != reference]
-    per = {b: {} for b in bases}
-    for w in windows:
-        tests = [paired(by_window[w][reference], by_window[w][b], alpha) for b in bases]
-        adjusted = holm([t.p for t in tests])
-        for b, t, p in zip(bases, tests, adjusted, strict=True):
-            per[b][w] = (t, p, outcome(t, p, alpha))
-    out = {}
-    for b in bases:
-        words = {x[2] for x in per[b].values()}
-        word = words.pop() if len(words) == 1 else (
-            "undetermined" if "undetermined" in words else "no detectable difference")
-        t = per[b][windows[-1]][0]
-        mdd = min_detectable_difference(t.sd, t.n, alpha / len(bases))
-        out[b] = {"outcome": word, "widest": t.to_json() | {"mdd_holm": mdd}, "p_holm": [per[b][w][1] for w in windows],
-                  "text": f"{reference} - {b} {t.text(mdd=mdd)}: {word}"}
+    out = {b: v for (_, b), v in family(by_window, [(reference, b) for b in bases], alpha).items()}
     verdict, detail = judge({b: v["outcome"] for b, v in out.items()}, claimed)
-    label = "/".join(f"{round(100 * w)}%" for w in windows)
-    rule = (f"{reference} vs each baseline, paired t-test over seeds, Holm over {len(bases)} baselines, p < {alpha} "
-            f"in every averaging window (last {label} of the steps)")
+    rule = family_rule(f"{reference} vs each baseline", len(bases), windows, alpha)
     text = (f"{what}: {reference} {claimed} than the baselines — **{verdict}** ({detail}); "
             + "; ".join(v["text"] for v in out.values()) + f" [{rule}; estimate [95% CI], MDD at power {POWER:g}, "
             f"widest window]")
     return {"verdict": verdict, "detail": detail, "text": text, "baselines": out, "windows": list(windows),
             "reference": reference, "claimed": claimed, "alpha": alpha, "rule": rule}
+
+
+def family_rule(who: str, m: int, windows, alpha: float = ALPHA) -> str:
+    """The rule's words: 'WHO, paired t-test over seeds, Holm over m comparisons, p < alpha in every window'."""
+    label = "/".join(f"{round(100 * w)}%" for w in sorted(windows))
+    return (f"{who}, paired t-test over seeds, Holm over {m} " + ("baselines" if "each baseline" in who else
+            "comparisons") + f", p < {alpha} in every averaging window (last {label} of the steps)")
 
 
 def change(before, after, what: str, alpha: float = ALPHA) -> dict:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from opo_theory.figures import comparisons
 from opo_theory.figures.runs import RUNS_DIR, SCARCE_DIR, describe_setup, reward_note
 from opo_theory.figures.style import FIGURES_DIR, out_dir
 from opo_theory.io import REPO_ROOT, write_text_atomic
@@ -471,6 +472,7 @@ def main(rerun: bool = False):
              f"were trained at revision `{runs_revision()}` (their config.json). Regenerate with `make run`; "
              "`make runs` retrains the LM runs first.", ""]
     lines += claims_section() + toy_section() + lm_section()
+    lines += comparisons.sections(RUNS_DIR.parent)
     lines += audit_section()
     lines += real_model_section()
     lines += batch_shape_section()

@@ -169,8 +169,11 @@ def test_verdict_is_paired_over_seeds_on_the_logit_space_size():
     assert A.mechanism_verdict(fake_summary(LOW, HIGH))["overall"] == "refuted"
     # marginal intervals overlap (seed-to-seed spread 10x the gap) but every seed differs the same way: paired
     spread = (1.0, 10.0, 100.0, 1000.0, 5.0)
-    paired_up = A.mechanism_verdict(fake_summary([x * 1.2 for x in spread], spread))
+    paired_up = A.mechanism_verdict(fake_summary([x * r for x, r in zip(spread, (1.2, 1.21, 1.19, 1.2, 1.22),
+                                                                        strict=True)], spread))
     assert paired_up["overall"] == "verified"
+    # the same ratio in every seed (log difference constant up to rounding) has no spread: undetermined
+    assert A.mechanism_verdict(fake_summary([x * 1.2 for x in spread], spread))["overall"] == "undetermined"
     noise = A.mechanism_verdict(fake_summary((1.0, 2.0, 0.5, 1.5, 1.0), (1.5, 1.0, 1.0, 0.6, 1.2)))
     assert noise["overall"] == "not supported" and "no detectable difference under opo, p_old" in noise["detail"]
     s = fake_summary(HIGH, LOW)

@@ -128,3 +128,12 @@ def test_cli_table_lists_all(capsys):
     assert main(["claims"]) == 0
     out = capsys.readouterr().out
     assert all(i in out for i in EXPECTED) and f"({len(EXPECTED)} claims)" in out
+
+
+def test_function_space_claims_say_so_and_name_the_parameter_transfer(results):
+    from opo_theory.claims.index import get_claim
+
+    for claim_id in ("decoupling", "contraction"):      # proved as stated, in v; parameters are their own claim
+        assert get_claim(claim_id).statement.startswith("in v") and results[claim_id].verdict == "proved"
+        assert "see parameter-transfer" in results[claim_id].detail
+    assert results["parameter-transfer"].verdict != "proved" and results["parameter-transfer"].origin == "toolkit"

@@ -13,6 +13,7 @@ from opo_theory.stats import (
     ALPHA,
     POWER,
     change,
+    family,
     holm,
     interval,
     judge,
@@ -140,3 +141,27 @@ def test_change_outcomes():
     assert change([0.5] * 3, [0.6, 0.61, 0.62], "acc")["verdict"] == "improved"
     assert change([0.5] * 3, [0.4, 0.6, 0.55], "acc")["verdict"] == "no detectable change"
     assert change([0.5], [0.6], "acc")["verdict"] == "undetermined"
+
+
+def test_family_holm_counts_every_pair_and_a_constant_difference_is_undetermined():
+    data = synthetic(gap=0.2, noise=0.001)
+    for w in data:
+        data[w]["same"] = [x + 0.1 for x in data[w]["grpo"]]          # grpo + 0.1 in every seed: no spread
+    pairs = [("opo", "grpo"), ("grpo", "dapo"), ("same", "grpo")]
+    out = family(data, pairs)
+    assert out[("opo", "grpo")]["outcome"] == "higher" and out[("grpo", "dapo")]["outcome"] == "higher"
+    assert out[("same", "grpo")]["outcome"] == "undetermined" and "+0.100" in out[("same", "grpo")]["text"]
+    one = family(data, pairs[:1])[("opo", "grpo")]
+    assert out[("opo", "grpo")]["widest"]["mdd_holm"] > one["widest"]["mdd_holm"]      # Holm over 3, not 1
+    assert all(a >= b for a, b in zip(out[("opo", "grpo")]["p_holm"], one["p_holm"], strict=True))
+
+
+def test_a_constant_difference_up_to_float_rounding_is_undetermined():
+    from opo_theory.stats import paired
+
+    b = [0.1234, 0.5678, 0.9012]
+    a = [x + 0.1 for x in b]                       # a - b is 0.1 in every seed, computed with rounding
+    assert len({x - y for x, y in zip(a, b, strict=True)}) > 1
+    t = paired(a, b)
+    assert math.isnan(t.p) and t.sd == 0 and outcome(t) == "undetermined" and t.low == t.high
+    assert outcome(paired([x + 0.1 + 1e-6 * k for k, x in enumerate(b)], b)) == "higher"   # real spread is tested

@@ -19,9 +19,10 @@ CLAIMS: tuple[Claim, ...] = (
           "the same v*", structure.three_derivations),
     Claim("bregman-chi2", "eq 16", "Bregman divergence of Psi = ½||v||² is ½ Pearson chi²; negative "
           "entropy gives KL", structure.bregman_chi2),
-    Claim("decoupling", "Thm 6.1", "grad_v L = -g + mu v; hess_v L = mu I, independent of alpha",
+    Claim("decoupling", "Thm 6.1", "in v (function space): grad_v L = -g + mu v; hess_v L = mu I, "
+          "independent of alpha",
           dynamics.decoupling),
-    Claim("contraction", "Cor 6.2, eq 20", "GD error shrinks by |1 - eta mu| per step; converges iff "
+    Claim("contraction", "Cor 6.2, eq 20", "in v: GD error shrinks by |1 - eta mu| per step; converges iff "
           "0 < eta < 2/mu; rate independent of alpha", dynamics.contraction),
     Claim("kl-saturation", "§6.3", "DPO gradient beta sigma(-beta m) and curvature beta² sigma(1-sigma) "
           "vanish exponentially in m; chi² restoring force mu|v - v*| does not", dynamics.kl_saturation),

@@ -17,6 +17,8 @@ from opo_theory.stats import mean_ci95, mean_ci95_log
 RUNS_DIR = FIGURES_DIR / "runs" / "cpu-tiny"
 SCARCE_DIR = FIGURES_DIR / "runs" / "cpu-tiny-scarce"     # Exp 2's data-scarce runs (paper_repro/regen_runs.sh)
 LONG_DIR = FIGURES_DIR / "runs" / "cpu-tiny-long"         # optional >= 200-step runs (regen_runs.sh with LONG=1)
+SFT1_DIR = FIGURES_DIR / "runs" / "cpu-tiny-sft1"         # the main comparison from a second SFT start
+LR_DIR = FIGURES_DIR / "runs" / "cpu-tiny-lr"             # opo/grpo/dapo/gspo at the other learning rates
 RERUN_DIR = Path("runs") / "figures-rerun" / "cpu-tiny"
 OBJECTIVES = ("opo", "grpo", "dapo", "gspo", "dr-grpo")
 PRE_RL_FILE = PRE_RL         # written by the trainer before the first update (RunDir.pre_rl)
