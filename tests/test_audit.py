@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+from conftest import AUDIT_SETTINGS, micro_settings
 
 from opo_theory.cli import main
 from opo_theory.lm import audit as A
@@ -18,14 +19,10 @@ from opo_theory.lm.tokenizer import CHAR_VOCAB
 from opo_theory.lm.trainer import start_run
 from opo_theory.objectives import PolicyBatch, get
 
-MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
-         "train_level=2", "ood_level=3", "sft_batch=32", "shaping=0.5", "prompts_per_step=4", "group_size=4",
-         "max_new=5", "lr=0.01"]
-
 
 @pytest.fixture(scope="module")
-def micro(tmp_path_factory):
-    return MICRO + [f"sft_cache={tmp_path_factory.mktemp('sft')}"]
+def micro(sft_cache):
+    return micro_settings(*AUDIT_SETTINGS, cache=sft_cache)
 
 
 # token probabilities of the anchor, one per bin and the two bin edges 0.9 and 0.999 (left-closed bins)

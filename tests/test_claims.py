@@ -25,6 +25,7 @@ ORIGINS = {"bounded-projection": "GOPO", "lambda-zero": "GOPO", "dpo-asymmetry":
 
 @pytest.fixture(scope="module")
 def results():
+    """Every claim checked once for the module (the whole catalogue takes seconds)."""
     return {r.id: r for r in check_all()}
 
 
@@ -65,11 +66,11 @@ def test_numbers_behind_the_verdicts(results):
     assert beta["decaying_betas"] == [1.0, 5.0] and 0.3 < beta["critical_beta_closed_form"] < 1.0
 
 
-def test_toy_saturation_verdict_is_the_bandit_outputs():
+def test_toy_saturation_verdict_is_the_bandit_outputs(results):
     from opo_theory.bandit.experiments import saturation
     from opo_theory.claims.toy import judge_saturation
     s = judge_saturation(saturation())["summary"]
-    claim = check("toy-saturation")
+    claim = results["toy-saturation"]
     assert (s["claim_verdict"], s["claim_detail"]) == (claim.verdict, claim.detail)
     assert s["holds_in"] == claim.numbers["holds_in"]
 
@@ -124,10 +125,18 @@ def test_cli_json_covers_every_id():
     assert set(rows[0]) >= {"id", "source", "statement", "verdict", "detail"}
 
 
-def test_cli_table_lists_all(capsys):
+def test_cli_table_lists_all(results, monkeypatch, capsys):
+    """The whole catalogue through the CLI; each check's result is the module's (check_all ran them once)."""
+    from opo_theory.claims import cli
+
+    ran = []
+    monkeypatch.setattr(cli, "checked", lambda claim, k, n: ran.append(claim.id) or results[claim.id])
     assert main(["claims"]) == 0
     out = capsys.readouterr().out
+    assert ran == list(EXPECTED)
     assert all(i in out for i in EXPECTED) and f"({len(EXPECTED)} claims)" in out
+    assert all(f" {r.verdict} " in line for r in results.values()
+               for line in out.splitlines() if line.startswith(f"{r.id} "))
 
 
 def test_function_space_claims_say_so_and_name_the_parameter_transfer(results):

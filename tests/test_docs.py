@@ -11,16 +11,16 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import micro_settings
 
 from opo_theory.cli import main
 from opo_theory.io import REPO_ROOT
 
 METRICS_MD = REPO_ROOT / "docs" / "metrics.md"
 COMMITTED = sorted((REPO_ROOT / "figures" / "runs").glob("*/*/seed*/metrics.jsonl"))   # and their dirs' *.json
-MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
-         "train_level=2", "ood_level=3", "val_every=1", "sft_batch=32", "checkpoint_every=2",
-         "prompts_per_step=4", "group_size=4", "steps=2", "peak_tflops=1",
-         "shaping=0.5"]      # partial credit: rewards within a group differ, so the pairwise run has pairs
+# MICRO (tests/conftest.py) with these; shaping: partial credit, rewards within a group differ, so the pairwise
+# run has pairs
+DOCS_SETTINGS = ("val_every=1", "group_size=4", "steps=2", "peak_tflops=1", "shaping=0.5")
 # One cheap run per family of objective-specific keys: OPO (escort weights, the exact-loss twin),
 # pairwise (pair/*), bounded projection (gopo/*), clipped (clip/*, and DAPO's dynamic sampling keys),
 # KL-regularized (a reference model). Extra settings per run after the objective.
@@ -84,7 +84,7 @@ def diagnostics_keys() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def logged(tmp_path_factory) -> dict[str, set[str]]:
+def logged(tmp_path_factory, sft_cache) -> dict[str, set[str]]:
     """Keys of the committed runs, of a 2-step micro run for each CHEAP_RUNS entry and of the batch
     diagnostics (all from this code)."""
     root = tmp_path_factory.mktemp("docs-runs")
@@ -92,7 +92,7 @@ def logged(tmp_path_factory) -> dict[str, set[str]]:
     for objective, *extra in CHEAP_RUNS:
         out = root / "-".join([objective, *extra]).replace("=", "_")
         assert main(["train", "--objective", objective, "--out", str(out), "--quiet",
-                     "--set", *MICRO, *extra, f"sft_cache={root / 'sft'}"]) == 0
+                     "--set", *micro_settings(*DOCS_SETTINGS, *extra, cache=sft_cache)]) == 0
         dirs.append(out)
     found = keys_in(dirs)
     found[METRICS] = found.get(METRICS, set()) | diagnostics_keys()

@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import micro_settings
 
 from opo_theory.bandit.saturation import REGIMES, binary_toy_gradients
 from opo_theory.cli import main
@@ -25,8 +26,6 @@ from opo_theory.objectives import PolicyBatch, available, get
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.field import FIELD_LOSSES as FIELD
 
-MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20", "train_level=2",
-         "ood_level=3", "val_every=1", "sft_batch=32", "prompts_per_step=4", "group_size=4", "steps=2", "shaping=0.5"]
 G, N, T = 3, 4, 6
 
 
@@ -202,8 +201,8 @@ def test_bandit_dynamics_takes_field_losses(capsys):
 
 
 @pytest.fixture(scope="module")
-def micro(tmp_path_factory):
-    return [*MICRO, f"sft_cache={tmp_path_factory.mktemp('sft')}"]
+def micro(sft_cache):
+    return micro_settings("val_every=1", "group_size=4", "steps=2", "shaping=0.5", cache=sft_cache)
 
 
 def test_trainer_and_compare_run_field_losses(micro, tmp_path):

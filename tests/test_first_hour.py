@@ -6,22 +6,18 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import AUDIT_SETTINGS, micro_settings
 
 from opo_theory.cli import main
-
-MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
-         "train_level=2", "ood_level=3", "val_every=2", "sft_batch=32", "checkpoint_every=2", "prompts_per_step=4"]
-
 
 # ---------------------------------------------------------------- item 1: no silently empty figure
 
 @pytest.fixture(scope="module")
-def short_compare(tmp_path_factory):
+def short_compare(tmp_path_factory, micro):
     """A 3-step compare: shorter than the figures' 5-step moving average."""
-    root = tmp_path_factory.mktemp("short")
-    out = root / "cmp"
+    out = tmp_path_factory.mktemp("short") / "cmp"
     assert main(["compare", "--objectives", "opo,grpo", "--seeds", "2", "--steps", "3", "--out", str(out), "--quiet",
-                 "--set", *MICRO, f"sft_cache={root / 'sft'}"]) == 0
+                 "--set", *micro]) == 0
     return out
 
 
@@ -157,15 +153,10 @@ def test_bandit_cells_never_round_a_probability_onto_one(value, shown):
 
 # ---------------------------------------------------------------- item 7: audit output, one name per variant
 
-AUDIT_MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
-               "train_level=2", "ood_level=3", "sft_batch=32", "shaping=0.5", "prompts_per_step=4", "group_size=4",
-               "max_new=5", "lr=0.01"]
-
-
-def test_audit_prints_its_verdict_table_read_from_its_json(tmp_path, capsys):
+def test_audit_prints_its_verdict_table_read_from_its_json(tmp_path, sft_cache, capsys):
     out = tmp_path / "audit"
     assert main(["audit", "--out", str(out), "--seeds", "2", "--updates", "1", "--objectives", "opo-released,grpo",
-                 "--quiet", "--set", *AUDIT_MICRO, f"sft_cache={tmp_path / 'sft'}"]) == 0
+                 "--quiet", "--set", *micro_settings(*AUDIT_SETTINGS, cache=sft_cache)]) == 0
     printed = capsys.readouterr().out
     verdict = json.loads((out / "audit.json").read_text())["verdict"]
     assert f"mechanism verdict: {verdict['overall']} " in printed

@@ -8,7 +8,7 @@ ones are only ever under /proc, so nothing is written into the repository.
 
 What runs for real: argument parsing, validation, output-directory checks, the claims checks, the bandit
 experiments (from small base settings), and for train/compare everything up to the RL loop: config,
-task pools, SFT warm-up of the micro LM (tests/test_lm.py's settings, SFT cache shared by the module),
+task pools, SFT warm-up of the micro LM (tests/conftest.py's MICRO, SFT cache shared by the session),
 run-directory checks and the run directory with its config.json and empty metrics.jsonl. What is
 patched: ``Trainer.run`` (the RL loop; tests/test_lm.py and tests/test_strict_json.py run it) returns at
 once, and ``figures`` builds through a stub that writes one JSON file into ``--out`` (nothing when --out
@@ -27,6 +27,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from conftest import micro_settings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -40,9 +41,7 @@ from opo_theory.lm.trainer import Trainer
 from opo_theory.objectives import available, get
 from opo_theory.settings import function_defaults
 
-MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
-         "train_level=2", "ood_level=3", "val_every=2", "sft_batch=32", "shaping=0.5", "checkpoint_every=2",
-         "prompts_per_step=4", "steps=2"]
+MICRO = micro_settings("shaping=0.5", "steps=2")      # tests/conftest.py's MICRO; the SFT cache is the session's
 SMALL_BANDIT = {
     "saturation": ["points=20"],
     "dynamics": ["arms=3", "seeds=2", "steps=3", "group_size=2"],
@@ -401,11 +400,6 @@ def fake_build(name: str, rerun: bool = False, out: Path | None = None) -> list[
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text('{"stub": true}\n')
     return [path]
-
-
-@pytest.fixture(scope="module")
-def sft_cache(tmp_path_factory):
-    return str(tmp_path_factory.mktemp("fuzz-sft"))
 
 
 # Default-suite budget per command (examples); the slow variant multiplies each by SLOW_FACTOR.

@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from conftest import micro_settings
 from resume_check import assert_resume_is_exact
 
 from opo_theory import objectives as O
@@ -18,15 +19,10 @@ from opo_theory.lm.tokenizer import CHAR_VOCAB, EOS, PAD, VOCAB, decode, encode,
 from opo_theory.lm.trainer import Trainer, start_run
 from opo_theory.objectives import available
 
-MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
-         "train_level=2", "ood_level=3", "val_every=2", "sft_batch=32", "shaping=0.5", "checkpoint_every=2",
-         "prompts_per_step=4"]
-
 
 @pytest.fixture(scope="module")
-def micro(tmp_path_factory):
-    cache = tmp_path_factory.mktemp("sft")
-    return MICRO + [f"sft_cache={cache}"]
+def micro(sft_cache):
+    return micro_settings("shaping=0.5", cache=sft_cache)
 
 
 def test_reward_hand_cases():

@@ -15,14 +15,6 @@ from opo_theory.lm.compare import parse_variant, parse_variants, variant_config
 from opo_theory.lm.config import make_config
 from opo_theory.lm.rollout import collect, draw
 
-MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
-         "train_level=2", "ood_level=3", "val_every=2", "sft_batch=32", "checkpoint_every=2", "prompts_per_step=4"]
-
-
-@pytest.fixture(scope="module")
-def micro(tmp_path_factory):
-    return MICRO + [f"sft_cache={tmp_path_factory.mktemp('sft')}"]
-
 
 def script(name: str):
     spec = importlib.util.spec_from_file_location(name.replace("-", "_"), REPO_ROOT / "paper_repro" / f"{name}.py")

@@ -6,19 +6,19 @@ import json
 import shlex
 
 import pytest
+from conftest import micro_settings
 
 from opo_theory.cli import main
 from opo_theory.lm import sft
 from opo_theory.lm.trainer import Trainer
 
-MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
-         "train_level=2", "ood_level=3", "val_every=2", "sft_batch=32", "shaping=0.5", "checkpoint_every=2",
-         "prompts_per_step=4", "sft_eval_every=10"]
+MICRO = micro_settings("shaping=0.5", "sft_eval_every=10")      # tests/conftest.py's MICRO
 STEPS = 6
 
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
+    """This module's own SFT cache, empty at its start: its first test is about training the warm-up."""
     return tmp_path_factory.mktemp("sft")
 
 

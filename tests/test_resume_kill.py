@@ -12,13 +12,12 @@ import time
 
 import pytest
 import torch
+from conftest import micro_settings
 from resume_check import timeless_rows
 
 from opo_theory.lm.checkpoint import load_state
 
-SETTINGS = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
-            "train_level=2", "ood_level=3", "val_every=3", "sft_batch=32", "shaping=0.5", "checkpoint_every=2",
-            "prompts_per_step=4", "sft_eval_every=10"]
+SETTINGS = micro_settings("val_every=3", "shaping=0.5", "sft_eval_every=10")      # tests/conftest.py's MICRO
 STEPS = 8
 
 # Runs the real CLI in a fresh interpreter; OPO_TEST_FAULT makes that process SIGKILL itself at one

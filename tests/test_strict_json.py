@@ -7,14 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import micro_settings
 
 from opo_theory.bandit.experiments import EXPERIMENTS
 from opo_theory.cli import main
 from opo_theory.io import REPO_ROOT, dumps_json, json_line, to_strict_json, write_json_atomic
-
-MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=30", "pool_size=300", "val_size=20",
-         "train_level=2", "ood_level=3", "val_every=2", "sft_batch=32", "shaping=0.5", "checkpoint_every=2",
-         "prompts_per_step=4"]          # tests/test_lm.py's micro settings
 
 SMALL_BANDIT = {  # each experiment in well under a second
     "saturation": ["points=20"],
@@ -112,8 +109,8 @@ def test_figures_write_strict_json_to_the_chosen_directory(tmp_path, capsys):
 
 
 @pytest.fixture(scope="module")
-def micro(tmp_path_factory):
-    return MICRO + [f"sft_cache={tmp_path_factory.mktemp('sft')}"]
+def micro(sft_cache):
+    return micro_settings("shaping=0.5", cache=sft_cache)          # tests/test_lm.py's micro settings
 
 
 def _lm_argv(command: list[str], settings: list[str]) -> list[str]:

@@ -34,7 +34,7 @@ from opo_theory.bandit.experiments import approx, grid, positivity
 from opo_theory.claims.toy import judge_grid
 
 SMALL = os.environ.get("OPO_NOTEBOOK_SMALL") == "1"
-GRID_KW = dict(seeds=8, arms=10, outer=10, n_boot=50) if SMALL else dict()          # defaults: 32 seeds, 20 arms, 30 outer, 200 boot
+GRID_KW = dict(inner_sweep=(5, 50, 300), **(dict(seeds=8, arms=10, outer=10, n_boot=50) if SMALL else {}))   # defaults: 32 seeds, 20 arms, 30 outer, 200 boot; sweep (5, 50)
 APPROX_KW = dict(arms=20, seeds=4) if SMALL else dict()                              # defaults: 50 arms, 8 seeds
 POS_KW = dict(instances=200) if SMALL else dict()                                    # default: 2000 instances
 print("small mode:", SMALL)

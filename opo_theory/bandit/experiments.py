@@ -127,11 +127,12 @@ def _sweep_entry(run: dict, n_boot: int, rng: np.random.Generator) -> dict:
 
 def grid(alphas=(0.3, 0.6, 0.9), mus=(0.5, 1.0, 2.0), seeds: int = 32, arms: int = 20,
          outer: int = 30, inner: int = 5, eta: float = 0.4, n_boot: int = 200, seed: int = 0,
-         device: str = "cpu", inner_sweep=(5, 50, 300), objective: str = "opo") -> dict:
+         device: str = "cpu", inner_sweep=(5, 50), objective: str = "opo") -> dict:
     """alpha x mu x seeds in one batch: function-space rate vs |1 - eta mu|, parameter-space rate,
     final reward; variance shares (with 95% bootstrap CIs over seeds) of rate and reward, for ``inner``
-    and for each inner-steps count of ``inner_sweep`` (opo_theory.claims.toy.judge_grid judges them; the
-    300-step run takes most of the ~25 s; `--set inner_sweep=5,50` for a quick look).
+    and for each inner-steps count of ``inner_sweep`` (opo_theory.claims.toy.judge_grid judges them). The default
+    sweep is the cheap (5, 50); the figure (paper_repro/grid-alpha-mu.py) and notebook 03 ask for (5, 50, 300),
+    where the verdict changes (`--set inner_sweep=5,50,300`: the 300-step run is most of its time).
 
     objective: 'opo' trains the surrogate, whose optimum (Delta* = g/mu, v = e^(g/mu) - 1) is offset from the
     exact target v* = g/mu the rate is measured against, by an alpha-dependent amount; 'opo-exact' trains the
