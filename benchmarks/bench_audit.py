@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from bench_lm import LEAN, MODEL, SHAPES
 
-from opo_theory.lm.config import make_config
+from opo_theory.lm.training.config import make_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CHANGED = (   # (line of lm/update.py, what it becomes without the confidence diagnostics)
@@ -55,7 +55,7 @@ def trainer_without_confidence():
 
 
 def lean_overhead(repeats: int) -> None:
-    from opo_theory.lm.trainer import start_run
+    from opo_theory.lm.training.trainer import start_run
 
     Before = trainer_without_confidence()
     with tempfile.TemporaryDirectory() as tmp:
@@ -81,7 +81,7 @@ def lean_overhead(repeats: int) -> None:
 
 
 def default_run() -> None:
-    from opo_theory.lm.audit import audit_config, run_audit
+    from opo_theory.lm.experiments.audit import audit_config, run_audit
 
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()

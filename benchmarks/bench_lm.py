@@ -15,11 +15,11 @@ import tempfile
 import torch
 from timing import median_time
 
-from opo_theory.lm.config import make_config
-from opo_theory.lm.model import GPT, GPTConfig
-from opo_theory.lm.sampling import generate, response_logprobs
-from opo_theory.lm.tokenizer import VOCAB, encode, left_pad
-from opo_theory.lm.trainer import Trainer, start_run
+from opo_theory.lm.models.char_gpt import GPT, GPTConfig
+from opo_theory.lm.models.sampling import generate, response_logprobs
+from opo_theory.lm.models.tokenizer import VOCAB, encode, left_pad
+from opo_theory.lm.training.config import make_config
+from opo_theory.lm.training.trainer import Trainer, start_run
 
 MODEL = ["n_layer=4", "n_embd=128", "n_head=4"]
 
@@ -58,7 +58,7 @@ def models(tmp: str) -> dict[str, str]:
     """The char GPT and, when transformers is installed, a random-weight Llama of the same depth and width."""
     out = {"char-gpt": "char-gpt"}
     try:
-        from opo_theory.lm.tiny_hf import build_tiny_model
+        from opo_theory.lm.models.tiny_hf import build_tiny_model
         out["hf-llama"] = f"hf:{build_tiny_model(f'{tmp}/llama', 'llama', layers=4, width=128, heads=4, positions=64)}"
     except ValueError as exc:          # transformers missing: the hf line is skipped
         print(f"(no hf line: {exc})")

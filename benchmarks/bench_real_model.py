@@ -26,7 +26,7 @@ machine's load falls on every side alike; the table gives medians over all timed
 Work per step is the same on every side: the same model and weights, prompts x completions x max new tokens,
 sampling at temperature 1 (top_p 1, no top_k), raw task prompts (level 3), on which the instruct model rarely
 ends early, so nearly every completion runs to the limit (mean lengths are reported). Model FLOPs per step:
-opo_theory.lm.throughput.rl_step_flops (PaLM-style, 8N per processed token: rollout 2N, one update 6N);
+opo_theory.lm.training.throughput.rl_step_flops (PaLM-style, 8N per processed token: rollout 2N, one update 6N);
 GFLOP per CPU-second is set beside a single-thread matmul peak measured in the same run.
 """
 
@@ -54,7 +54,7 @@ def model_dir(spec: str) -> Path:
     """The local save_pretrained directory of ``spec``: 'hf:DIR', or a named/'gguf:' model (converted once)."""
     if spec.startswith("hf:"):
         return Path(spec[3:])
-    from opo_theory.lm.pretrained import pretrained_dir
+    from opo_theory.lm.models.pretrained import pretrained_dir
 
     return pretrained_dir(spec)
 
@@ -96,7 +96,7 @@ def run_trl(directory: Path, shape: tuple[int, int, int], steps: int, bf16: bool
     from transformers import AutoTokenizer, PrinterCallback, ProgressCallback, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from opo_theory.lm.task import problems
+    from opo_theory.lm.tasks.arithmetic import problems
 
     prompts, group, new = shape
     clock, lengths = StepClock(1), []
@@ -130,8 +130,8 @@ def run_trl(directory: Path, shape: tuple[int, int, int], steps: int, bf16: bool
 
 
 def run_ours(side: str, directory: Path, shape: tuple[int, int, int], steps: int, bf16: bool, tmp: Path) -> dict:
-    from opo_theory.lm.config import make_config
-    from opo_theory.lm.trainer import start_run
+    from opo_theory.lm.training.config import make_config
+    from opo_theory.lm.training.trainer import start_run
 
     prompts, group, new = shape
     objective = "opo" if side.startswith("opo") else "grpo"
@@ -198,7 +198,7 @@ def spawn(side: str, args) -> dict:
 
 
 def table(results: dict, args, peaks: dict, load: list[float]) -> str:
-    from opo_theory.lm.throughput import rl_step_flops
+    from opo_theory.lm.training.throughput import rl_step_flops
 
     prompts, group, new = parse_shape(args.shape)
     rows = prompts * group

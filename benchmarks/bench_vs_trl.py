@@ -4,7 +4,7 @@ Installs nothing: without ``trl`` (and transformers, datasets) it prints how to 
 Usage: python benchmarks/bench_vs_trl.py [--repeats 7] [--threads N] [--warmup 2]
 
 Model: one random-weight local Llama (4 layers, width 128, 4 heads, the task's 64-token BPE tokenizer)
-built with opo_theory.lm.tiny_hf; TRL loads it from its directory, our trainer as ``hf:<dir>``, so both
+built with opo_theory.lm.models.tiny_hf; TRL loads it from its directory, our trainer as ``hf:<dir>``, so both
 train the same weights and architecture from random init (no SFT on either side). A third line times our
 trainer on the built-in char GPT of the same depth/width.
 
@@ -37,10 +37,10 @@ from pathlib import Path
 
 import torch
 
-from opo_theory.lm.config import make_config
-from opo_theory.lm.task import problems, reward
-from opo_theory.lm.tiny_hf import build_tiny_model
-from opo_theory.lm.trainer import Trainer, start_run
+from opo_theory.lm.models.tiny_hf import build_tiny_model
+from opo_theory.lm.tasks.arithmetic import problems, reward
+from opo_theory.lm.training.config import make_config
+from opo_theory.lm.training.trainer import Trainer, start_run
 
 SHAPES = ((8, 6, 8), (16, 6, 32))          # prompts x completions per prompt x max new tokens
 LAYERS, WIDTH, HEADS = 4, 128, 4
@@ -59,7 +59,7 @@ def missing_dependency() -> str | None:
 
 
 def task_reward(completions, answer, **_) -> list[float]:
-    """opo_theory.lm.task.reward (no shaping) as a TRL reward function; ``answer`` is a dataset column."""
+    """opo_theory.lm.tasks.arithmetic.reward (no shaping) as a TRL reward function; ``answer`` is a dataset column."""
     return [reward(c, a)[0] for c, a in zip(completions, answer)]
 
 

@@ -33,8 +33,8 @@ def weights_hash(model) -> str:
 def record(objective: str, sft_cache: str, root: Path) -> dict:
     """One micro run of ``objective``: its rows without the timing keys and its final weights' hash."""
     from opo_theory.io import read_jsonl
-    from opo_theory.lm.config import make_config
-    from opo_theory.lm.trainer import start_run
+    from opo_theory.lm.training.config import make_config
+    from opo_theory.lm.training.trainer import start_run
 
     cfg = make_config(objective, "cpu-tiny", 0, MICRO + [f"sft_cache={sft_cache}", f"steps={STEPS}"], None, None)
     trainer = start_run(cfg, root / objective, quiet=True)

@@ -2,7 +2,7 @@
 
     python examples/trl_own_data.py [OUT_DIR]
 
-A tiny random-weight model stands in for yours (opo_theory.lm.tiny_hf; nothing is downloaded): it has learned
+A tiny random-weight model stands in for yours (opo_theory.lm.models.tiny_hf; nothing is downloaded): it has learned
 nothing, so its rewards come from the partial credit only (expected). With a real model pass its directory as
 ``model=``.
 Needs the [trl] extra. Writes OUT_DIR/metrics.jsonl (the toolkit's diagnostics per optimizer step).
@@ -19,7 +19,7 @@ from transformers import AutoTokenizer, PrinterCallback
 from trl import GRPOConfig
 
 from opo_theory.integrations.trl import RegistryGRPOTrainer
-from opo_theory.lm.tiny_hf import build_tiny_model
+from opo_theory.lm.models.tiny_hf import build_tiny_model
 
 HERE = Path(__file__).resolve().parent
 warnings.filterwarnings("ignore", category=FutureWarning)     # transformers' deprecation notices inside TRL

@@ -8,8 +8,8 @@ import numpy as np
 from opo_theory.figures.audit_source import audit_record
 from opo_theory.figures.style import colors, new_figure, save_figure
 from opo_theory.io import repo_relative
-from opo_theory.lm.audit import mechanism_verdict
-from opo_theory.lm.confidence import BIN_NAMES
+from opo_theory.lm.experiments.audit import mechanism_verdict
+from opo_theory.lm.training.confidence import BIN_NAMES
 
 NAME = "audit-confidence"
 PANELS = (("grad_rel", "|dL/dlogp| / all-token mean", True),       # the loss's own scale divided out

@@ -8,7 +8,7 @@ import numpy as np
 from opo_theory.figures.audit_source import audit_record
 from opo_theory.figures.style import colors, new_figure, objective_legend, save_figure
 from opo_theory.io import repo_relative
-from opo_theory.lm.audit import per_update_series
+from opo_theory.lm.experiments.audit import per_update_series
 
 NAME = "audit-trust-region"
 PANELS = (("delta/abs_max", "max|Delta| after update k", True), ("delta/m3", "E[Delta³] after update k", False),

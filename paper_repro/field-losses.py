@@ -22,7 +22,7 @@ import torch
 from opo_theory.bandit.saturation import REGIMES, binary_toy_gradients
 from opo_theory.figures.style import color, legend_outside, new_figure, save_figure
 from opo_theory.io import REPO_ROOT
-from opo_theory.lm.confidence import BIN_NAMES
+from opo_theory.lm.training.confidence import BIN_NAMES
 from opo_theory.objectives import get
 from opo_theory.objectives.field import BATCH_COUPLED, FIELD_LOSSES
 
@@ -107,7 +107,7 @@ def audit_record(rerun: bool) -> dict | None:
     if chosen_audit() is not None:
         return read_audit(chosen_audit())
     if rerun:
-        from opo_theory.lm.audit import audit_config, run_audit
+        from opo_theory.lm.experiments.audit import audit_config, run_audit
 
         path = run_audit(audit_config("cpu-tiny", None, None, None), REPO_ROOT / "runs" / "figures-rerun" /
                          "audit-field", objectives=AUDIT_OBJECTIVES, resume=True, quiet=True)

@@ -12,7 +12,7 @@ from opo_theory.figures import comparisons
 from opo_theory.figures.runs import RUNS_DIR, SCARCE_DIR, describe_setup, reward_note
 from opo_theory.figures.style import FIGURES_DIR, out_dir
 from opo_theory.io import REPO_ROOT, write_text_atomic
-from opo_theory.lm.run_dir import AUDIT, PRE_RL, CompareDir
+from opo_theory.lm.training.run_dir import AUDIT, PRE_RL, CompareDir
 from opo_theory.reproductions.report import reproductions_section
 
 NAME = "report"
@@ -282,8 +282,8 @@ def lm_section() -> list[str]:
 
 def audit_section() -> list[str]:
     """The confidence-resolved gradient audit: per-bin table, trust region, and the verdict computed here."""
-    from opo_theory.lm.audit import mechanism_verdict
-    from opo_theory.lm.confidence import BIN_NAMES
+    from opo_theory.lm.experiments.audit import mechanism_verdict
+    from opo_theory.lm.training.confidence import BIN_NAMES
 
     conf, tr = load("audit-confidence"), load("audit-trust-region")
     summary = conf["summary"]
@@ -337,7 +337,7 @@ REAL_DIR = RUNS_DIR.parent / "smollm2-cpu"
 def real_model_section() -> list[str]:
     """The real pretrained LLM (figures/runs/smollm2-cpu): accuracy, OPO against each baseline, token confidence."""
     from opo_theory.figures.runs import load as load_runs
-    from opo_theory.lm.real_runs import real_model_summary, start_confidence
+    from opo_theory.lm.experiments.real_runs import real_model_summary, start_confidence
 
     if not CompareDir(REAL_DIR).finished():
         return ["## A real pretrained LLM: SmolLM2-135M-Instruct", "",
@@ -388,8 +388,8 @@ def real_model_section() -> list[str]:
 
 def real_audit_lines() -> list[str]:
     """The committed audit of the real model's start policy (figures/runs/smollm2-cpu/audit), when present."""
-    from opo_theory.lm.audit import mechanism_verdict
-    from opo_theory.lm.confidence import BIN_NAMES
+    from opo_theory.lm.experiments.audit import mechanism_verdict
+    from opo_theory.lm.training.confidence import BIN_NAMES
 
     path = REAL_DIR / "audit" / AUDIT
     if not path.exists():
@@ -444,7 +444,7 @@ def batch_shape_section() -> list[str]:
 def ess_text(label: str, ess: dict, pct) -> str:
     """The ESS cell; under the gopo geometry the 'escort weights' are the centred advantages themselves (w = A,
     signed, summing to 0 in a group), not a distribution, so their ESS is 0 by construction."""
-    from opo_theory.lm.compare import parse_variant
+    from opo_theory.lm.experiments.compare import parse_variant
     from opo_theory.objectives import get
 
     variant = parse_variant(label)

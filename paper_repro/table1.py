@@ -6,7 +6,7 @@ from __future__ import annotations
 from opo_theory.figures.runs import compare_dir, describe_setup, load, reward_note, seed_config
 from opo_theory.figures.style import save_table
 from opo_theory.io import repo_relative
-from opo_theory.lm.compare import verdict_from_runs
+from opo_theory.lm.experiments.compare import verdict_from_runs
 from opo_theory.stats import mean_ci95, tail_mean
 
 NAME = "table1"

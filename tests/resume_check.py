@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
-from opo_theory.lm.checkpoint import load_state
-from opo_theory.lm.trainer import start_run
+from opo_theory.lm.training.checkpoint import load_state
+from opo_theory.lm.training.trainer import start_run
 
 
 def timeless_rows(run_dir):

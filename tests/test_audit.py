@@ -9,14 +9,19 @@ import torch
 from conftest import AUDIT_SETTINGS, micro_settings
 
 from opo_theory.cli import main
-from opo_theory.lm import audit as A
-from opo_theory.lm.confidence import BIN_NAMES, bin_statistics, confidence_bins, logit_scale
-from opo_theory.lm.config import make_config
-from opo_theory.lm.model import GPT, GPTConfig
-from opo_theory.lm.sampling import response_logprobs, response_mask
-from opo_theory.lm.sft import prompt_width, task_pools
-from opo_theory.lm.tokenizer import CHAR_VOCAB
-from opo_theory.lm.trainer import start_run
+from opo_theory.lm.experiments import audit as A
+from opo_theory.lm.models.char_gpt import GPT, GPTConfig
+from opo_theory.lm.models.sampling import response_logprobs, response_mask
+from opo_theory.lm.models.tokenizer import CHAR_VOCAB
+from opo_theory.lm.training.confidence import (
+    BIN_NAMES,
+    bin_statistics,
+    confidence_bins,
+    logit_scale,
+)
+from opo_theory.lm.training.config import make_config
+from opo_theory.lm.training.sft import prompt_width, task_pools
+from opo_theory.lm.training.trainer import start_run
 from opo_theory.objectives import PolicyBatch, get
 
 
@@ -222,7 +227,7 @@ def test_cli_runs_on_the_char_gpt_resumes_and_rejects_bad_input(micro, tmp_path,
 
 def test_cli_audits_a_checkpoint_and_an_hf_model(micro, tmp_path):
     pytest.importorskip("transformers")
-    from opo_theory.lm.tiny_hf import build_tiny_model
+    from opo_theory.lm.models.tiny_hf import build_tiny_model
 
     run = tmp_path / "run"
     assert main(["train", "--objective", "grpo", "--out", str(run), "--steps", "1", "--quiet", "--set", *micro]) == 0
@@ -265,7 +270,7 @@ def test_audit_update_starts_from_the_optimizer_state_on_its_mini_batch(setup):
     optimizer gives other parameters (the state is used)."""
     import copy
 
-    from opo_theory.lm.backend import param_groups
+    from opo_theory.lm.models.backend import param_groups
 
     cfg, model, rollout = setup
     anchor = {k: v.clone() for k, v in model.state_dict().items()}

@@ -247,7 +247,7 @@ def test_bandit_never_imports_claims():
 
 def test_bandit_and_compare_share_one_spec_parser():
     from opo_theory.bandit.cli import parse_objectives
-    from opo_theory.lm.compare import parse_variant
+    from opo_theory.lm.experiments.compare import parse_variant
     from opo_theory.settings import parse_spec, split_top_level
 
     assert split_top_level(" opo, dpo(beta=1, seq_logratio=mean) ,") == ["opo", "dpo(beta=1, seq_logratio=mean)"]

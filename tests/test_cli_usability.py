@@ -98,7 +98,7 @@ def test_experiment_names_match_the_experiments():
 
 
 def test_train_list_settings_prints_each_field_from_its_metadata(capsys):
-    from opo_theory.lm.config import settable_fields
+    from opo_theory.lm.training.config import settable_fields
 
     rc, out, _ = run_cli(capsys, "train", "--objective", "opo", "--list-settings")
     assert rc == 0
@@ -112,7 +112,7 @@ def test_train_list_settings_prints_each_field_from_its_metadata(capsys):
 
 def test_field_metadata_drives_validation():
     """Every TrainConfig range in the metadata is enforced: one past an integer limit is refused, naming the field."""
-    from opo_theory.lm.config import make_config, settable_fields
+    from opo_theory.lm.training.config import make_config, settable_fields
     from opo_theory.validation import IntRange
 
     for f in settable_fields():
@@ -234,7 +234,7 @@ def test_out_under_proc(argv, capsys):
 
 
 def test_objectives_with_spaces_are_stripped(monkeypatch, tmp_path, capsys):
-    import opo_theory.lm.compare as compare
+    import opo_theory.lm.experiments.compare as compare
 
     seen = {}
     monkeypatch.setattr(compare, "compare", lambda objectives, *a, **k: seen.setdefault("o", objectives) and {})
@@ -259,7 +259,7 @@ def test_train_without_objective_or_out(capsys):
 
 def test_dataclass_fields_all_carry_metadata():
     """Every settable TrainConfig field has a range and a help line (the one source --list-settings reads)."""
-    from opo_theory.lm.config import TrainConfig
+    from opo_theory.lm.training.config import TrainConfig
 
     for f in dataclasses.fields(TrainConfig):
         assert f.metadata.get("help"), f.name

@@ -22,7 +22,7 @@ def seeds(level: float, entropy: float = 0.5, seed: int = 0, n: int = SEEDS, ste
 
 def write_dir(path, runs: dict[str, list[list[dict]]], lr: dict[str, float] | None = None):
     """A compare directory: summary.json, and per label and seed metrics.jsonl and config.json."""
-    from opo_theory.lm.compare import parse_variant
+    from opo_theory.lm.experiments.compare import parse_variant
 
     dirs = {label: parse_variant(label).dirname for label in runs}
     for label, seed_rows in runs.items():

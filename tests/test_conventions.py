@@ -190,5 +190,5 @@ def test_no_import_cycle_among_opo_theory_modules():
     from pathlib import Path
 
     graph = package_imports(Path(__file__).resolve().parents[1])
-    assert {"opo_theory.lm.run_dir", "opo_theory.lm.checkpoint"} <= graph["opo_theory.lm.trainer"]   # imports are read
+    assert {"opo_theory.lm.training.run_dir", "opo_theory.lm.training.checkpoint"} <= graph["opo_theory.lm.training.trainer"]   # imports are read
     assert import_cycles(graph) == []

@@ -1,4 +1,4 @@
-"""A user's own dataset (the ``dataset`` setting, opo_theory.lm.dataset): formats, bad files, the seeded split,
+"""A user's own dataset (the ``dataset`` setting, opo_theory.lm.tasks.dataset): formats, bad files, the seeded split,
 its hash in the run identity and SFT key, and tiny trainings through train, compare, audit and --engine trl."""
 
 from __future__ import annotations
@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from opo_theory.io import REPO_ROOT
-from opo_theory.lm.backend import model_fingerprint
-from opo_theory.lm.config import (
+from opo_theory.lm.models.backend import model_fingerprint
+from opo_theory.lm.tasks.arithmetic import question, reward
+from opo_theory.lm.tasks.dataset import Row, chat_text, parse, split
+from opo_theory.lm.training.config import (
     PRESETS,
     RL_ONLY_FIELDS,
     RUNTIME_FIELDS,
@@ -20,9 +22,7 @@ from opo_theory.lm.config import (
     make_config,
     settable_fields,
 )
-from opo_theory.lm.dataset import Row, chat_text, parse, split
-from opo_theory.lm.sft import task_pools
-from opo_theory.lm.task import question, reward
+from opo_theory.lm.training.sft import task_pools
 
 SUMS = REPO_ROOT / "examples" / "data" / "sums.jsonl"
 TINY = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=0", "val_size=8", "prompts_per_step=2",
@@ -131,8 +131,8 @@ def test_chat_prompts_of_a_dataset_are_sent_as_written(tmp_path):
     """prompt_format=chat: the user turn is the built-in task's question, or a dataset's prompt as written (the
     toolkit's engine and the TRL dataset alike)."""
     pytest.importorskip("transformers")
-    from opo_theory.lm.hf import hf_vocabulary
-    from opo_theory.lm.tiny_hf import train_tokenizer
+    from opo_theory.lm.models.hf import hf_vocabulary
+    from opo_theory.lm.models.tiny_hf import train_tokenizer
 
     assert chat_text(make_config("opo", "cpu-tiny", 0, TINY)) is question
     own = chat_text(config(SUMS))
@@ -230,7 +230,7 @@ def test_audit_on_a_dataset(tmp_path):
 
 def test_engine_trl_on_a_dataset(tmp_path):
     pytest.importorskip("trl", reason="trl is not installed: pip install -e '.[trl]'")
-    from opo_theory.lm.tiny_hf import build_tiny_model
+    from opo_theory.lm.models.tiny_hf import build_tiny_model
 
     model = build_tiny_model(tmp_path / "tiny", "llama", layers=1, width=32, heads=2)
     out = tmp_path / "trl"

@@ -118,7 +118,7 @@ def test_update_gradient_metrics_reads_the_callers_backward_and_equals_gradient_
 
 
 def test_token_gradient_hook_equals_autograd_grad():
-    from opo_theory.lm.confidence import TokenGrad
+    from opo_theory.lm.training.confidence import TokenGrad
 
     batch, w = linear_policy_batch()
     loss, parts = O.get("opo")(batch)
@@ -134,8 +134,8 @@ def test_step_and_measure_is_the_same_adamw_step_and_measures_it():
     a parameter without gradient); the returned norm is ||theta_after - theta_before||."""
     import copy
 
-    from opo_theory.lm.backend import param_groups
-    from opo_theory.lm.confidence import step_and_measure
+    from opo_theory.lm.models.backend import param_groups
+    from opo_theory.lm.training.confidence import step_and_measure
 
     torch.manual_seed(0)
     nets = [torch.nn.Sequential(torch.nn.Linear(6, 9), torch.nn.LayerNorm(9), torch.nn.Linear(9, 3))]
@@ -160,9 +160,9 @@ def test_step_and_measure_is_the_same_adamw_step_and_measures_it():
 def test_trainer_takes_the_diagnostics_once_per_step_without_changing_the_training(tmp_path, monkeypatch):
     """Full diagnostics vs none: bitwise the same weights and the same shared metrics (the diagnostics only
     read); update_gradient_metrics runs once per step although each step makes 2 x 2 updates."""
-    import opo_theory.lm.trainer as T
-    import opo_theory.lm.update as U
-    from opo_theory.lm.config import make_config
+    import opo_theory.lm.training.trainer as T
+    import opo_theory.lm.training.update as U
+    from opo_theory.lm.training.config import make_config
 
     calls = []
     real = U.update_gradient_metrics

@@ -21,7 +21,7 @@ from conftest import micro_settings
 
 from opo_theory.bandit.saturation import REGIMES, binary_toy_gradients
 from opo_theory.cli import main
-from opo_theory.lm.compare import read_metrics
+from opo_theory.lm.experiments.compare import read_metrics
 from opo_theory.objectives import PolicyBatch, available, get
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.field import FIELD_LOSSES as FIELD
@@ -226,7 +226,7 @@ def test_trl_engine_trains_cispo(tmp_path):
     """`train --engine trl --objective cispo`: TRL's GRPOTrainer with the registry's cispo, its metrics logged."""
     pytest.importorskip("trl", reason="trl is not installed: pip install -e '.[trl]'")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from opo_theory.lm.tiny_hf import build_tiny_model
+    from opo_theory.lm.models.tiny_hf import build_tiny_model
 
     warnings.filterwarnings("ignore", category=FutureWarning)
     model = build_tiny_model(tmp_path / "tiny", "llama", layers=1, width=32, heads=2)
@@ -262,7 +262,7 @@ def test_trl_engine_luspo_token_mean_matches_trl_through_the_window_normaliser(t
 
     from trl import GRPOTrainer
 
-    from opo_theory.lm.tiny_hf import build_tiny_model
+    from opo_theory.lm.models.tiny_hf import build_tiny_model
 
     sys.path.insert(0, str(Path(__file__).parent))
     import trl_worker

@@ -168,8 +168,8 @@ def test_audit_prints_its_verdict_table_read_from_its_json(tmp_path, sft_cache, 
 
 
 def test_opo_code_and_opo_released_mean_the_same_in_audit_and_compare():
-    from opo_theory.lm.audit import AUDIT_OBJECTIVES, audit_entry, check_objectives
-    from opo_theory.lm.compare import parse_variant
+    from opo_theory.lm.experiments.audit import AUDIT_OBJECTIVES, audit_entry, check_objectives
+    from opo_theory.lm.experiments.compare import parse_variant
 
     for label in ("opo-code", "opo-released"):
         variant = parse_variant(label)                            # compare accepts both names
@@ -244,7 +244,7 @@ def test_figures_name_each_figure_and_its_time_and_on_a_terminal_say_which_one_i
 
 def test_the_tiny_random_model_says_a_reward_of_zero_is_expected(tmp_path, capsys):
     pytest.importorskip("transformers")
-    from opo_theory.lm.tiny_hf import main as tiny_main
+    from opo_theory.lm.models.tiny_hf import main as tiny_main
 
     assert tiny_main([str(tmp_path / "tiny"), "--layers", "1", "--width", "16", "--heads", "2"]) == 0
     out = capsys.readouterr().out

@@ -35,9 +35,9 @@ from opo_theory.bandit.experiments import EXPERIMENTS
 from opo_theory.cli import main
 from opo_theory.figures import catalogue
 from opo_theory.io import REPO_ROOT
-from opo_theory.lm.config import TrainConfig
-from opo_theory.lm.task import SPLIT_SIZES
-from opo_theory.lm.trainer import Trainer
+from opo_theory.lm.tasks.arithmetic import SPLIT_SIZES
+from opo_theory.lm.training.config import TrainConfig
+from opo_theory.lm.training.trainer import Trainer
 from opo_theory.objectives import available, get
 from opo_theory.settings import function_defaults
 
@@ -445,7 +445,7 @@ def test_fuzz_command_line_many(command, sft_cache, monkeypatch):
 # ---------------------------------------------------------------- the limits the fuzz relies on
 
 def _expressions(level: int):
-    """Every expression opo_theory.lm.task._expression can draw at ``level`` (written out independently)."""
+    """Every expression opo_theory.lm.tasks.arithmetic._expression can draw at ``level`` (written out independently)."""
     ops, d = "+-", range
     if level == 1:
         return {f"{a}+{b}" for a in d(10) for b in d(10)}
@@ -520,7 +520,7 @@ def damage_file(path: Path, how: str, rng) -> None:
 
 @pytest.fixture(scope="module")
 def compare_out(tmp_path_factory, sft_cache):
-    from opo_theory.lm.compare import compare
+    from opo_theory.lm.experiments.compare import compare
 
     out = tmp_path_factory.mktemp("fuzz-compare") / "out"
     settings = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=0", "pool_size=60", "val_size=8",
@@ -585,14 +585,14 @@ JSON_VALUES = st.one_of(st.integers(-5, 3), st.integers(10**6, 10**20), st.float
 
 def fuzz_broken_models(tmp_path_factory, n: int, derandomize: bool = True) -> None:
     """An hf: directory with one file damaged or one config.json field replaced: load_hf_policy succeeds or
-    raises one ValueError line (the checks of opo_theory.lm.hf_check, then transformers' own)."""
+    raises one ValueError line (the checks of opo_theory.lm.models.hf_check, then transformers' own)."""
     import json
     import random
     import shutil
 
     pytest.importorskip("transformers")
-    from opo_theory.lm.hf import load_hf_policy
-    from opo_theory.lm.tiny_hf import build_tiny_model
+    from opo_theory.lm.models.hf import load_hf_policy
+    from opo_theory.lm.models.tiny_hf import build_tiny_model
 
     model = build_tiny_model(tmp_path_factory.mktemp("fuzz-hf") / "m", "llama", layers=1, width=16, heads=2,
                              vocab_size=40)

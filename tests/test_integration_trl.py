@@ -24,14 +24,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 import trl_worker  # noqa: E402
 
 from opo_theory.integrations.trl import group_objective, micro_config  # noqa: E402
-from opo_theory.lm.compare import read_metrics, run_summary  # noqa: E402
+from opo_theory.lm.experiments.compare import read_metrics, run_summary  # noqa: E402
 
 SKIP_KEYS = ("step_time", "epoch", "train_runtime", "train_samples_per_second", "train_steps_per_second")
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from opo_theory.lm.tiny_hf import build_tiny_model
+    from opo_theory.lm.models.tiny_hf import build_tiny_model
     warnings.filterwarnings("ignore", category=FutureWarning)
     return build_tiny_model(tmp_path_factory.mktemp("trl") / "tiny", "llama", layers=1, width=32, heads=2)
 

@@ -9,14 +9,14 @@ from resume_check import assert_resume_is_exact
 
 from opo_theory import objectives as O
 from opo_theory.cli import main
-from opo_theory.lm.config import make_config
-from opo_theory.lm.model import GPT, GPTConfig, KVCache
-from opo_theory.lm.rollout import used_columns
-from opo_theory.lm.sampling import generate, response_logprobs, response_mask
-from opo_theory.lm.sft import model_config, sft_batch, sft_loss
-from opo_theory.lm.task import problems, reward
-from opo_theory.lm.tokenizer import CHAR_VOCAB, EOS, PAD, VOCAB, decode, encode, left_pad
-from opo_theory.lm.trainer import Trainer, start_run
+from opo_theory.lm.models.char_gpt import GPT, GPTConfig, KVCache
+from opo_theory.lm.models.sampling import generate, response_logprobs, response_mask
+from opo_theory.lm.models.tokenizer import CHAR_VOCAB, EOS, PAD, VOCAB, decode, encode, left_pad
+from opo_theory.lm.tasks.arithmetic import problems, reward
+from opo_theory.lm.training.config import make_config
+from opo_theory.lm.training.rollout import used_columns
+from opo_theory.lm.training.sft import model_config, sft_batch, sft_loss
+from opo_theory.lm.training.trainer import Trainer, start_run
 from opo_theory.objectives import available
 
 
@@ -170,9 +170,9 @@ def test_gpu_small_runs_two_steps(tmp_path):
 def test_out_of_memory_is_one_line(monkeypatch, tmp_path, capsys):
     def oom(self):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB\nlong allocator report")
-    monkeypatch.setattr("opo_theory.lm.trainer.prepare_run_dir", lambda *a: False)
-    monkeypatch.setattr("opo_theory.lm.sft.task_pools", lambda cfg: {})
-    monkeypatch.setattr("opo_theory.lm.sft.warm_start", lambda cfg, pools, quiet=False: (None, {}))
+    monkeypatch.setattr("opo_theory.lm.training.trainer.prepare_run_dir", lambda *a: False)
+    monkeypatch.setattr("opo_theory.lm.training.sft.task_pools", lambda cfg: {})
+    monkeypatch.setattr("opo_theory.lm.training.sft.warm_start", lambda cfg, pools, quiet=False: (None, {}))
     monkeypatch.setattr(Trainer, "__init__", lambda self, *a, **k: setattr(self, "step", 0))
     monkeypatch.setattr(Trainer, "run", oom)
     assert main(["train", "--objective", "opo", "--out", str(tmp_path / "r")]) == 2
@@ -193,7 +193,7 @@ def test_a_gpu_preset_without_a_gpu_is_one_line(tmp_path, capsys):
 
 
 def test_rollout_type_groups_and_one_informative_definition():
-    from opo_theory.lm.rollout import Rollout, concat, groups_of
+    from opo_theory.lm.training.rollout import Rollout, concat, groups_of
     from opo_theory.objectives.shaping import informative_groups, informative_rows
 
     g = torch.Generator().manual_seed(0)

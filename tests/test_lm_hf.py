@@ -15,14 +15,14 @@ pytest.importorskip("transformers")
 from resume_check import assert_resume_is_exact, timeless_rows  # noqa: E402
 
 from opo_theory.cli import main  # noqa: E402
-from opo_theory.lm.config import make_config  # noqa: E402
-from opo_theory.lm.hf import load_hf_policy  # noqa: E402
-from opo_theory.lm.model import GPT, GPTConfig  # noqa: E402
-from opo_theory.lm.sampling import generate, response_logprobs, response_mask  # noqa: E402
-from opo_theory.lm.task import problems, reward  # noqa: E402
-from opo_theory.lm.tiny_hf import build_tiny_model  # noqa: E402
-from opo_theory.lm.tokenizer import CHAR_VOCAB  # noqa: E402
-from opo_theory.lm.trainer import start_run  # noqa: E402
+from opo_theory.lm.models.char_gpt import GPT, GPTConfig  # noqa: E402
+from opo_theory.lm.models.hf import load_hf_policy  # noqa: E402
+from opo_theory.lm.models.sampling import generate, response_logprobs, response_mask  # noqa: E402
+from opo_theory.lm.models.tiny_hf import build_tiny_model  # noqa: E402
+from opo_theory.lm.models.tokenizer import CHAR_VOCAB  # noqa: E402
+from opo_theory.lm.tasks.arithmetic import problems, reward  # noqa: E402
+from opo_theory.lm.training.config import make_config  # noqa: E402
+from opo_theory.lm.training.trainer import start_run  # noqa: E402
 from opo_theory.objectives import DRIVE_KEY, PolicyBatch, get  # noqa: E402
 
 FAMILIES = ("opo", "grpo", "dapo", "gspo", "dr-grpo")

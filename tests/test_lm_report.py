@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from opo_theory.io import REPO_ROOT
-from opo_theory.lm.compare import parse_variant, parse_variants, variant_config
-from opo_theory.lm.config import make_config
-from opo_theory.lm.rollout import collect, draw
+from opo_theory.lm.experiments.compare import parse_variant, parse_variants, variant_config
+from opo_theory.lm.training.config import make_config
+from opo_theory.lm.training.rollout import collect, draw
 
 
 def script(name: str):
@@ -66,7 +66,7 @@ def test_new_settings_are_validated():
 # ---------------------------------------------------------------- trainer
 
 def trainer(tmp_path, settings, objective="dapo", steps=2):
-    from opo_theory.lm.trainer import start_run
+    from opo_theory.lm.training.trainer import start_run
 
     return start_run(make_config(objective, "cpu-tiny", 0, settings, steps), tmp_path / "run", quiet=True)
 
@@ -98,7 +98,7 @@ def test_dynamic_sampling_trains_on_informative_groups(tmp_path, micro):
 
 
 def test_overlong_penalty_enters_the_reward(tmp_path, micro):
-    from opo_theory.lm.sampling import response_mask
+    from opo_theory.lm.models.sampling import response_mask
     from opo_theory.objectives.shaping import overlong_penalty
 
     t = trainer(tmp_path, micro + ["overlong_buffer=6"])
@@ -154,7 +154,7 @@ def test_fig7_ratio_verdict_against_the_paper():
 
 
 def test_opo_is_tested_against_the_baselines_not_its_own_variants():
-    from opo_theory.lm.compare import is_opo_variant, verdict_from_runs
+    from opo_theory.lm.experiments.compare import is_opo_variant, verdict_from_runs
     assert is_opo_variant("opo-released") and is_opo_variant("gopo") and not is_opo_variant("dapo-paper")
     rng = np.random.default_rng(3)
     runs = {name: [[{"step": s, "reward/mean": level + rng.normal(0, 0.001)} for s in range(20)] for _ in range(3)]

@@ -9,8 +9,8 @@ import pytest
 from conftest import micro_settings
 
 from opo_theory.cli import main
-from opo_theory.lm import sft
-from opo_theory.lm.trainer import Trainer
+from opo_theory.lm.training import sft
+from opo_theory.lm.training.trainer import Trainer
 
 MICRO = micro_settings("shaping=0.5", "sft_eval_every=10")      # tests/conftest.py's MICRO
 STEPS = 6
@@ -187,7 +187,7 @@ def test_figures_runs_names_what_the_directory_holds(tmp_path, capsys):
 
 def test_figures_rerun_says_where_it_trains(monkeypatch, capsys):
     from opo_theory.figures import runs, source
-    from opo_theory.lm import compare
+    from opo_theory.lm.experiments import compare
 
     calls = []
     monkeypatch.setattr(compare, "compare", lambda *a, **k: calls.append((a, k)))

@@ -4,7 +4,7 @@ modules add keep one SFT warm-up (one session cache entry) for all of them."""
 import pytest
 from conftest import AUDIT_SETTINGS, MICRO, micro_settings
 
-from opo_theory.lm.config import make_config
+from opo_theory.lm.training.config import make_config
 
 
 def warm_up_key(*overrides: str) -> str:

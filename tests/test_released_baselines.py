@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from opo_theory.lm.compare import parse_variant
+from opo_theory.lm.experiments.compare import parse_variant
 from opo_theory.objectives import PolicyBatch, get
 
 

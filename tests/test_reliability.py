@@ -14,10 +14,10 @@ import pytest
 import torch
 
 from opo_theory.io import read_jsonl, remove_stale_temporaries
-from opo_theory.lm.checkpoint import load_state, save_state, state_digest
-from opo_theory.lm.config import RL_ONLY_FIELDS, TrainConfig, make_config
-from opo_theory.lm.sft import task_pools, warm_start
-from opo_theory.lm.trainer import start_run
+from opo_theory.lm.training.checkpoint import load_state, save_state, state_digest
+from opo_theory.lm.training.config import RL_ONLY_FIELDS, TrainConfig, make_config
+from opo_theory.lm.training.sft import task_pools, warm_start
+from opo_theory.lm.training.trainer import start_run
 
 TINY = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=0", "pool_size=60", "val_size=8", "train_level=1",
         "ood_level=2", "val_every=2", "checkpoint_every=2", "prompts_per_step=2", "group_size=2", "max_new=4"]
@@ -62,7 +62,7 @@ def test_a_pickle_payload_as_run_checkpoint_is_refused_unexecuted(tmp_path):
 
 
 def test_a_pickle_payload_as_audit_checkpoint_is_refused_unexecuted(tmp_path):
-    from opo_theory.lm.audit import audit_config, load_policy
+    from opo_theory.lm.experiments.audit import audit_config, load_policy
 
     cfg, out = tiny_run(tmp_path, steps=2)
     marker = tmp_path / MARKER
@@ -189,7 +189,7 @@ def test_a_config_json_without_resolved_hyperparameters_is_refused(tmp_path):
 
 def test_a_config_json_recording_the_retired_normalizer_still_resumes(tmp_path, monkeypatch):
     # runs started before normalizer moved from the objective configs to PolicyBatch record it (at None)
-    from opo_theory.lm import run_dir
+    from opo_theory.lm.training import run_dir
 
     resolved = run_dir.resolved_objective
     for name, value in (("old", None), ("set", 4.0)):
@@ -237,7 +237,7 @@ def test_an_out_that_is_a_symlink_or_a_users_directory_is_refused_untouched(tmp_
 
 
 def test_audit_resume_refuses_a_foreign_partial_and_removes_its_own_temporaries(tmp_path):
-    from opo_theory.lm.audit import check_audit_dir
+    from opo_theory.lm.experiments.audit import check_audit_dir
 
     partial = tmp_path / "partial"
     partial.mkdir()
@@ -412,7 +412,7 @@ def test_objective_specs_are_one_line_errors(variant, message, tmp_path, capsys)
 
 
 def test_a_run_whose_optimizer_never_steps_is_an_error(tmp_path, monkeypatch):
-    from opo_theory.lm.trainer import Trainer
+    from opo_theory.lm.training.trainer import Trainer
 
     never = {"updated": 0.0, "grad/norm": None, "loss/total": None, "reward/mean": 0.0, "accuracy": 0.0}
     monkeypatch.setattr(Trainer, "rl_step", lambda self: dict(never))
@@ -421,7 +421,7 @@ def test_a_run_whose_optimizer_never_steps_is_an_error(tmp_path, monkeypatch):
 
 
 def test_diverged_weights_name_lr_instead_of_the_log_probs(tmp_path, monkeypatch):
-    from opo_theory.lm.trainer import Trainer
+    from opo_theory.lm.training.trainer import Trainer
 
     real = Trainer.rl_step
 
@@ -438,7 +438,7 @@ def test_diverged_weights_name_lr_instead_of_the_log_probs(tmp_path, monkeypatch
 # ---------------------------------------------------------------------------------------- damaged compare output
 @pytest.fixture(scope="module")
 def compare_dir(tmp_path_factory):
-    from opo_theory.lm.compare import compare
+    from opo_theory.lm.experiments.compare import compare
 
     root = tmp_path_factory.mktemp("compare")
     compare(["opo", "grpo"], 2, "cpu-tiny", root / "out", [*TINY, f"sft_cache={root / 'sft'}"], steps=3, quiet=True)
@@ -483,7 +483,7 @@ def test_figures_runs_refuses_a_damaged_summary_in_one_line(damage, compare_dir,
 @pytest.mark.parametrize("damage", ROW_DAMAGE)
 def test_figures_runs_and_compare_refuse_damaged_rows_instead_of_cutting_a_curve(damage, compare_dir, tmp_path,
                                                                                  capsys):
-    from opo_theory.lm.compare import summarize
+    from opo_theory.lm.experiments.compare import summarize
 
     copy = tmp_path / "runs"
     shutil.copytree(compare_dir, copy)
@@ -504,7 +504,7 @@ def test_figures_runs_draws_the_undamaged_compare(compare_dir, tmp_path, capsys)
 @pytest.fixture(scope="module")
 def tiny_hf(tmp_path_factory):
     pytest.importorskip("transformers")
-    from opo_theory.lm.tiny_hf import build_tiny_model
+    from opo_theory.lm.models.tiny_hf import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("hf") / "llama", "llama", layers=1, width=16, heads=2,
                             vocab_size=40)
@@ -553,7 +553,7 @@ def test_a_broken_hf_directory_is_one_line_naming_the_file(damage, tiny_hf, tmp_
 
 
 def test_the_intact_tiny_hf_directory_passes_the_checks(tiny_hf):
-    from opo_theory.lm.hf_check import check_hf_dir
+    from opo_theory.lm.models.hf_check import check_hf_dir
 
     check_hf_dir(tiny_hf)
 

@@ -15,7 +15,7 @@ import torch
 from conftest import micro_settings
 from resume_check import timeless_rows
 
-from opo_theory.lm.checkpoint import load_state
+from opo_theory.lm.training.checkpoint import load_state
 
 SETTINGS = micro_settings("val_every=3", "shaping=0.5", "sft_eval_every=10")      # tests/conftest.py's MICRO
 STEPS = 8
@@ -28,7 +28,7 @@ STEPS = 8
 LAUNCHER = r"""
 import os, signal, sys
 from opo_theory import io as opo_io
-from opo_theory.lm import trainer
+from opo_theory.lm.training import trainer
 fault = os.environ.get("OPO_TEST_FAULT", "")
 kind, _, arg = fault.partition(":")
 if kind == "fsync":

@@ -1,4 +1,4 @@
-"""The run directory (opo_theory.lm.run_dir): a resume that changes --steps records them in config.json together
+"""The run directory (opo_theory.lm.training.run_dir): a resume that changes --steps records them in config.json together
 with the checkpoint's checksum of it (a kill between the two writes still resumes); a refused resume names each
 differing setting with its stored and requested value and the options that resume; a finished run resumed
 again says its files are unchanged and leaves them so; no module spells a run file's name but run_dir."""
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from opo_theory.cli import main
-from opo_theory.lm import run_dir
-from opo_theory.lm.config import make_config
-from opo_theory.lm.run_dir import CONFIG, RUN_FILES, SUMMARY, RunDir, RunDirError
+from opo_theory.lm.training import run_dir
+from opo_theory.lm.training.config import make_config
+from opo_theory.lm.training.run_dir import CONFIG, RUN_FILES, SUMMARY, RunDir, RunDirError
 
 MICRO = ["n_layer=1", "n_embd=16", "n_head=2", "sft_max_steps=20", "pool_size=300", "val_size=20",
          "train_level=2", "ood_level=3", "val_every=2", "sft_batch=32", "checkpoint_every=2", "prompts_per_step=4",
@@ -130,7 +130,7 @@ def string_literals(path: Path):
             yield node.lineno, ast.unparse(node)
 
 
-@pytest.mark.parametrize("module", ["opo_theory/lm/trainer.py", "opo_theory/lm/compare.py", "opo_theory/lm/audit.py",
+@pytest.mark.parametrize("module", ["opo_theory/lm/training/trainer.py", "opo_theory/lm/experiments/compare.py", "opo_theory/lm/experiments/audit.py",
                                     "opo_theory/figures/runs.py", "opo_theory/figures/source.py",
                                     "opo_theory/integrations/trl.py", "opo_theory/integrations/trl_run.py",
                                     "paper_repro/report.py"])
@@ -138,4 +138,4 @@ def test_run_file_names_are_spelled_only_in_run_dir(module):
     names = (*RUN_FILES, SUMMARY, run_dir.AUDIT)
     found = [(line, text) for line, text in string_literals(ROOT / module)
              if text in names or "seed{" in text]
-    assert not found, f"{module} spells run-directory names itself (use opo_theory.lm.run_dir): {found}"
+    assert not found, f"{module} spells run-directory names itself (use opo_theory.lm.training.run_dir): {found}"

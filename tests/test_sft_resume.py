@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from opo_theory.lm import sft
-from opo_theory.lm.checkpoint import load_state
-from opo_theory.lm.config import make_config
 from opo_theory.lm.progress import Interrupted
+from opo_theory.lm.training import sft
+from opo_theory.lm.training.checkpoint import load_state
+from opo_theory.lm.training.config import make_config
 
 WARM = ["n_layer=1", "n_embd=16", "n_head=2", "pool_size=200", "val_size=10", "train_level=2", "ood_level=3",
         "sft_batch=16", "sft_max_steps=20", "sft_eval_every=5", "sft_target_accuracy=1"]
@@ -68,7 +68,7 @@ def test_sft_progress_names_step_accuracy_and_elapsed_time(tmp_path, capsys):
 
 
 def test_a_partial_checkpoint_of_another_kind_is_refused_in_one_line(tmp_path):
-    from opo_theory.lm.checkpoint import save_state
+    from opo_theory.lm.training.checkpoint import save_state
 
     cfg = make_config("opo", "cpu-tiny", 0, [*WARM, f"sft_cache={tmp_path}"])
     save_state(tmp_path / f"sft-{cfg.sft_key()}.partial", {"model": {}})

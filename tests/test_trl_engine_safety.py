@@ -31,7 +31,7 @@ from opo_theory.integrations.trl_run import report_targets  # noqa: E402
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
-    from opo_theory.lm.tiny_hf import build_tiny_model
+    from opo_theory.lm.models.tiny_hf import build_tiny_model
     warnings.filterwarnings("ignore", category=FutureWarning)
     return build_tiny_model(tmp_path_factory.mktemp("trl-safety") / "tiny", "llama", layers=1, width=32, heads=2)
 

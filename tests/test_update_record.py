@@ -1,4 +1,4 @@
-"""One update record (opo_theory.lm.record, opo_theory.lm.update): the trainer's and the TRL adapter's rows agree
+"""One update record (opo_theory.lm.training.record, opo_theory.lm.training.update): the trainer's and the TRL adapter's rows agree
 on every key they share, on one identical micro-batch; a key keeps one phase; docs/metrics.md lists every phase."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from opo_theory.io import REPO_ROOT
-from opo_theory.lm.record import KEYS, WHEN, build_row, phase_of
+from opo_theory.lm.training.record import KEYS, WHEN, build_row, phase_of
 
 # the keys both rows must hold on an OPO micro-batch with the diagnostics on (the comparison is not vacuous)
 SHARED = ("loss/total", "loss/drive", "loss/reg", "drive/abs_mean", "grad/norm", "grad/norm_drive", "grad/norm_reg",
@@ -51,7 +51,7 @@ def test_metrics_doc_lists_every_phase_and_every_key_pattern():
 def model_dir(tmp_path_factory):
     pytest.importorskip("trl", reason="trl is not installed: pip install -e '.[trl]'")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from opo_theory.lm.tiny_hf import build_tiny_model
+    from opo_theory.lm.models.tiny_hf import build_tiny_model
     warnings.filterwarnings("ignore", category=FutureWarning)
     return build_tiny_model(tmp_path_factory.mktemp("rec") / "tiny", "llama", layers=1, width=32, heads=2)
 
@@ -63,8 +63,8 @@ def test_trainer_and_trl_rows_agree_on_every_shared_key(model_dir, tmp_path):
     sys.path.insert(0, str(Path(__file__).parent))
     import trl_worker
 
-    from opo_theory.lm.record import rollout_record, with_efficiency
-    from opo_theory.lm.update import policy_update
+    from opo_theory.lm.training.record import rollout_record, with_efficiency
+    from opo_theory.lm.training.update import policy_update
     from opo_theory.objectives import get
     from opo_theory.objectives.advantages import advantages
 

@@ -6,7 +6,7 @@ verl's own reader (RLHFDataset) and reward loader on the exported files: tests/v
 import pytest
 
 from opo_theory.integrations import verl_data
-from opo_theory.lm.task import problems, question
+from opo_theory.lm.tasks.arithmetic import problems, question
 
 pq = pytest.importorskip("pyarrow.parquet")
 SOURCE = verl_data.DATA_SOURCE

@@ -48,7 +48,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import HTML, display
 
-from opo_theory.lm.compare import SUMMARY_KEYS, run_summary
+from opo_theory.lm.experiments.compare import SUMMARY_KEYS, run_summary
 
 SMALL = os.environ.get("OPO_NOTEBOOK_SMALL") == "1"
 ROOT = next((p for p in (Path.cwd(), *Path.cwd().parents) if (p / "pyproject.toml").exists()), Path.cwd())
@@ -230,7 +230,7 @@ if BANDED is not None:           # small multiples: each objective's reward with
 ("md", r"""
 ## Summary table
 
-For a `compare` directory this is its `summary.json`, written by `opo_theory.lm.compare` at the end
+For a `compare` directory this is its `summary.json`, written by `opo_theory.lm.experiments.compare` at the end
 of the comparison: for each objective and statistic, the mean over seeds and the half-width of its
 95% t-interval. The statistics (from `SUMMARY_KEYS`) are tail means over the last steps (or the last
 evaluation). Below it we recompute the same statistics from the logs with the package's own
@@ -318,7 +318,7 @@ for objective in runs:
 ("code", r"""
 # Reading the numbers above: the REPORT's ranking rule applied to these logs (nothing here is written by hand).
 from IPython.display import Markdown
-from opo_theory.lm.compare import verdict_from_runs
+from opo_theory.lm.experiments.compare import verdict_from_runs
 
 seed_rows = {o: [rows for _, rows in sorted(seeds.items())] for o, seeds in runs.items()}
 if SINGLE or "opo" not in seed_rows or len(seed_rows) < 2 or min(map(len, seed_rows.values())) < 2:

@@ -51,11 +51,11 @@ def read_audit(directory: Path) -> dict:
 
 def audit_record(rerun: bool = False) -> tuple[dict, Path]:
     """(audit.json record, its directory): the audit chosen with ``reading_audit``, else the committed default
-    audit or (``rerun``) a fresh one (opo_theory.lm.audit.audit_record)."""
+    audit or (``rerun``) a fresh one (opo_theory.lm.experiments.audit.audit_record)."""
     chosen = chosen_audit()
     if chosen is not None:
         return read_audit(chosen), chosen
-    from opo_theory.lm.audit import audit_record as default_record
+    from opo_theory.lm.experiments.audit import audit_record as default_record
 
     return default_record(rerun)
 

@@ -32,8 +32,8 @@ def pooled(*runs: Runs) -> Runs:
 
 
 def opo_versus(runs: Runs, key: str, what: str) -> dict:
-    """OPO against each baseline on ``key`` over the WINDOWS (opo_theory.lm.compare.verdict_from_runs)."""
-    from opo_theory.lm.compare import verdict_from_runs
+    """OPO against each baseline on ``key`` over the WINDOWS (opo_theory.lm.experiments.compare.verdict_from_runs)."""
+    from opo_theory.lm.experiments.compare import verdict_from_runs
 
     return verdict_from_runs(runs, key, what)
 
@@ -63,7 +63,7 @@ def lr_table(directories: list[Path], methods=CORE) -> dict[str, dict[float, Run
     """{method: {lr: seed rows}} from ``directories``: a label counts when it is one of ``methods`` at the
     registry's settings or changes only its learning rate (lr read from the run's config.json); a method's runs
     are cut to the seeds every directory has, so seed k is paired across learning rates and methods."""
-    from opo_theory.lm.compare import parse_variant
+    from opo_theory.lm.experiments.compare import parse_variant
 
     n = min(summary_of(d)["seeds"] for d in directories)
     out: dict[str, dict[float, list]] = {}
@@ -120,7 +120,7 @@ def released(runs: Runs, pairs=RELEASED) -> dict:
 
 def level(label: str) -> str | None:
     """'sequence' or 'token' for a registry objective at its defaults (the registry's kind), None otherwise."""
-    from opo_theory.lm.compare import parse_variant
+    from opo_theory.lm.experiments.compare import parse_variant
     from opo_theory.objectives import get
 
     v = parse_variant(label)

@@ -10,8 +10,8 @@ import numpy as np
 
 from opo_theory.figures.style import FIGURES_DIR, colors
 from opo_theory.io import repo_relative
-from opo_theory.lm.comparison import load, pre_rl, seed_config, seed_run, summary_of  # noqa: F401 (the figures' API)
-from opo_theory.lm.run_dir import PRE_RL, CompareDir
+from opo_theory.lm.experiments.comparison import load, pre_rl, seed_config, seed_run, summary_of  # noqa: F401 (the figures' API)
+from opo_theory.lm.training.run_dir import PRE_RL, CompareDir
 from opo_theory.stats import mean_ci95, mean_ci95_log
 
 RUNS_DIR = FIGURES_DIR / "runs" / "cpu-tiny"

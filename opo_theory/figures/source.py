@@ -29,7 +29,7 @@ def reading_runs(directory: str | Path | None) -> Iterator[Path | None]:
 
 def require_compare_dir(directory: str | Path) -> Path:
     """``directory`` as a Path when it holds a finished `compare` output; else ValueError saying what it holds."""
-    from opo_theory.lm.run_dir import SUMMARY, CompareDir, RunDir
+    from opo_theory.lm.training.run_dir import SUMMARY, CompareDir, RunDir
 
     d = Path(directory)
     if CompareDir(d).finished():
@@ -50,7 +50,7 @@ def rerun_once(directory: Path, objectives: Sequence[str], seeds: int = 3, prese
     """Train (or resume) the `compare` run behind the committed logs into ``directory``, once per process, its
     progress on stderr."""
     if directory not in _RERUN_DONE:
-        from opo_theory.lm.compare import compare
+        from opo_theory.lm.experiments.compare import compare
         from opo_theory.lm.progress import note
 
         note(f"figures --rerun: training {', '.join(objectives)} x {seeds} seeds ({preset}) into "

@@ -57,9 +57,15 @@ from trl.trainer.grpo_trainer import (
 
 from opo_theory.diagnostics import reward_metrics, split_metrics
 from opo_theory.io import provenance
-from opo_theory.lm.confidence import conf_metrics
-from opo_theory.lm.record import PRE, build_row, rollout_record, trust_region, with_efficiency
-from opo_theory.lm.run_dir import RunDir
+from opo_theory.lm.training.confidence import conf_metrics
+from opo_theory.lm.training.record import (
+    PRE,
+    build_row,
+    rollout_record,
+    trust_region,
+    with_efficiency,
+)
+from opo_theory.lm.training.run_dir import RunDir
 from opo_theory.objectives import DRIVE_KEY, REG_KEY, PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 

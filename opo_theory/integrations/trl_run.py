@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from opo_theory.lm.task import Problem, problems, question, reward
+from opo_theory.lm.tasks.arithmetic import Problem, problems, question, reward
 
 # toolkit key -> GRPOConfig field it sets (None: used by this module itself)
 ENGINE_KEYS = {"lr": "learning_rate", "steps": None, "prompts_per_step": None, "group_size": "num_generations",
@@ -29,7 +29,7 @@ ENGINE_KEYS = {"lr": "learning_rate", "steps": None, "prompts_per_step": None, "
 def task_dataset(level: int, n: int, seed: int, prompt_format: str = "raw"):
     """The arithmetic task's training problems as a datasets.Dataset with columns prompt, answer: the raw text,
     or (chat) one user message asking the task's question, which TRL renders with the tokenizer's chat
-    template and its generation prompt, as the toolkit's engine does (opo_theory.lm.hf.prompt_encoder)."""
+    template and its generation prompt, as the toolkit's engine does (opo_theory.lm.models.hf.prompt_encoder)."""
     return problems_dataset(problems(level, "train", n, seed), prompt_format)
 
 
@@ -44,8 +44,8 @@ def problems_dataset(items: list[Problem], prompt_format: str = "raw", ask=quest
 
 def train_dataset(cfg):
     """The problems TRL trains on: the arithmetic level's train pool, or the train split of cfg.dataset (the same
-    problems the toolkit's engine draws from, opo_theory.lm.dataset)."""
-    from opo_theory.lm.dataset import NONE, chat_text, dataset_pools
+    problems the toolkit's engine draws from, opo_theory.lm.tasks.dataset)."""
+    from opo_theory.lm.tasks.dataset import NONE, chat_text, dataset_pools
 
     if cfg.dataset == NONE:
         return task_dataset(cfg.train_level, cfg.pool_size, cfg.sft_seed, cfg.prompt_format)
@@ -132,10 +132,10 @@ def progress_callback(cfg):
 def run_train_trl(args, settings: list[str]) -> int:
     """The `train --engine trl` command (``settings``: the resolved ``key=value`` overrides): validate
     everything, then train inside TRL's GRPOTrainer."""
-    from opo_theory.lm.backend import CHAR_GPT, hf_dir
-    from opo_theory.lm.config import make_config
-    from opo_theory.lm.pretrained import NAMED
-    from opo_theory.lm.run_dir import RunDir
+    from opo_theory.lm.models.backend import CHAR_GPT, hf_dir
+    from opo_theory.lm.models.pretrained import NAMED
+    from opo_theory.lm.training.config import make_config
+    from opo_theory.lm.training.run_dir import RunDir
     from opo_theory.validation import require_output_dir
 
     if args.resume:

@@ -3,7 +3,7 @@
     python -m opo_theory.integrations.verl_data OUT_DIR [--level 2] [--train 1000] [--val 200] [--seed 0]
         [--prompt-format chat|raw] [--verifier strict|lenient|exact] [--shaping 0.0]
 
-writes OUT_DIR/train.parquet and OUT_DIR/val.parquet, one row per problem (opo_theory.lm.task), in the
+writes OUT_DIR/train.parquet and OUT_DIR/val.parquet, one row per problem (opo_theory.lm.tasks.arithmetic), in the
 columns verl's RLHFDataset and reward managers read:
   data_source   DATA_SOURCE (verl picks the reward function by it; ``compute_score`` checks it)
   prompt        the chat messages [{"role": "user", "content": ...}]: the question ("What is 12+34?
@@ -23,7 +23,14 @@ import argparse
 from pathlib import Path
 
 from opo_theory.io import write_bytes_atomic
-from opo_theory.lm.task import PROMPT_FORMATS, SPLITS, VERIFIERS, problems, question, reward
+from opo_theory.lm.tasks.arithmetic import (
+    PROMPT_FORMATS,
+    SPLITS,
+    VERIFIERS,
+    problems,
+    question,
+    reward,
+)
 from opo_theory.validation import (
     require_choice,
     require_int,

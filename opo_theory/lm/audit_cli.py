@@ -42,8 +42,8 @@ def run(args) -> int:
     settings = settings_or_listing(args, None, "--out")
     if settings is None:
         return 0
-    from opo_theory.lm.audit import audit_config, run_audit
-    from opo_theory.lm.compare import check_outputs
+    from opo_theory.lm.experiments.audit import audit_config, run_audit
+    from opo_theory.lm.experiments.compare import check_outputs
 
     cfg = audit_config(args.preset, settings, args.model, args.checkpoint, args.policy)
     check_device(cfg)

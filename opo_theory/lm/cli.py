@@ -96,7 +96,7 @@ def check_device(cfg) -> None:
 
     if not cfg.device.startswith("cuda") or torch.cuda.is_available():
         return
-    from opo_theory.lm.config import PRESETS
+    from opo_theory.lm.training.config import PRESETS
 
     if PRESETS[cfg.preset].get("device", "cpu").startswith("cuda"):
         cpu = [name for name, values in PRESETS.items() if not values.get("device", "cpu").startswith("cuda")]
@@ -123,7 +123,7 @@ def out_of_memory_is_one_line(run):
 def list_settings(objective: str | None, preset: str, settings: list[str], model: str | None) -> str:
     """Every ``--set`` key: its value under ``preset`` and the overrides, its range and its meaning; then the
     objective's hyperparameters (``objective.KEY``) when ``objective`` is given."""
-    from opo_theory.lm.config import PRESETS, make_config, settable_fields
+    from opo_theory.lm.training.config import PRESETS, make_config, settable_fields
     from opo_theory.settings import show_value
 
     cfg = make_config(objective or "opo", preset, 0, settings, None, model)
@@ -174,7 +174,7 @@ def interrupt_is_one_line(run):
         import sys
 
         from opo_theory.lm.progress import Interrupted
-        from opo_theory.lm.run_dir import holds_run
+        from opo_theory.lm.training.run_dir import holds_run
 
         try:
             return run(args, *rest, **options)
@@ -210,10 +210,10 @@ def run_train(args, engines=None) -> int:
         return 0
     if args.engine != "toolkit":
         return (engines or {})[args.engine](args, settings)
-    from opo_theory.lm.compare import check_outputs
-    from opo_theory.lm.config import make_config
-    from opo_theory.lm.sft import task_pools, warm_start
-    from opo_theory.lm.trainer import Trainer, prepare_run_dir
+    from opo_theory.lm.experiments.compare import check_outputs
+    from opo_theory.lm.training.config import make_config
+    from opo_theory.lm.training.sft import task_pools, warm_start
+    from opo_theory.lm.training.trainer import Trainer, prepare_run_dir
 
     cfg = make_config(args.objective.strip(), args.preset, args.seed, settings, args.steps, args.model)
     if cfg.report_to != "none":
@@ -237,7 +237,7 @@ def run_compare(args) -> int:
     settings = settings_or_listing(args, None, "--out")
     if settings is None:
         return 0
-    from opo_theory.lm.compare import (
+    from opo_theory.lm.experiments.compare import (
         compare,
         markdown,
         parse_variant,

@@ -3,7 +3,7 @@
 The test plays verl's driver and workers the way ``verl.trainer.ppo.ray_trainer`` chains them, with
 transformers ``generate`` standing in for the rollout server (verl 0.9.1's rollouts are vLLM, SGLang
 or TRT-LLM only):
-  driver (this process)  rollout by ``generate`` from a tiny random llama (``opo_theory.lm.tiny_hf``)
+  driver (this process)  rollout by ``generate`` from a tiny random llama (``opo_theory.lm.models.tiny_hf``)
                          on the exporter's prompts (``opo_theory.integrations.verl_data.rows``),
                          seeded rewards (a random model answers nothing, so the task's reward would
                          tie everywhere and the drive would be 0), advantages by verl's
@@ -303,7 +303,7 @@ def torchrun(nproc: int, batch_path: Path, model_dir: Path, out: Path) -> float:
 
 @pytest.fixture(scope="module")
 def engine_runs(tmp_path_factory):
-    from opo_theory.lm.tiny_hf import build_tiny_model
+    from opo_theory.lm.models.tiny_hf import build_tiny_model
 
     root = tmp_path_factory.mktemp("verl-engine")
     model_dir = build_tiny_model(root / "model", layers=2, width=64, seed=SEED)

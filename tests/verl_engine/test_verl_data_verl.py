@@ -6,7 +6,7 @@ from verl.trainer.ppo.reward import get_custom_reward_fn
 from verl.utils.dataset.rl_dataset import RLHFDataset
 
 from opo_theory.integrations import verl_data
-from opo_theory.lm.tiny_hf import train_tokenizer
+from opo_theory.lm.models.tiny_hf import train_tokenizer
 
 CHAT = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant: "
 

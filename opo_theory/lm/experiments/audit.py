@@ -1,6 +1,6 @@
 """Confidence-resolved gradient audit: the same seeded rollouts for every objective, then K updates from
 the anchor with each, measuring per bin of the anchor's token probability where the gradient goes
-(opo_theory.lm.confidence), and per update the trust region taken and the update actually applied.
+(opo_theory.lm.training.confidence), and per update the trust region taken and the update actually applied.
 
 Positive quantities get geometric means with 95% t-intervals in log space (they cannot cross zero);
 shares and fractions arithmetic means with t-intervals clipped to [0, 1]; signed quantities plain
@@ -32,21 +32,21 @@ from opo_theory.io import (
     write_json_atomic,
     write_text_atomic,
 )
-from opo_theory.lm.backend import param_groups, use_threads
-from opo_theory.lm.confidence import (
+from opo_theory.lm.models.backend import param_groups, use_threads
+from opo_theory.lm.models.sampling import response_logits, response_mask, tempered_log_softmax
+from opo_theory.lm.progress import note
+from opo_theory.lm.training.confidence import (
     BIN_NAMES,
     CONFIDENT_BINS,
     SIGNS,
     bin_statistics,
     logit_scale,
 )
-from opo_theory.lm.config import TrainConfig
-from opo_theory.lm.progress import note
-from opo_theory.lm.record import AFTER_UPDATE, TRUST_REGION, build_row, trust_region
-from opo_theory.lm.rollout import autocast, rollout
-from opo_theory.lm.run_dir import AUDIT, PARTIAL, partial_name
-from opo_theory.lm.sampling import response_logits, response_mask, tempered_log_softmax
-from opo_theory.lm.sft import (
+from opo_theory.lm.training.config import TrainConfig
+from opo_theory.lm.training.record import AFTER_UPDATE, TRUST_REGION, build_row, trust_region
+from opo_theory.lm.training.rollout import autocast, rollout
+from opo_theory.lm.training.run_dir import AUDIT, PARTIAL, partial_name
+from opo_theory.lm.training.sft import (
     accuracy,
     initial_policy,
     load_cached_policy,
@@ -57,7 +57,7 @@ from opo_theory.lm.sft import (
     task_pools,
     warm_start,
 )
-from opo_theory.lm.update import policy_update
+from opo_theory.lm.training.update import policy_update
 from opo_theory.objectives import PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.field import FIELD_LOSSES
@@ -68,7 +68,7 @@ from opo_theory.validation import require_choice, require_int
 def named_variant(label: str) -> tuple[str, dict]:
     """(registered objective, typed hyperparameters) of one of `compare`'s named variants (lm.compare.VARIANTS),
     so a variant has one name and one definition in both commands; ValueError when it sets train settings."""
-    from opo_theory.lm.compare import parse_variant
+    from opo_theory.lm.experiments.compare import parse_variant
     from opo_theory.settings import parse_overrides
 
     variant = parse_variant(label)
@@ -164,7 +164,7 @@ def confident_policy(cfg: TrainConfig, pools, target_accuracy: float = 0.8, targ
 
 def checkpoint_config(run_dir: Path) -> TrainConfig:
     """The TrainConfig a run directory was trained with (its config.json)."""
-    from opo_theory.lm.run_dir import CHECKPOINT, CONFIG, RunDir
+    from opo_theory.lm.training.run_dir import CHECKPOINT, CONFIG, RunDir
 
     run = RunDir(run_dir)
     if not run.config.is_file() or not run.checkpoint.is_file():
@@ -177,7 +177,7 @@ def audit_config(preset: str, settings: list[str] | None, model: str | None, che
     """The preset with ``--set`` overrides, or a checkpoint's own config with them."""
     import dataclasses
 
-    from opo_theory.lm.config import make_config, settable_fields
+    from opo_theory.lm.training.config import make_config, settable_fields
     from opo_theory.settings import parse_overrides
 
     require_choice("--policy", policy, POLICIES)
@@ -200,8 +200,8 @@ def load_policy(cfg: TrainConfig, pools, policy: str, checkpoint: str | None, qu
     """(model, info, optimizer state or None): the SFT warm-up, the confident policy, or a run's checkpoint."""
     require_choice("--policy", policy, POLICIES)
     if checkpoint is not None:
-        from opo_theory.lm.checkpoint import load_weights
-        from opo_theory.lm.run_dir import RunDir
+        from opo_theory.lm.training.checkpoint import load_weights
+        from opo_theory.lm.training.run_dir import RunDir
 
         model, run = initial_policy(cfg, pools), RunDir(checkpoint)
         state = run.verified_checkpoint()      # loaded safely, its run's files unchanged

@@ -24,7 +24,7 @@ from opo_theory.io import (
     write_json_atomic,
     write_text_atomic,
 )
-from opo_theory.lm.config import FLAG_FIELDS, RUNTIME_FIELDS, TrainConfig
+from opo_theory.lm.training.config import FLAG_FIELDS, RUNTIME_FIELDS, TrainConfig
 from opo_theory.stats import tail_mean
 from opo_theory.validation import show
 
@@ -264,7 +264,7 @@ class RunDir:
     def save_checkpoint(self, state: dict) -> None:
         """checkpoint.pt (checkpoint.save_state: atomic, loadable with weights_only) holding ``state`` and the
         file_marks that a resume verifies."""
-        from opo_theory.lm.checkpoint import save_state
+        from opo_theory.lm.training.checkpoint import save_state
 
         save_state(self.checkpoint, {**state, "files": self.file_marks()})
 
@@ -272,7 +272,7 @@ class RunDir:
         """checkpoint.pt's state (loaded safely, its checksum verified) once the files it was saved with are
         unchanged: config.json and pre_rl.json the same bytes, metrics.jsonl's rows before its step the same bytes,
         the rows after them whole and in order (only a half-written last row may be cut)."""
-        from opo_theory.lm.checkpoint import load_state
+        from opo_theory.lm.training.checkpoint import load_state
 
         state = load_state(self.checkpoint)
         marks = state.get("files")
@@ -315,7 +315,7 @@ class RunDir:
         text = dumps_json(record, indent=2, sort_keys=True) + "\n"   # write_json_atomic's form; these bytes are hashed
         marks = {**state["files"], CONFIG: hashlib.sha256(text.encode("utf-8")).hexdigest(),
                  CONFIG_BEFORE: sha256_file(self.config)}
-        from opo_theory.lm.checkpoint import save_state
+        from opo_theory.lm.training.checkpoint import save_state
 
         save_state(self.checkpoint, {**state, "files": marks})
         write_text_atomic(self.config, text)

@@ -13,15 +13,16 @@ from pathlib import Path
 
 import torch
 
-from opo_theory.diagnostics import frac_zero_std
 from opo_theory.io import json_line, provenance, read_jsonl
-from opo_theory.lm.backend import param_groups, use_threads
-from opo_theory.lm.checkpoint import load_weights
-from opo_theory.lm.config import TrainConfig
+from opo_theory.lm.models.backend import param_groups, use_threads
+from opo_theory.lm.models.sampling import generate, response_logprobs, response_mask
 from opo_theory.lm.progress import Interrupted, note
-from opo_theory.lm.record import build_row, rollout_record, trust_region, with_efficiency
-from opo_theory.lm.rollout import autocast, collect, draw, rollout, rollout_batch
-from opo_theory.lm.run_dir import (
+from opo_theory.lm.tasks.arithmetic import reward
+from opo_theory.lm.training.checkpoint import load_weights
+from opo_theory.lm.training.config import TrainConfig
+from opo_theory.lm.training.record import build_row, rollout_record, trust_region, with_efficiency
+from opo_theory.lm.training.rollout import autocast, collect, draw, rollout, rollout_batch
+from opo_theory.lm.training.run_dir import (
     CONFIG,
     PRE_RL,
     SUMMARY_KEYS,
@@ -30,11 +31,9 @@ from opo_theory.lm.run_dir import (
     run_record,
     run_summary,
 )
-from opo_theory.lm.sampling import generate, response_logprobs, response_mask
-from opo_theory.lm.sft import accuracy, prompt_width, task_pools, warm_start
-from opo_theory.lm.task import reward
-from opo_theory.lm.throughput import clock, peak_flops, rl_step_flops
-from opo_theory.lm.update import policy_update
+from opo_theory.lm.training.sft import accuracy, prompt_width, task_pools, warm_start
+from opo_theory.lm.training.throughput import clock, peak_flops, rl_step_flops
+from opo_theory.lm.training.update import policy_update
 from opo_theory.objectives import PolicyBatch, get
 from opo_theory.objectives.advantages import advantages
 from opo_theory.objectives.shaping import informative_groups
@@ -71,15 +70,6 @@ def start_run(cfg: TrainConfig, out: str | Path, resume: bool = False, quiet: bo
     pools = task_pools(cfg)
     model, sft_info = warm_start(cfg, pools, quiet)
     return Trainer(cfg, out, model, sft_info, pools, resumable, quiet)
-
-
-def first_round(shown, cfg: TrainConfig) -> dict[str, float]:
-    """With dynamic sampling: sampling/first_frac_zero_std, the share of all-equal groups among the first
-    round's uniformly drawn prompts (reward/frac_zero_std is over the trained batch, as the objective sees it)."""
-    if not cfg.dynamic_sampling:
-        return {}
-    group = torch.arange(len(shown), device=shown.device) // cfg.group_size
-    return {"sampling/first_frac_zero_std": frac_zero_std(shown, group)}
 
 
 class Trainer:
@@ -254,8 +244,7 @@ class Trainer:
         if self.peak_flops is not None:
             times["throughput/mfu"] = flops / t_step / self.peak_flops
         return build_row(update=with_efficiency(metrics, adv), after=after,
-                         rollout={**rollout_record(rewards, group, first.rewards, first.correct), **sampling,
-                                  **first_round(first.rewards, cfg),
+                         rollout={**rollout_record(first.rewards, first.group, first.correct), **sampling,
                                   "completions/mean_length": n_tokens / len(tokens)},
                          count={"updated": float(updated)}, time=times)
 

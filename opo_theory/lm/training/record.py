@@ -74,7 +74,7 @@ def build_row(**sections: dict) -> dict:
             known = phase_of(key)
             if known != phase and not (known is None and phase == "update"):
                 raise ValueError(f"metric {key!r} given as {phase!r} but measured at {known!r} "
-                                 f"(opo_theory.lm.record.KEYS); give it another name")
+                                 f"(opo_theory.lm.training.record.KEYS); give it another name")
             row[key] = value
     return row
 
@@ -86,14 +86,13 @@ def trust_region(batch, objective: str, obj_cfg, prefix: str = "") -> dict[str, 
     return {prefix + k: v for k, v in bm.items() if k in TRUST_REGION}
 
 
-def rollout_record(rewards, group, shown=None, correct=None) -> dict[str, float]:
-    """reward/mean over ``shown`` (the first rollout round's rewards under dynamic sampling; default
-    ``rewards``), reward/frac_zero_std over ``rewards`` (what the objective sees; diagnostics.frac_zero_std),
-    accuracy (mean of ``correct``, when given)."""
+def rollout_record(rewards, group, correct=None) -> dict[str, float]:
+    """Of the step's sampled groups (under dynamic sampling the first round, drawn uniformly; else the batch the
+    objective sees): reward/mean, reward/frac_zero_std (diagnostics.frac_zero_std) and accuracy (mean of
+    ``correct``, when given)."""
     from opo_theory.diagnostics import frac_zero_std
 
-    shown = rewards if shown is None else shown
-    out = {"reward/mean": float(shown.mean()), "reward/frac_zero_std": frac_zero_std(rewards, group)}
+    out = {"reward/mean": float(rewards.mean()), "reward/frac_zero_std": frac_zero_std(rewards, group)}
     if correct is not None:
         out["accuracy"] = float(correct.float().mean())
     return out

@@ -83,7 +83,7 @@ def convert_gguf(path: Path, out: Path) -> Path:
     and renamed, so an interrupted conversion leaves nothing behind)."""
     import torch
 
-    from opo_theory.lm.hf_check import transformers_module
+    from opo_theory.lm.models.hf_check import transformers_module
 
     tf = transformers_module()
     try:

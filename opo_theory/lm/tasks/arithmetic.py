@@ -9,7 +9,7 @@ Prompts are shown raw ("12+34=") or (prompt_format=chat) as a question in the mo
 (``question``). Verifiers (``VERIFIERS``): ``strict`` = the stripped completion is exactly the answer;
 ``lenient`` = the last number in the text is the answer (for models that answer in prose); ``exact`` = the
 stripped completion is exactly the answer, any non-empty text well formed (for a user's non-numeric answers,
-opo_theory.lm.dataset).
+opo_theory.lm.tasks.dataset).
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from opo_theory.lm.task import Problem, question
+from opo_theory.lm.tasks.arithmetic import Problem, question
 from opo_theory.validation import show
 
 NONE = "none"                     # the dataset setting's default: the built-in arithmetic task
@@ -172,8 +172,8 @@ def dataset_pools(cfg) -> dict[str, list[Problem]]:
     """{train, val, ood} from cfg.dataset (content checked against cfg.dataset_sha256), split by cfg.sft_seed;
     refused in one line when the RL pool is smaller than prompts_per_step, when train_fraction < 1 would be a share
     of a pool_size larger than the training problems, or when the char GPT cannot read it."""
-    from opo_theory.lm.backend import CHAR_GPT
-    from opo_theory.lm.tokenizer import CHARS
+    from opo_theory.lm.models.backend import CHAR_GPT
+    from opo_theory.lm.models.tokenizer import CHARS
 
     items = load(cfg.dataset, cfg.dataset_sha256 or None)
     check_verifier(items, cfg.verifier, cfg.dataset)

@@ -1,5 +1,5 @@
 """A compact decoder-only transformer with a KV cache (pre-norm blocks, tied embeddings); it implements
-the policy interface of `opo_theory.lm.backend` (begin / advance / repeat / full_logits)."""
+the policy interface of `opo_theory.lm.models.backend` (begin / advance / repeat / full_logits)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
-from opo_theory.lm.tokenizer import CHAR_VOCAB, Vocabulary
+from opo_theory.lm.models.tokenizer import CHAR_VOCAB, Vocabulary
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ class GPT(nn.Module):
             cache.length += t
         return self.ln_f(x) @ self.tok.weight.T
 
-    # ---- policy interface (opo_theory.lm.backend.CausalPolicy); padding is an ordinary token here
+    # ---- policy interface (opo_theory.lm.models.backend.CausalPolicy); padding is an ordinary token here
     def begin(self, prompts: Tensor, capacity: int) -> tuple[Tensor, KVCache]:
         """Last-position logits [B, V] of ``prompts`` and a cache with room for ``capacity`` positions."""
         cache = KVCache(self.cfg, prompts.shape[0], prompts.device, next(self.parameters()).dtype, capacity)

@@ -1,12 +1,12 @@
 """The transformers backend: any local ``AutoModelForCausalLM`` + tokenizer saved with save_pretrained,
-wrapped in the policy interface of opo_theory.lm.backend. Nothing is downloaded (local files only).
+wrapped in the policy interface of opo_theory.lm.models.backend. Nothing is downloaded (local files only).
 
 Left padding is masked out of attention by position (every column before a prompt's first token), not by
 token id: a tokenizer whose <pad> is its <eos> (SmolLM2's <|im_end|>) has that token inside chat prompts as a
 turn separator, and masking by id would hide it. Positions count real tokens only, so a prompt's logits do
 not depend on how much padding its batch needed; response tokens are never masked (what follows <eos> is
 excluded by the response mask, and causality keeps it from earlier positions). Prompts are the task's raw
-text or (prompt_format=chat) one user turn of the tokenizer's chat template (opo_theory.lm.task.question).
+text or (prompt_format=chat) one user turn of the tokenizer's chat template (opo_theory.lm.tasks.arithmetic.question).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from opo_theory.lm.hf_check import check_hf_dir, transformers_module
-from opo_theory.lm.task import PROMPT_FORMATS, question
-from opo_theory.lm.tokenizer import Vocabulary
+from opo_theory.lm.models.hf_check import check_hf_dir, transformers_module
+from opo_theory.lm.models.tokenizer import Vocabulary
+from opo_theory.lm.tasks.arithmetic import PROMPT_FORMATS, question
 from opo_theory.validation import require_choice
 
 
@@ -125,7 +125,7 @@ class HFPolicy(nn.Module):
 def load_hf_policy(path: Path, prompt_format: str = "raw", ask: Callable[[str], str] = question) -> HFPolicy:
     """Model and tokenizer from the local directory ``path`` (float32 weights; local files only), prompts in
     ``prompt_format`` (chat: the user turn says ``ask(text)``)."""
-    check_hf_dir(path)        # one line naming the file for a broken directory (opo_theory.lm.hf_check)
+    check_hf_dir(path)        # one line naming the file for a broken directory (opo_theory.lm.models.hf_check)
     tf = transformers_module()
     try:
         tokenizer = tf.AutoTokenizer.from_pretrained(path, local_files_only=True)

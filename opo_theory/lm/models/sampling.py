@@ -1,6 +1,6 @@
 """Batched generation (KV cache or full recompute), temperature and top-p; response log-probs.
 
-Everything here talks to the model through the policy interface of `opo_theory.lm.backend`
+Everything here talks to the model through the policy interface of `opo_theory.lm.models.backend`
 (begin / advance / repeat / full_logits, and ``vocab`` for the <pad> and <eos> ids), so the char GPT
 and a transformers causal LM share one implementation.
 """

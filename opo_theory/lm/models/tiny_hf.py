@@ -2,7 +2,7 @@
 task, saved with save_pretrained: a local 'hf:<dir>' model for tests, benchmarks and trying the
 backend without downloading anything.
 
-    python -m opo_theory.lm.tiny_hf OUT_DIR [--arch llama|gpt2] [--layers 2] [--width 64] [--seed 0]
+    python -m opo_theory.lm.models.tiny_hf OUT_DIR [--arch llama|gpt2] [--layers 2] [--width 64] [--seed 0]
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from opo_theory.lm.task import problems
-from opo_theory.lm.tokenizer import CHARS
+from opo_theory.lm.models.tokenizer import CHARS
+from opo_theory.lm.tasks.arithmetic import problems
 
 ARCHS = ("llama", "gpt2")
 SPECIALS = ("<pad>", "<eos>")
@@ -60,7 +60,7 @@ def model_config(arch: str, vocab_size: int, layers: int, width: int, heads: int
 def build_tiny_model(out: str | Path, arch: str = "llama", layers: int = 2, width: int = 64, heads: int = 4,
                      vocab_size: int = 64, positions: int = 64, seed: int = 0) -> Path:
     """Write a random-weight ``arch`` model (seeded) and the task tokenizer to ``out``; returns ``out``."""
-    from opo_theory.lm.hf_check import transformers_module
+    from opo_theory.lm.models.hf_check import transformers_module
 
     tf = transformers_module()
     if arch not in ARCHS:
@@ -79,7 +79,7 @@ def build_tiny_model(out: str | Path, arch: str = "llama", layers: int = 2, widt
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m opo_theory.lm.tiny_hf", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m opo_theory.lm.models.tiny_hf", description=__doc__.splitlines()[0])
     ap.add_argument("out")
     ap.add_argument("--arch", default="llama", choices=ARCHS)
     ap.add_argument("--layers", type=int, default=2)
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _load_params(path: Path):
-    from opo_theory.lm.hf import load_hf_policy
+    from opo_theory.lm.models.hf import load_hf_policy
     return load_hf_policy(path).parameters()
 
 

@@ -37,7 +37,7 @@ def real_model_summary(directory: Path) -> dict:
     """Per objective: sampled accuracy over the steps, greedy val accuracy before RL and at the end and its paired
     change; OPO minus each baseline (paired over seeds, Holm over every baseline x measure) on both; the start
     policy's token confidence."""
-    from opo_theory.lm.comparison import load, pre_rl, seed_config
+    from opo_theory.lm.experiments.comparison import load, pre_rl, seed_config
 
     runs, before = load(directory), pre_rl(directory)
     per = {}

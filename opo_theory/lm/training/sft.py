@@ -11,15 +11,15 @@ import torch
 import torch.nn.functional as F
 
 from opo_theory.io import cache_dir, remove_stale_temporaries
-from opo_theory.lm.backend import hf_dir
-from opo_theory.lm.checkpoint import load_state, load_weights, save_state
-from opo_theory.lm.config import TrainConfig
-from opo_theory.lm.dataset import NONE, chat_text, dataset_pools
-from opo_theory.lm.model import GPT, GPTConfig
+from opo_theory.lm.models.backend import hf_dir
+from opo_theory.lm.models.char_gpt import GPT, GPTConfig
+from opo_theory.lm.models.sampling import generate, response_logits
+from opo_theory.lm.models.tokenizer import CHAR_VOCAB, Vocabulary
 from opo_theory.lm.progress import Interrupted, note
-from opo_theory.lm.sampling import generate, response_logits
-from opo_theory.lm.task import Problem, problems, reward
-from opo_theory.lm.tokenizer import CHAR_VOCAB, Vocabulary
+from opo_theory.lm.tasks.arithmetic import Problem, problems, reward
+from opo_theory.lm.tasks.dataset import NONE, chat_text, dataset_pools
+from opo_theory.lm.training.checkpoint import load_state, load_weights, save_state
+from opo_theory.lm.training.config import TrainConfig
 
 
 def model_config(cfg: TrainConfig, prompt_width: int) -> GPTConfig:
@@ -51,7 +51,7 @@ def sft_loss(model, prompts: torch.Tensor, answers: torch.Tensor, targets: torch
 @torch.no_grad()
 def accuracy(model, pool: list[Problem], width: int, max_new: int, batch: int = 256,
              verifier: str = "strict") -> float:
-    """Greedy accuracy on ``pool``, judged by ``verifier`` (opo_theory.lm.task.VERIFIERS); NaN (null in
+    """Greedy accuracy on ``pool``, judged by ``verifier`` (opo_theory.lm.tasks.arithmetic.VERIFIERS); NaN (null in
     metrics.jsonl) for an empty pool (a user's dataset has no OOD set)."""
     if not pool:
         return math.nan
@@ -68,7 +68,7 @@ def accuracy(model, pool: list[Problem], width: int, max_new: int, batch: int = 
 
 def task_pools(cfg: TrainConfig) -> dict[str, list[Problem]]:
     """Train pool and validation sets: fixed by cfg.sft_seed so every run sees the same data; from cfg.dataset
-    where one is set (opo_theory.lm.dataset), else the built-in arithmetic levels."""
+    where one is set (opo_theory.lm.tasks.dataset), else the built-in arithmetic levels."""
     if cfg.dataset != NONE:
         return dataset_pools(cfg)
     return {"train": problems(cfg.train_level, "train", cfg.pool_size, cfg.sft_seed),
@@ -90,7 +90,7 @@ def initial_policy(cfg: TrainConfig, pools) -> torch.nn.Module:
     """The policy before SFT: a char GPT initialised from sft_seed, or the local transformers model."""
     path = hf_dir(cfg.model)
     if path is not None:
-        from opo_theory.lm.hf import load_hf_policy
+        from opo_theory.lm.models.hf import load_hf_policy
         policy = load_hf_policy(path, cfg.prompt_format, chat_text(cfg))
         policy.check_context(prompt_width(policy.vocab, *pools.values()) + cfg.max_new)
         return policy

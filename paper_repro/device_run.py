@@ -130,8 +130,8 @@ def smoke(s: Session) -> int:
 
 
 def warm_up(s: Session) -> dict:
-    from opo_theory.lm.config import make_config
-    from opo_theory.lm.sft import task_pools, warm_start
+    from opo_theory.lm.training.config import make_config
+    from opo_theory.lm.training.sft import task_pools, warm_start
 
     t0 = time.perf_counter()
     cfg = make_config("opo", s.plan["preset"], 0, s.settings())
@@ -143,7 +143,7 @@ def warm_up(s: Session) -> dict:
 
 def audit(s: Session, name: str, objectives: str, checkpoints: list[Path | None]) -> None:
     """The audit of the SFT policy (checkpoint None) or of each run checkpoint, into one file ``name``."""
-    from opo_theory.lm.audit import audit_config, run_audit
+    from opo_theory.lm.experiments.audit import audit_config, run_audit
 
     t0 = time.perf_counter()
     records = {}

@@ -1,14 +1,14 @@
 """Which policy model a run trains, behind one small interface the trainer, rollouts and SFT use.
 
-A policy is an ``nn.Module`` with a ``vocab`` (opo_theory.lm.tokenizer.Vocabulary) and four calls:
+A policy is an ``nn.Module`` with a ``vocab`` (opo_theory.lm.models.tokenizer.Vocabulary) and four calls:
 ``begin(prompts, capacity) -> (last logits [B, V], state)`` prefills left-padded prompts;
 ``advance(tokens, state) -> logits [B, t, V]`` appends tokens through the KV cache (differentiable);
 ``repeat(state, r)`` repeats every row of the state r times, ``select(state, rows)`` keeps the given
 rows (decoding drops finished ones); ``full_logits(prompts, tokens)`` is one
 forward over both without a cache; ``compile_forward()`` applies torch.compile in place. Two backends implement it: the built-in char GPT
-(opo_theory.lm.model) and a local transformers causal LM (opo_theory.lm.hf, model spec 'hf:<dir>'; a named
+(opo_theory.lm.models.char_gpt) and a local transformers causal LM (opo_theory.lm.models.hf, model spec 'hf:<dir>'; a named
 pretrained model such as 'smollm2-135m' or a local 'gguf:<file>' is converted once into such a directory by
-opo_theory.lm.pretrained).
+opo_theory.lm.models.pretrained).
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from typing import Any, Protocol
 
 from torch import Tensor, nn
 
-from opo_theory.lm.pretrained import (
+from opo_theory.lm.models.pretrained import (
     NAMED,
     gguf_fingerprint,
     gguf_path,
     is_pretrained_spec,
     pretrained_dir,
 )
-from opo_theory.lm.tokenizer import Vocabulary
+from opo_theory.lm.models.tokenizer import Vocabulary
 
 CHAR_GPT = "char-gpt"
 HF_PREFIX = "hf:"

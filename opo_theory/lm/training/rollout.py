@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from opo_theory.lm.sampling import generate, response_logprobs, response_mask
-from opo_theory.lm.task import reward
+from opo_theory.lm.models.sampling import generate, response_logprobs, response_mask
+from opo_theory.lm.tasks.arithmetic import reward
 from opo_theory.objectives import PolicyBatch, get
 from opo_theory.objectives.shaping import informative_rows, overlong_penalty
 
@@ -38,6 +38,11 @@ class Rollout:
     @property
     def group_size(self) -> int:
         return len(self.tokens) // len(self.prompts)
+
+    @property
+    def group(self) -> Tensor:
+        """[n G] each response's group (prompt row)."""
+        return torch.arange(len(self.tokens), device=self.tokens.device) // self.group_size
 
     @property
     def accuracy(self) -> float:

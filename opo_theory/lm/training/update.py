@@ -11,13 +11,13 @@ import torch
 from torch import Tensor
 
 from opo_theory.diagnostics import extra_gradients, update_gradient_metrics
-from opo_theory.lm.confidence import TokenGrad, step_and_measure, step_metrics
+from opo_theory.lm.training.confidence import TokenGrad, step_and_measure, step_metrics
 
 
 @dataclass
 class Update:
     """What one update did: whether it stepped (the clipped gradient was finite) and, when logged, its
-    metrics (the ``update`` keys of opo_theory.lm.record) and dL/dlogp [B, T] of the loss and of its drive part
+    metrics (the ``update`` keys of opo_theory.lm.training.record) and dL/dlogp [B, T] of the loss and of its drive part
     (None when not taken)."""
 
     stepped: bool

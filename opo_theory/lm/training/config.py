@@ -8,9 +8,9 @@ import json
 import math
 from dataclasses import dataclass, field
 
-from opo_theory.lm.backend import CHAR_GPT, MODEL_SPECS, check_model_spec, model_fingerprint
-from opo_theory.lm.dataset import NONE, file_sha256
-from opo_theory.lm.task import LEVELS, PROMPT_FORMATS, SPLIT_SIZES, VERIFIERS
+from opo_theory.lm.models.backend import CHAR_GPT, MODEL_SPECS, check_model_spec, model_fingerprint
+from opo_theory.lm.tasks.arithmetic import LEVELS, PROMPT_FORMATS, SPLIT_SIZES, VERIFIERS
+from opo_theory.lm.tasks.dataset import NONE, file_sha256
 from opo_theory.objectives import available, get
 from opo_theory.settings import parse_overrides
 from opo_theory.validation import (

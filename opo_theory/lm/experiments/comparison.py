@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from opo_theory.io import read_json
-from opo_theory.lm.run_dir import PRE_RL, CompareDir, RunDir
+from opo_theory.lm.training.run_dir import PRE_RL, CompareDir, RunDir
 
 
 def summary_of(directory: Path) -> dict:

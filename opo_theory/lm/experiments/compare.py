@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from opo_theory.io import cache_dir
-from opo_theory.lm.config import TrainConfig, make_config
 from opo_theory.lm.progress import Interrupted, note
-from opo_theory.lm.run_dir import (
+from opo_theory.lm.training.config import TrainConfig, make_config
+from opo_theory.lm.training.run_dir import (
     METRICS,
     SEED_PREFIX,
     SUMMARY_KEYS,
@@ -18,8 +18,10 @@ from opo_theory.lm.run_dir import (
     CompareDir,
     run_summary,
 )
-from opo_theory.lm.run_dir import read_run_metrics as read_metrics  # steps in order, numbers only
-from opo_theory.lm.trainer import start_run
+from opo_theory.lm.training.run_dir import (
+    read_run_metrics as read_metrics,  # steps in order, numbers only
+)
+from opo_theory.lm.training.trainer import start_run
 from opo_theory.stats import WINDOWS, mean_ci95, versus, window_mean
 from opo_theory.validation import require_int, require_output_dir, show
 
@@ -65,7 +67,7 @@ def split_variants(items: list[str] | str) -> list[str]:
 def parse_variant(item: str) -> Variant:
     """NAME, a VARIANTS name, or NAME(KEY=VALUE,...): each KEY an objective hyperparameter of NAME or a train
     setting; values are plain words/numbers; the run directory is NAME+KEY=VALUE+... (filesystem-safe)."""
-    from opo_theory.lm.config import FLAG_FIELDS, settable_fields
+    from opo_theory.lm.training.config import FLAG_FIELDS, settable_fields
     from opo_theory.objectives import available, get
     from opo_theory.settings import parse_spec
 
