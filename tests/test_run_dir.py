@@ -46,30 +46,31 @@ def test_resume_with_more_steps_records_them_with_the_checkpoint(cache, tmp_path
     assert RunDir(out).verified_checkpoint()["step"] == 5        # config.json and the checkpoint agree
 
 
-def test_fewer_steps_than_done_trains_nothing_and_changes_nothing(cache, tmp_path, capsys):
-    out = tmp_path / "run"
+def resumed_after_three_steps(out, cache, capsys, steps: int):
+    """A 3-step run resumed with --steps ``steps``: its captured output; the run's files are byte-for-byte unchanged."""
     assert train(out, cache, 3) == 0
     before = {name: (out / name).read_bytes() for name in RUN_FILES}
     capsys.readouterr()
-    assert train(out, cache, 2, "--resume") == 0
+    assert train(out, cache, steps, "--resume") == 0
     captured = capsys.readouterr()
+    assert {name: (out / name).read_bytes() for name in RUN_FILES} == before
+    return captured
+
+
+def test_fewer_steps_than_done_trains_nothing_and_changes_nothing(cache, tmp_path, capsys):
+    out = tmp_path / "run"
+    captured = resumed_after_three_steps(out, cache, capsys, 2)
     assert (f"{out} already has 3 steps, more than the 2 asked for (a run is never shortened): nothing to train; "
             "its files are unchanged") in captured.err
     assert "3/2" not in captured.err and "done, 3 steps" in captured.err
     assert captured.out.strip() == f"unchanged: {out / 'metrics.jsonl'} (the run had already finished)"
-    assert {name: (out / name).read_bytes() for name in RUN_FILES} == before
 
 
 def test_a_finished_run_resumed_with_its_steps_says_its_files_are_unchanged(cache, tmp_path, capsys):
     out = tmp_path / "run"
-    assert train(out, cache, 3) == 0
-    before = {name: (out / name).read_bytes() for name in RUN_FILES}
-    capsys.readouterr()
-    assert train(out, cache, 3, "--resume") == 0
-    captured = capsys.readouterr()
+    captured = resumed_after_three_steps(out, cache, capsys, 3)
     assert f"{out} already finished (3/3 steps): nothing to train; its files are unchanged" in captured.err
     assert "wrote" not in captured.out and captured.out.startswith("unchanged: ")
-    assert {name: (out / name).read_bytes() for name in RUN_FILES} == before
 
 
 def test_a_kill_between_the_checkpoint_and_config_json_still_resumes(cache, tmp_path, monkeypatch):
