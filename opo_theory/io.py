@@ -166,12 +166,17 @@ def repo_relative(path: Path) -> str:
     return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
 
 
+GENERATED = ("figures", "REPORT.md")     # artifacts the toolkit writes: a change there is output, not code
+
+
 def git_revision(root: Path = REPO_ROOT) -> str:
-    """Current commit hash (with '-dirty' when the tree has changes), or 'unknown' outside git."""
+    """Current commit hash, with '-dirty' when a tracked file outside the generated artifacts (GENERATED) has
+    changes (a regeneration replacing committed runs or figures leaves it clean), or 'unknown' outside git."""
     try:
         rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                *(f":(exclude){g}" for g in GENERATED)], cwd=root,
                                capture_output=True, text=True, timeout=10).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):

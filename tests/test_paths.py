@@ -28,3 +28,27 @@ def test_the_warm_up_and_compare_use_the_resolved_cache():
         for line in path.read_text().splitlines():
             if "cfg.sft_cache" in line and "def " not in line:
                 assert "cache_dir(cfg.sft_cache)" in line, f"{path.name}: {line.strip()}"
+
+
+def test_the_revision_is_dirty_for_a_code_change_not_for_regenerated_artifacts(tmp_path):
+    import subprocess
+
+    from opo_theory.io import git_revision
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "a.json").write_text("1")
+    (tmp_path / "REPORT.md").write_text("r")
+    (tmp_path / "code.py").write_text("x = 1")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    clean = git_revision(tmp_path)
+    assert len(clean) == 40 and not clean.endswith("-dirty")
+    (tmp_path / "figures" / "a.json").write_text("2")          # a regenerated artifact
+    (tmp_path / "REPORT.md").write_text("s")
+    assert git_revision(tmp_path) == clean
+    (tmp_path / "code.py").write_text("x = 2")                 # a code change
+    assert git_revision(tmp_path) == clean + "-dirty"
