@@ -48,14 +48,19 @@ def test_set_overrides_are_typed_and_checked():
 
 
 def test_committed_lm_logs_load_describe_their_setup_and_plot_within_range():
+    import re
+
     import matplotlib.pyplot as plt
 
     from opo_theory.figures.runs import RUNS_DIR, describe_setup, load, metric_range, plot_metric
+    from opo_theory.io import REPO_ROOT
 
     runs = load(RUNS_DIR)
-    # what paper_repro/regen_runs.sh trains (MAIN_A + MAIN_B)
-    assert set(runs) == {"opo", "opo-released", "gopo", "grpo", "dapo", "gspo", "dr-grpo", "dapo-paper"}
-    assert all(len(seeds) == 3 and all(len(rows) == 100 for rows in seeds) for seeds in runs.values())
+    script = (REPO_ROOT / "paper_repro" / "regen_runs.sh").read_text()      # what `make runs` trains
+    main = re.search(r'^MAIN="([^"]+)"', script, re.M)[1]
+    seeds = int(re.search(r"^SEEDS=\$\{SEEDS:-(\d+)\}", script, re.M)[1])
+    assert set(runs) == set(main.split(","))
+    assert all(len(s) == seeds and all(len(rows) == 100 for rows in s) for s in runs.values())
     config = json.loads((RUNS_DIR / "opo" / "seed0" / "config.json").read_text())["config"]
     assert f"train level {config['train_level']}, OOD = held-out level {config['ood_level']}" in describe_setup(RUNS_DIR)
     assert metric_range("val/ood_accuracy") == (0.0, 1.0) and metric_range("grad/norm")[0] == 0.0
