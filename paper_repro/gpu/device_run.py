@@ -4,7 +4,7 @@ deadline, the audit of the final policies, step time, tokens/s and MFU. Every re
 is produced (at most 7 files), so a session cut short still returns what was done. ``--tiny`` runs the same
 plan on the CPU in seconds.
 
-    python -m opo_theory.lm.device_run --out DIR [--tiny] [--budget SECONDS]
+    python paper_repro/gpu/device_run.py --out DIR [--tiny] [--budget SECONDS]   (with the repository on PYTHONPATH)
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def train_runs(s: Session, parallel: int, reserve: float) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m opo_theory.lm.device_run", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="paper_repro/gpu/device_run.py", description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=os.environ.get("OUT", "runs/gpu-run"))
     ap.add_argument("--work", default=None, help="scratch directory (default $TMPDIR/opo-gpu-run-<out name>)")
     ap.add_argument("--tiny", action="store_true", help="the same plan on the CPU at toy size")
