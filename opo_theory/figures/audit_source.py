@@ -3,8 +3,6 @@ user's own `opo-theory audit --out DIR`, chosen for a block with ``reading_audit
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 
@@ -16,14 +14,11 @@ def chosen_audit() -> Path | None:
     return _CHOSEN.get()
 
 
-@contextmanager
-def reading_audit(directory: str | Path | None) -> Iterator[Path | None]:
+def reading_audit(directory: str | Path | None):
     """Within the block, the audit figures read the `audit` output in ``directory`` (None: their default)."""
-    token = _CHOSEN.set(None if directory is None else require_audit_dir(directory))
-    try:
-        yield _CHOSEN.get()
-    finally:
-        _CHOSEN.reset(token)
+    from opo_theory.figures.source import chosen
+
+    return chosen(_CHOSEN, None if directory is None else require_audit_dir(directory))
 
 
 def require_audit_dir(directory: str | Path) -> Path:

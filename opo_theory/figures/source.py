@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -18,13 +18,18 @@ def chosen_runs() -> Path | None:
 
 
 @contextmanager
-def reading_runs(directory: str | Path | None) -> Iterator[Path | None]:
-    """Within the block, the LM artifacts read the `compare` output in ``directory`` (None: their default)."""
-    token = _CHOSEN.set(None if directory is None else require_compare_dir(directory))
+def chosen(var: ContextVar, value):
+    """Within the block, ``var`` holds ``value`` (restored after, also on an error)."""
+    token = var.set(value)
     try:
-        yield _CHOSEN.get()
+        yield value
     finally:
-        _CHOSEN.reset(token)
+        var.reset(token)
+
+
+def reading_runs(directory: str | Path | None):
+    """Within the block, the LM artifacts read the `compare` output in ``directory`` (None: their default)."""
+    return chosen(_CHOSEN, None if directory is None else require_compare_dir(directory))
 
 
 def require_compare_dir(directory: str | Path) -> Path:
